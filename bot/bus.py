@@ -1,0 +1,386 @@
+"""The bus: inbound work to the workers and live events to the consoles.
+
+In-process by default; with Redis, inbound work goes through partitioned Redis Streams read by
+a consumer group, and live events through pub/sub.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+import time
+import uuid
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[int], Awaitable[None]]
+Event = dict[str, Any]
+
+
+def partition_of(key: str, partitions: int) -> int:
+    # crc32 is stable across processes (hash() is salted per process).
+    return zlib.crc32(key.encode()) % partitions
+
+
+class Bus:
+    """Interface shared by both buses."""
+
+    name = "bus"
+
+    async def start(self) -> None:  # pragma: no cover - trivial default
+        return None
+
+    async def close(self) -> None:  # pragma: no cover - trivial default
+        return None
+
+    async def ping(self) -> None:
+        return None
+
+    async def enqueue(self, message_id: int, key: str) -> None:
+        raise NotImplementedError
+
+    async def consume(self, handler: Handler, stop: asyncio.Event) -> None:
+        """Run `handler(message_id)` for every enqueued message until `stop` is set."""
+        raise NotImplementedError
+
+    async def publish(self, event: Event) -> None:
+        raise NotImplementedError
+
+    def subscribe(self) -> contextlib.AbstractAsyncContextManager[asyncio.Queue[Event]]:
+        raise NotImplementedError
+
+
+class _Fanout:
+    """Local subscribers of live events, each with its own bounded queue."""
+
+    def __init__(self) -> None:
+        self.queues: set[asyncio.Queue[Event]] = set()
+
+    def deliver(self, event: Event) -> None:
+        for q in list(self.queues):
+            if q.full():
+                # A slow console loses its oldest event rather than blocking everyone.
+                with contextlib.suppress(asyncio.QueueEmpty):
+                    q.get_nowait()
+            q.put_nowait(event)
+
+    @contextlib.asynccontextmanager
+    async def subscription(self) -> AsyncIterator[asyncio.Queue[Event]]:
+        q: asyncio.Queue[Event] = asyncio.Queue(maxsize=1000)
+        self.queues.add(q)
+        try:
+            yield q
+        finally:
+            self.queues.discard(q)
+
+
+class InProcessBus(Bus):
+    """Partitioned asyncio queues: one consumer task per partition keeps each key in order."""
+
+    name = "memory"
+
+    def __init__(self, *, partitions: int = 8) -> None:
+        self.partitions = partitions
+        self.queues: list[asyncio.Queue[int]] = [asyncio.Queue() for _ in range(partitions)]
+        self.fanout = _Fanout()
+
+    async def enqueue(self, message_id: int, key: str) -> None:
+        self.queues[partition_of(key, self.partitions)].put_nowait(message_id)
+
+    async def consume(self, handler: Handler, stop: asyncio.Event) -> None:
+        async def run(q: asyncio.Queue[int]) -> None:
+            while not stop.is_set():
+                try:
+                    message_id = await asyncio.wait_for(q.get(), timeout=0.5)
+                except TimeoutError:
+                    continue
+                await _handle_with_retry(handler, message_id, stop)
+
+        await asyncio.gather(*(run(q) for q in self.queues))
+
+    async def publish(self, event: Event) -> None:
+        self.fanout.deliver(event)
+
+    def subscribe(self) -> contextlib.AbstractAsyncContextManager[asyncio.Queue[Event]]:
+        return self.fanout.subscription()
+
+
+async def _handle_with_retry(handler: Handler, message_id: int, stop: asyncio.Event) -> bool:
+    """Run the handler until it succeeds or we are stopped; True when it succeeded.
+
+    A failure is usually the database being away for a moment; retrying the same message
+    (rather than skipping it) keeps the conversation's order.
+    """
+    delay = 0.2
+    while True:
+        try:
+            await handler(message_id)
+            return True
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning(
+                "processing message %s failed (%s); retrying in %.1fs",
+                message_id,
+                type(exc).__name__,
+                delay,
+            )
+            if stop.is_set():
+                return False
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+# Renew a lease only if we still hold it; release likewise.
+_RENEW = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('pexpire', KEYS[1], ARGV[2])
+end
+return 0
+"""
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('del', KEYS[1])
+end
+return 0
+"""
+
+
+class RedisBus(Bus):
+    """Redis Streams, one per partition, each read by the consumer group `workers`.
+
+    Workers share the partitions: each alive worker (a heartbeat in a sorted set) takes the
+    partitions whose index modulo the number of workers equals its rank, and holds a lease on
+    each so that two workers never read one partition at once: a conversation's messages stay
+    in order. When a worker dies its leases expire; the next owner first claims the entries the
+    dead worker had read but not acknowledged, then reads new ones.
+    """
+
+    name = "redis"
+    GROUP = "workers"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        partitions: int = 8,
+        prefix: str = "relais",
+        lease_ms: int = 5000,
+        heartbeat_s: float = 1.0,
+    ) -> None:
+        import redis.asyncio as redis
+
+        self.url = url
+        self.partitions = partitions
+        self.prefix = prefix
+        self.lease_ms = lease_ms
+        self.heartbeat_s = heartbeat_s
+        self.redis = redis.from_url(url, decode_responses=True, health_check_interval=10)
+        self.consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.fanout = _Fanout()
+        self._listener: asyncio.Task[None] | None = None
+        self._listener_ready = asyncio.Event()
+        self._groups_ready = False
+
+    def stream(self, p: int) -> str:
+        return f"{self.prefix}:in:{p}"
+
+    @property
+    def events_channel(self) -> str:
+        return f"{self.prefix}:events"
+
+    async def ping(self) -> None:
+        await self.redis.ping()
+
+    async def close(self) -> None:
+        if self._listener:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._listener
+        await self.redis.aclose()
+
+    async def _ensure_groups(self) -> None:
+        if self._groups_ready:
+            return
+        import redis.exceptions
+
+        for p in range(self.partitions):
+            try:
+                await self.redis.xgroup_create(self.stream(p), self.GROUP, id="0", mkstream=True)
+            except redis.exceptions.ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+        self._groups_ready = True
+
+    async def enqueue(self, message_id: int, key: str) -> None:
+        p = partition_of(key, self.partitions)
+        await self.redis.xadd(
+            self.stream(p), {"m": str(message_id)}, maxlen=100_000, approximate=True
+        )
+
+    # -- consuming -------------------------------------------------------------------------
+
+    async def _alive_workers(self) -> list[str]:
+        now = time.time()
+        key = f"{self.prefix}:workers"
+        await self.redis.zadd(key, {self.consumer: now})
+        await self.redis.zremrangebyscore(key, "-inf", now - self.lease_ms / 1000)
+        members = await self.redis.zrange(key, 0, -1)
+        return sorted(str(m) for m in members)
+
+    def _assigned(self, workers: list[str]) -> set[int]:
+        if self.consumer not in workers:
+            workers = sorted([*workers, self.consumer])
+        rank, n = workers.index(self.consumer), len(workers)
+        return {p for p in range(self.partitions) if p % n == rank}
+
+    async def _acquire(self, p: int) -> bool:
+        key = f"{self.prefix}:lease:{p}"
+        if await self.redis.set(key, self.consumer, nx=True, px=self.lease_ms):
+            return True
+        return bool(await self.redis.eval(_RENEW, 1, key, self.consumer, self.lease_ms))
+
+    async def _release(self, p: int) -> None:
+        await self.redis.eval(_RELEASE, 1, f"{self.prefix}:lease:{p}", self.consumer)
+
+    async def consume(self, handler: Handler, stop: asyncio.Event) -> None:
+        await self._ensure_groups()
+        owned: dict[int, asyncio.Task[None]] = {}
+        try:
+            while not stop.is_set():
+                try:
+                    wanted = self._assigned(await self._alive_workers())
+                    for p in list(owned):
+                        if p not in wanted or owned[p].done():
+                            owned.pop(p).cancel()
+                            await self._release(p)
+                    for p in wanted:
+                        if await self._acquire(p):
+                            if p not in owned:
+                                owned[p] = asyncio.create_task(
+                                    self._run_partition(p, handler, stop)
+                                )
+                        elif p in owned:
+                            owned.pop(p).cancel()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    log.warning("redis bus: membership round failed (%s)", type(exc).__name__)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=self.heartbeat_s)
+        finally:
+            for task in owned.values():
+                task.cancel()
+            await asyncio.gather(*owned.values(), return_exceptions=True)
+            with contextlib.suppress(Exception):
+                for p in owned:
+                    await self._release(p)
+                await self.redis.zrem(f"{self.prefix}:workers", self.consumer)
+
+    async def _run_partition(self, p: int, handler: Handler, stop: asyncio.Event) -> None:
+        stream = self.stream(p)
+        claimed_backlog = False
+        while not stop.is_set():
+            try:
+                if not claimed_backlog:
+                    # Entries a previous owner read but never acknowledged come first.
+                    start = "0-0"
+                    while True:
+                        res = await self.redis.xautoclaim(
+                            stream,
+                            self.GROUP,
+                            self.consumer,
+                            min_idle_time=0,
+                            start_id=start,
+                            count=100,
+                        )
+                        start, entries = str(res[0]), list(res[1])
+                        for entry_id, fields in entries:
+                            if fields:
+                                await self._process(stream, entry_id, fields, handler, stop)
+                            else:
+                                await self.redis.xack(stream, self.GROUP, entry_id)
+                        if start == "0-0" or not entries:
+                            break
+                    claimed_backlog = True
+                resp = await self.redis.xreadgroup(
+                    self.GROUP, self.consumer, {stream: ">"}, count=20, block=500
+                )
+                batches: list[Any] = list(resp or [])
+                for _name, new_entries in batches:
+                    for entry_id, fields in new_entries:
+                        await self._process(stream, entry_id, fields, handler, stop)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("redis bus: partition %s read failed (%s)", p, type(exc).__name__)
+                claimed_backlog = False
+                await asyncio.sleep(0.5)
+
+    async def _process(
+        self,
+        stream: str,
+        entry_id: str,
+        fields: dict[str, str],
+        handler: Handler,
+        stop: asyncio.Event,
+    ) -> None:
+        try:
+            message_id = int(fields["m"])
+        except (KeyError, ValueError):
+            log.error("redis bus: dropping malformed entry %s", entry_id)
+            await self.redis.xack(stream, self.GROUP, entry_id)
+            return
+        if await _handle_with_retry(handler, message_id, stop):
+            await self.redis.xack(stream, self.GROUP, entry_id)
+
+    # -- live events -----------------------------------------------------------------------
+
+    async def publish(self, event: Event) -> None:
+        await self.redis.publish(self.events_channel, json.dumps(event, default=str))
+
+    async def _listen(self) -> None:
+        while True:
+            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.events_channel)
+                self._listener_ready.set()
+                async for msg in pubsub.listen():
+                    if msg.get("type") == "message":
+                        try:
+                            self.fanout.deliver(json.loads(msg["data"]))
+                        except (ValueError, TypeError):
+                            log.warning("redis bus: malformed event ignored")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("redis bus: event listener lost (%s); reconnecting", type(exc).__name__)
+                await asyncio.sleep(0.5)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+
+    @contextlib.asynccontextmanager
+    async def _subscription(self) -> AsyncIterator[asyncio.Queue[Event]]:
+        if self._listener is None or self._listener.done():
+            self._listener = asyncio.create_task(self._listen())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._listener_ready.wait(), timeout=2)
+        async with self.fanout.subscription() as q:
+            yield q
+
+    def subscribe(self) -> contextlib.AbstractAsyncContextManager[asyncio.Queue[Event]]:
+        return self._subscription()
+
+
+def build_bus(redis_url: str | None, *, partitions: int = 8) -> Bus:
+    if redis_url:
+        return RedisBus(redis_url, partitions=partitions)
+    return InProcessBus(partitions=partitions)

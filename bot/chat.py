@@ -1,0 +1,71 @@
+"""`relais chat`: a tenant's conversation with the bot in a terminal, scriptable from stdin."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from datetime import timedelta
+
+from sqlalchemy import func, select
+
+from bot.app import prepare_database
+from bot.bus import InProcessBus
+from bot.models import Message, Outbox
+from bot.runtime import Roles, Runtime
+from bot.settings import Settings
+from bot.types import Inbound
+from channels.terminal import TerminalChannel
+
+PROMPT = {"fr": "vous> ", "en": "you> "}
+WAIT = timedelta(seconds=30)
+
+
+async def run_chat(settings: Settings, address: str, *, interactive: bool, lang: str = "fr") -> int:
+    terminal = TerminalChannel()
+    # The terminal's sender lives in this process only: keep the bus in-process even when
+    # Redis is configured, or another worker would pick the message up and find no terminal.
+    rt = Runtime(settings, bus=InProcessBus(partitions=1), channels={"terminal": terminal})
+    await prepare_database(rt)
+    await rt.start(Roles(consume=True, outbox=True, recover=False))
+    loop = asyncio.get_running_loop()
+    try:
+        while True:
+            if interactive:
+                print(PROMPT.get(lang, PROMPT["fr"]), end="", flush=True)
+            line = await loop.run_in_executor(None, sys.stdin.readline)
+            if not line:
+                break
+            text = line.rstrip("\r\n")
+            if interactive and not text.strip():
+                continue
+            recorded = await rt.ingest(Inbound(channel="terminal", address=address, text=text))
+            await _wait_for_replies(rt, recorded.message_id)
+            while not terminal.delivered.empty():
+                out = terminal.delivered.get_nowait()
+                print(f"bot> {out.text}" if interactive else out.text, flush=True)
+    finally:
+        await rt.stop()
+    return 0
+
+
+async def _wait_for_replies(rt: Runtime, message_id: int) -> None:
+    deadline = loop_time() + WAIT.total_seconds()
+    while loop_time() < deadline:
+        async with rt.db.session() as s:
+            msg = await s.get(Message, message_id)
+            if msg is not None and msg.processed_at is not None:
+                pending = (
+                    await s.execute(
+                        select(func.count(Outbox.id)).where(
+                            Outbox.conversation_id == msg.conversation_id,
+                            Outbox.status.in_(("pending", "sending")),
+                        )
+                    )
+                ).scalar_one()
+                if not pending:
+                    return
+        await asyncio.sleep(0.02)
+
+
+def loop_time() -> float:
+    return asyncio.get_running_loop().time()

@@ -1,0 +1,227 @@
+"""The `relais` command line: serve, worker, chat, db, demo, users, nlu."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import uuid
+from typing import Annotated
+
+import typer
+
+from bot.settings import Settings
+
+app = typer.Typer(help="Relais: messaging gateway for social landlords.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+demo_app = typer.Typer(help="Demo data from data/.", no_args_is_help=True)
+users_app = typer.Typer(help="Staff accounts.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(demo_app, name="demo")
+app.add_typer(users_app, name="users")
+
+
+def _mount_optional() -> None:
+    from nlu.cli import app as nlu_app
+
+    app.add_typer(nlu_app, name="nlu", help="Train, evaluate and query the NLU.")
+    try:
+        from channels.telegram import cli as telegram_cli
+    except ImportError:
+        pass
+    else:
+        app.add_typer(telegram_cli, name="telegram", help="Telegram webhook and polling.")
+    try:
+        from bot.ops import install_ops_commands
+    except ImportError:
+        pass
+    else:
+        install_ops_commands(app)
+
+
+def setup_logging(level: str = "INFO") -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    log_level: Annotated[str, typer.Option(help="Log level.")] = "info",
+) -> None:
+    """Run the gateway: webhooks, web chat, console and an in-process worker."""
+    import uvicorn
+
+    from bot.app import create_app
+
+    setup_logging(log_level)
+    settings = Settings()
+    application = create_app(settings)
+    base = f"http://{host if host not in ('0.0.0.0', '::') else '127.0.0.1'}:{port}"  # noqa: S104
+    application.state.banner = base
+    uvicorn.run(application, host=host, port=port, log_level=log_level.lower())
+
+
+def print_banner(base: str, settings: Settings) -> None:
+    from bot.demo import _load
+
+    lines = [
+        "",
+        "Relais is running.",
+        f"  Web chat demo page : {base}/webchat/",
+        f"  Caretaker console  : {base}/console",
+        f"  Manager pages      : {base}/console/manager",
+        f"  Health             : {base}/healthz  {base}/readyz",
+        f"  Database           : {settings.database_url.split('@')[-1]}",
+        f"  Bus                : {'Redis' if settings.redis_url else 'in-process'}",
+    ]
+    if settings.load_demo:
+        try:
+            staff = _load(settings.data_dir, "staff.yml")
+        except (OSError, ValueError):
+            staff = {}
+        if staff:
+            lines.append(f"  Demo accounts (password '{staff.get('demo_password')}'):")
+            for st in staff.get("staff", []):
+                where = ", ".join(st.get("residences", []))
+                lines.append(f"    {st['login']:<10} {st['role']:<9} {where}")
+    print("\n".join(lines) + "\n", flush=True)
+
+
+@app.command()
+def worker(
+    log_level: Annotated[str, typer.Option(help="Log level.")] = "info",
+) -> None:
+    """Run an extra pipeline worker (needs RELAIS_REDIS_URL, shared with `relais serve`)."""
+    from bot.runtime import Roles, Runtime
+
+    setup_logging(log_level)
+    settings = Settings()
+    if not settings.redis_url:
+        typer.echo(
+            "relais worker needs RELAIS_REDIS_URL: without Redis the gateway's in-process bus "
+            "cannot be shared, and `relais serve` already runs its own worker.",
+            err=True,
+        )
+        raise typer.Exit(2)
+
+    async def run() -> None:
+        import signal
+
+        from channels.registry import build_channels
+
+        rt = Runtime(settings)
+        for ch in build_channels(rt):
+            rt.add_channel(ch)
+        await rt.start(Roles(consume=True, outbox=True, recover=True))
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        logging.getLogger("relais.worker").info(
+            "worker started (%s)", settings.redis_url and "redis"
+        )
+        await stop.wait()
+        await rt.stop()
+
+    asyncio.run(run())
+
+
+@app.command()
+def chat(
+    phone: Annotated[
+        str | None, typer.Option(help="Speak as the tenant with this phone (E.164).")
+    ] = None,
+    lang: Annotated[str, typer.Option(help="Prompt language (fr or en).")] = "fr",
+) -> None:
+    """Talk to the bot from a terminal, as a tenant would (reads stdin when it is not a tty)."""
+    from bot.chat import run_chat
+
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    address = phone or f"terminal-{uuid.uuid4().hex[:8]}"
+    code = asyncio.run(run_chat(Settings(), address, interactive=sys.stdin.isatty(), lang=lang))
+    raise typer.Exit(code)
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Apply the database migrations."""
+    from bot.db import upgrade
+
+    settings = Settings()
+    upgrade(settings.database_url, revision)
+    typer.echo(f"Database at {settings.database_url.split('@')[-1]} is up to date.")
+
+
+@demo_app.command("load")
+def demo_load() -> None:
+    """Load (or refresh) the demo residences, tenants and staff from data/."""
+    from bot.db import Database, upgrade
+    from bot.demo import load_demo
+
+    settings = Settings()
+    upgrade(settings.database_url)
+
+    async def run() -> None:
+        db = Database(settings.database_url)
+        try:
+            summary = await load_demo(db, settings.data_dir)
+        finally:
+            await db.dispose()
+        typer.echo(
+            f"Demo data loaded: {summary.residences} residences, {summary.tenants} tenants, "
+            f"{summary.staff} staff accounts (password '{summary.password}')."
+        )
+
+    asyncio.run(run())
+
+
+@users_app.command("add")
+def users_add(
+    login: str,
+    role: Annotated[str, typer.Option(help="caretaker, oncall or manager.")],
+    residence: Annotated[
+        list[str] | None, typer.Option(help="Residence code (repeat for several).")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Display name.")] = None,
+    phone: Annotated[str | None, typer.Option(help="Staff phone (E.164) for alerts.")] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+) -> None:
+    """Create or update a staff account."""
+    from bot.users import UserError, add_user
+
+    if not password_stdin:
+        typer.echo("Give the password on standard input with --password-stdin.", err=True)
+        raise typer.Exit(2)
+    password = sys.stdin.readline().rstrip("\r\n")
+    try:
+        created = asyncio.run(
+            add_user(
+                Settings(),
+                login=login,
+                role=role,
+                residences=residence or [],
+                password=password,
+                name=name,
+                phone=phone,
+            )
+        )
+    except UserError as exc:
+        typer.echo(f"Error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"{'Created' if created else 'Updated'} {role} account '{login}'.")
+
+
+def main() -> None:
+    _mount_optional()
+    app()
+
+
+if __name__ == "__main__":
+    main()

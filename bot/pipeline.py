@@ -1,0 +1,440 @@
+"""The worker's pipeline: one stored inbound message → tenant → NLU → dialogue → replies/handoff.
+
+Processing is idempotent: the message is marked processed in the same transaction that stores
+its replies, so a message delivered twice by the bus (a worker crashed before acknowledging)
+produces its replies once.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot import dialogue as dlg
+from bot.bus import Bus
+from bot.db import Database
+from bot.models import (
+    Conversation,
+    ConversationState,
+    Handoff,
+    Message,
+    OptOut,
+    Request,
+    Residence,
+    StaffUser,
+    Tenant,
+)
+from bot.store import add_outbound, next_request_reference
+from bot.texts import Texts
+from nlu.types import Parse
+
+if TYPE_CHECKING:
+    from nlu.engine import Engine
+
+log = logging.getLogger(__name__)
+
+SMS_CHANNELS = ("sms", "whatsapp")
+_STOP = re.compile(r"^\s*(stop|stop sms|arret|arrêt|unsubscribe)\s*[.!]?\s*$", re.IGNORECASE)
+_START = re.compile(r"^\s*(start|unstop|reprise)\s*[.!]?\s*$", re.IGNORECASE)
+
+
+@dataclass(slots=True)
+class Effects:
+    """What to announce once the transaction has committed."""
+
+    events: list[dict[str, Any]] = field(default_factory=list)
+    outbox: bool = False
+
+
+class Pipeline:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        engine: Engine,
+        bus: Bus,
+        texts: Texts,
+        landlord: dict[str, Any] | None = None,
+        timezone: str = "Europe/Paris",
+        clock: Callable[[], datetime] | None = None,
+        on_outbox: Callable[[], None] | None = None,
+    ) -> None:
+        self.db = db
+        self.engine = engine
+        self.bus = bus
+        self.texts = texts
+        self.landlord = landlord or {}
+        self.tz = ZoneInfo(timezone)
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.on_outbox = on_outbox
+        self.processed = 0
+
+    async def process(self, message_id: int) -> None:
+        async with self.db.session() as s:
+            msg = await s.get(Message, message_id)
+            if msg is None or msg.processed_at is not None:
+                return
+            text = msg.text
+        started = time.perf_counter()
+        parse = await self.engine.parse(text)
+        nlu_ms = (time.perf_counter() - started) * 1000
+        effects = Effects()
+        async with self.db.transaction() as s:
+            if not await self._claim(s, message_id):
+                return
+            msg = await s.get(Message, message_id)
+            assert msg is not None
+            conv = await self._conversation(s, msg.conversation_id)
+            msg.nlu = {**parse.to_dict(), "ms": round(nlu_ms, 3)}
+            msg.intent = parse.intent
+            msg.confidence = parse.confidence
+            msg.processed_at = self.clock()
+            await self._handle(s, msg, conv, parse, effects)
+        self.processed += 1
+        if effects.outbox and self.on_outbox:
+            self.on_outbox()
+        for event in effects.events:
+            try:
+                await self.bus.publish(event)
+            except Exception as exc:  # the console misses a live event; it reloads from the DB
+                log.warning(
+                    "could not publish %s event (%s)", event.get("type"), type(exc).__name__
+                )
+
+    async def _claim(self, s: AsyncSession, message_id: int) -> bool:
+        # An UPDATE, not a SELECT: it takes the row's write lock (PostgreSQL) or the database's
+        # (SQLite) first, so of two workers handed the same message only one goes on.
+        result = await s.execute(
+            update(Message)
+            .where(Message.id == message_id, Message.processed_at.is_(None))
+            .values(processed_at=self.clock())
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    async def _conversation(self, s: AsyncSession, conv_id: int) -> Conversation:
+        stmt = select(Conversation).where(Conversation.id == conv_id)
+        if self.db.dialect == "postgresql":
+            stmt = stmt.with_for_update(of=Conversation)
+        return (await s.execute(stmt)).unique().scalar_one()
+
+    # -----------------------------------------------------------------------------------
+
+    async def _handle(
+        self, s: AsyncSession, msg: Message, conv: Conversation, parse: Parse, fx: Effects
+    ) -> None:
+        if conv.channel in SMS_CHANNELS and await self._opt_out_keywords(s, msg, conv, fx):
+            return
+        tenant = await self._identify(s, conv)
+        residence = await s.get(Residence, conv.residence_id) if conv.residence_id else None
+        event = {
+            "type": "message",
+            "conversation_id": conv.id,
+            "message_id": msg.id,
+            "residence_id": conv.residence_id,
+            "direction": "in",
+            "state": conv.state,
+            "intent": parse.intent,
+        }
+        fx.events.append(event)
+        if conv.state == ConversationState.CLOSED.value:
+            # A tenant writing again after closing goes back to the bot first.
+            conv.state = ConversationState.BOT.value
+            conv.closed_at = None
+            conv.dialogue = {}
+        lang = self._language(parse, tenant, conv)
+        conv.language = lang
+        if conv.state in (ConversationState.QUEUED.value, ConversationState.ASSIGNED.value):
+            # A person holds (or is about to hold) the conversation: the bot stays silent,
+            # except for safety instructions, which never wait.
+            if parse.intent == "emergency":
+                kind = dlg.emergency_kind(msg.text)
+                lift = residence.lift_company if residence else {}
+                text = self.texts.get(
+                    f"emergency_{kind}",
+                    lang,
+                    lift_company=lift.get("name"),
+                    lift_phone=lift.get("phone", "112"),
+                )
+                await add_outbound(s, conv, text, key=f"reply:{msg.id}:0")
+                fx.outbox = True
+                if conv.priority < dlg.PRIORITY_EMERGENCY:
+                    conv.priority = dlg.PRIORITY_EMERGENCY
+                    conv.intent = "emergency"
+                    fx.events.append(
+                        {
+                            "type": "handoff",
+                            "conversation_id": conv.id,
+                            "residence_id": conv.residence_id,
+                            "intent": "emergency",
+                            "priority": conv.priority,
+                        }
+                    )
+            event["state"] = conv.state
+            return
+        turn = await self._turn(s, msg, conv, parse, tenant, residence, lang)
+        decision = dlg.decide(turn, self.texts)
+        if decision.identify and tenant is None:
+            tenant = await self._link_by_identity(s, conv, decision.identify)
+            if tenant is not None:
+                residence = await s.get(Residence, tenant.residence_id)
+                state = dict(conv.dialogue or {})
+                pending = state.pop("pending_text", None)
+                state.pop("awaiting", None)
+                conv.dialogue = state
+                lang = tenant.language or lang
+                replies = [
+                    self.texts.get(
+                        "linked",
+                        lang,
+                        first_name=tenant.first_name,
+                        residence=residence.name if residence else "",
+                        building=tenant.building,
+                    )
+                ]
+                if pending:
+                    # Take up the need they wrote before we knew who they were.
+                    again = await self.engine.parse(pending)
+                    turn = await self._turn(
+                        s, msg, conv, again, tenant, residence, lang, text=pending
+                    )
+                    decision = dlg.decide(turn, self.texts)
+                    decision.replies[:0] = replies[:1]
+                    replies = []
+                if replies:
+                    decision = dlg.Decision(replies=replies, state=conv.dialogue)
+            else:
+                decision = dlg.Decision(
+                    replies=[self.texts.get("unknown_sender", lang)],
+                    state={**(conv.dialogue or {}), "awaiting": "identity"},
+                )
+        await self._apply(s, msg, conv, decision, tenant, residence, fx)
+
+    async def _apply(
+        self,
+        s: AsyncSession,
+        msg: Message,
+        conv: Conversation,
+        decision: dlg.Decision,
+        tenant: Tenant | None,
+        residence: Residence | None,
+        fx: Effects,
+    ) -> None:
+        conv.dialogue = decision.state
+        reference = None
+        request: Request | None = None
+        if decision.request:
+            request = Request(
+                kind=decision.request.kind,
+                tenant_id=tenant.id if tenant else None,
+                residence_id=conv.residence_id,
+                building=tenant.building if tenant else "",
+                conversation_id=conv.id,
+                summary=decision.request.summary,
+                details=decision.request.details,
+                created_at=self.clock(),
+            )
+            s.add(request)
+            reference = await next_request_reference(s, request)
+        for i, text in enumerate(decision.replies):
+            if reference:
+                text = text.replace("{reference}", reference)
+            if text:
+                await add_outbound(s, conv, text, key=f"reply:{msg.id}:{i}")
+                fx.outbox = True
+        if decision.handoff:
+            h = decision.handoff
+            conv.state = ConversationState.QUEUED.value
+            conv.intent = h.intent
+            conv.priority = h.priority
+            conv.queued_at = self.clock()
+            handoff = Handoff(
+                conversation_id=conv.id,
+                residence_id=conv.residence_id,
+                intent=h.intent,
+                reason=h.reason,
+                priority=h.priority,
+                request_id=request.id if request else None,
+                created_at=self.clock(),
+            )
+            s.add(handoff)
+            await s.flush()
+            fx.events.append(
+                {
+                    "type": "handoff",
+                    "conversation_id": conv.id,
+                    "handoff_id": handoff.id,
+                    "residence_id": conv.residence_id,
+                    "intent": h.intent,
+                    "priority": h.priority,
+                    "oncall": h.oncall,
+                }
+            )
+
+    async def _turn(
+        self,
+        s: AsyncSession,
+        msg: Message,
+        conv: Conversation,
+        parse: Parse,
+        tenant: Tenant | None,
+        residence: Residence | None,
+        lang: str,
+        *,
+        text: str | None = None,
+    ) -> dlg.Turn:
+        open_requests: tuple[dlg.RequestView, ...] = ()
+        if tenant is not None:
+            rows = (
+                await s.execute(
+                    select(Request)
+                    .where(Request.tenant_id == tenant.id, Request.status != "closed")
+                    .order_by(Request.id.desc())
+                    .limit(10)
+                )
+            ).scalars()
+            open_requests = tuple(
+                dlg.RequestView(r.reference or "", r.kind, r.status, r.created_at, r.summary)
+                for r in rows
+            )
+        return dlg.Turn(
+            text=msg.text if text is None else text,
+            parse=parse,
+            channel=conv.channel,
+            now=self.clock().astimezone(self.tz),
+            state=dict(conv.dialogue or {}),
+            tenant=await self._tenant_view(s, tenant, residence),
+            has_media=bool(msg.media),
+            open_requests=open_requests,
+            landlord=self.landlord,
+            language=lang,
+        )
+
+    async def _tenant_view(
+        self, s: AsyncSession, tenant: Tenant | None, residence: Residence | None
+    ) -> dlg.TenantView | None:
+        if tenant is None:
+            return None
+        rv = None
+        if residence is not None:
+            caretaker = ""
+            login = (residence.extra or {}).get("caretaker")
+            if login:
+                caretaker = (
+                    await s.execute(select(StaffUser.display_name).where(StaffUser.login == login))
+                ).scalar_one_or_none() or ""
+            rv = dlg.ResidenceView(
+                code=residence.code,
+                name=residence.name,
+                buildings=tuple(residence.buildings or ()),
+                agency=residence.agency or {},
+                caretaker_name=caretaker,
+                caretaker_hours=residence.caretaker_hours or {},
+                bulky_waste=residence.bulky_waste or {},
+                lift_company=residence.lift_company or {},
+                landlord=self.landlord,
+            )
+        return dlg.TenantView(
+            id=tenant.id,
+            reference=tenant.reference,
+            first_name=tenant.first_name,
+            language=tenant.language,
+            vulnerable=tenant.vulnerable,
+            building=tenant.building,
+            apartment=tenant.apartment,
+            residence=rv,
+        )
+
+    def _language(self, parse: Parse, tenant: Tenant | None, conv: Conversation) -> str:
+        words = len(parse.text.split())
+        if parse.language in ("fr", "en") and words >= 3:
+            return parse.language
+        if tenant is not None and tenant.language in ("fr", "en"):
+            return tenant.language
+        return conv.language or "fr"
+
+    async def _identify(self, s: AsyncSession, conv: Conversation) -> Tenant | None:
+        if conv.tenant_id is not None:
+            return await s.get(Tenant, conv.tenant_id)
+        tenant = None
+        if conv.channel in SMS_CHANNELS or (
+            conv.channel == "terminal" and conv.address.startswith("+")
+        ):
+            tenant = (
+                (await s.execute(select(Tenant).where(Tenant.phone == conv.address)))
+                .unique()
+                .scalar_one_or_none()
+            )
+        elif conv.channel == "telegram":
+            tenant = (
+                (await s.execute(select(Tenant).where(Tenant.telegram_chat_id == conv.address)))
+                .unique()
+                .scalar_one_or_none()
+            )
+        if tenant is not None:
+            self._link(conv, tenant)
+        return tenant
+
+    def _link(self, conv: Conversation, tenant: Tenant) -> None:
+        conv.tenant_id = tenant.id
+        conv.residence_id = tenant.residence_id
+        conv.language = tenant.language or conv.language
+
+    async def _link_by_identity(
+        self, s: AsyncSession, conv: Conversation, identity: str
+    ) -> Tenant | None:
+        column = Tenant.reference if identity.startswith("L-") else Tenant.phone
+        tenant = (
+            (await s.execute(select(Tenant).where(column == identity)))
+            .unique()
+            .scalar_one_or_none()
+        )
+        if tenant is not None:
+            self._link(conv, tenant)
+            if conv.channel == "telegram" and not tenant.telegram_chat_id:
+                tenant.telegram_chat_id = conv.address
+        return tenant
+
+    async def _opt_out_keywords(
+        self, s: AsyncSession, msg: Message, conv: Conversation, fx: Effects
+    ) -> bool:
+        """STOP/ARRET records an opt-out, START lifts it; each gets one confirmation."""
+        if _STOP.match(msg.text or ""):
+            exists = (
+                await s.execute(
+                    select(OptOut.id).where(
+                        OptOut.channel == conv.channel, OptOut.address == conv.address
+                    )
+                )
+            ).scalar_one_or_none()
+            if exists is None:
+                s.add(OptOut(channel=conv.channel, address=conv.address))
+                await add_outbound(
+                    s,
+                    conv,
+                    self.texts.get("opt_out_confirmed", conv.language),
+                    key=f"reply:{msg.id}:0",
+                    extra={"force": True},
+                )
+                fx.outbox = True
+            msg.intent = "opt_out"
+            return True
+        if _START.match(msg.text or ""):
+            await s.execute(
+                delete(OptOut).where(OptOut.channel == conv.channel, OptOut.address == conv.address)
+            )
+            await add_outbound(
+                s, conv, self.texts.get("opt_in_confirmed", conv.language), key=f"reply:{msg.id}:0"
+            )
+            fx.outbox = True
+            msg.intent = "opt_in"
+            return True
+        return False

@@ -1,0 +1,223 @@
+"""Wires one process together: database, bus, NLU engine, channels, pipeline and outbox.
+
+`relais serve`, `relais worker`, `relais chat` and the tests all build a `Runtime`; what runs
+in it (consumers, the outbox, the recovery sweep) is chosen by the caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from bot.bus import Bus, build_bus
+from bot.db import Database, is_unavailable
+from bot.demo import read_landlord
+from bot.errors import Unavailable
+from bot.models import Conversation, Direction, Message
+from bot.outbox import OutboxDispatcher
+from bot.pipeline import Pipeline
+from bot.settings import Settings
+from bot.store import Recorded, record_inbound
+from bot.texts import Texts
+from bot.types import Inbound
+from channels.base import Channel
+
+if TYPE_CHECKING:
+    from nlu.engine import Engine
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Roles:
+    """What this process runs besides answering requests."""
+
+    consume: bool = True  # pipeline workers reading the bus
+    outbox: bool = True  # delivering replies
+    recover: bool = True  # re-enqueueing stored messages nobody processed
+
+
+class Runtime:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        engine: Engine | None = None,
+        channels: dict[str, Channel] | None = None,
+        bus: Bus | None = None,
+        db: Database | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.db = db or Database(settings.database_url)
+        self.bus = bus or build_bus(settings.redis_url, partitions=settings.bus_partitions)
+        self._engine = engine
+        self.channels: dict[str, Channel] = dict(channels or {})
+        self.texts = Texts.load(settings.data_dir)
+        self.landlord: dict[str, Any] = _safe_landlord(settings)
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.outbox = OutboxDispatcher(
+            db=self.db,
+            channels=self.channels,
+            bus=self.bus,
+            max_attempts=settings.outbox_max_attempts,
+            backoff_seconds=settings.outbox_backoff_seconds,
+            clock=self.clock,
+        )
+        self._pipeline: Pipeline | None = None
+        self._stop = asyncio.Event()
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            raise RuntimeError("The NLU engine is not loaded: call Runtime.start() first.")
+        return self._engine
+
+    @property
+    def pipeline(self) -> Pipeline:
+        if self._pipeline is None:
+            self._pipeline = Pipeline(
+                db=self.db,
+                engine=self.engine,
+                bus=self.bus,
+                texts=self.texts,
+                landlord=self.landlord,
+                timezone=self.settings.timezone,
+                clock=self.clock,
+                on_outbox=self.outbox.wake,
+            )
+        return self._pipeline
+
+    def add_channel(self, channel: Channel) -> None:
+        for name in (channel.name, *channel.aliases):
+            self.channels[name] = channel
+
+    async def load_engine(self) -> Engine:
+        if self._engine is None:
+            from nlu.engine import build_engine
+            from nlu.training import ensure_model
+
+            s = self.settings
+            if s.nlu == "embedded":
+                await asyncio.to_thread(ensure_model, s.data_dir, s.nlu_model_path)
+            self._engine = build_engine(
+                kind=s.nlu,
+                model_path=s.nlu_model_path,
+                data_dir=s.data_dir,
+                rasa_url=s.rasa_url,
+                threshold=s.nlu_threshold,
+            )
+        return self._engine
+
+    async def start(self, roles: Roles = Roles()) -> None:
+        await self.load_engine()
+        await self.bus.start()
+        if roles.consume:
+            self._spawn(self.bus.consume(self.pipeline.process, self._stop))
+        if roles.outbox:
+            self._spawn(self.outbox.run(self._stop))
+        if roles.recover:
+            self._spawn(self._recovery_loop())
+
+    def _spawn(self, coro: Any) -> None:
+        # Keep a reference: the event loop only holds weak references to tasks.
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._tasks:
+            _done, pending = await asyncio.wait(self._tasks, timeout=5)
+            for t in pending:
+                t.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        for ch in {id(c): c for c in self.channels.values()}.values():
+            with contextlib.suppress(Exception):
+                await ch.aclose()
+        if self._engine is not None:
+            with contextlib.suppress(Exception):
+                await self._engine.aclose()
+        await self.bus.close()
+        await self.db.dispose()
+
+    # -- ingest ---------------------------------------------------------------------------
+
+    async def ingest(self, inbound: Inbound) -> Recorded:
+        """Store an inbound message, then hand it to the bus; raises `Unavailable` if the
+        database is away (the provider will retry: nothing was written)."""
+        try:
+            async with self.db.transaction() as s:
+                recorded = await record_inbound(s, inbound)
+        except Exception as exc:
+            if is_unavailable(exc):
+                raise Unavailable("database unavailable") from exc
+            raise
+        if recorded.created:
+            try:
+                await self.bus.enqueue(recorded.message_id, _key(inbound.channel, inbound.address))
+            except Exception as exc:
+                # Stored is what matters: the recovery sweep will enqueue it again.
+                log.warning(
+                    "message %s stored but not enqueued (%s)",
+                    recorded.message_id,
+                    type(exc).__name__,
+                )
+        return recorded
+
+    async def recover(self, older_than: timedelta = timedelta(seconds=0)) -> int:
+        """Enqueue again every stored inbound message no worker has processed."""
+        cutoff = self.clock() - older_than
+        async with self.db.session() as s:
+            rows = (
+                await s.execute(
+                    select(Message.id, Conversation.channel, Conversation.address)
+                    .join(Conversation, Conversation.id == Message.conversation_id)
+                    .where(
+                        Message.direction == Direction.IN.value,
+                        Message.processed_at.is_(None),
+                        Message.created_at <= cutoff,
+                    )
+                    .order_by(Message.id)
+                    .limit(5000)
+                )
+            ).all()
+        for message_id, channel, address in rows:
+            await self.bus.enqueue(message_id, _key(channel, address))
+        if rows:
+            log.info("recovery: %s unprocessed message(s) enqueued again", len(rows))
+        return len(rows)
+
+    async def _recovery_loop(self, every: float = 15.0) -> None:
+        first = True
+        while not self._stop.is_set():
+            try:
+                # At start everything unprocessed is taken up; later only what has waited
+                # long enough that it cannot merely be sitting in the bus.
+                await self.recover(timedelta(0) if first else timedelta(seconds=60))
+                first = False
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("recovery sweep failed (%s)", type(exc).__name__)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=every)
+
+
+def _key(channel: str, address: str) -> str:
+    return f"{channel}:{address}"
+
+
+def _safe_landlord(settings: Settings) -> dict[str, Any]:
+    try:
+        return read_landlord(settings.data_dir)
+    except (OSError, KeyError, ValueError):
+        return {}

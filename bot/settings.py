@@ -1,0 +1,76 @@
+"""Settings from `RELAIS_*` environment variables (or a `.env` file); nothing is required."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="RELAIS_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # Storage and bus.
+    database_url: str = Field(
+        default="sqlite+aiosqlite:///var/relais.sqlite3",
+        description="SQLAlchemy async URL; sqlite+aiosqlite (default) or postgresql+asyncpg.",
+    )
+    redis_url: str | None = Field(default=None, description="Redis URL; enables the Redis bus.")
+    bus_partitions: int = Field(default=8, ge=1, le=256)
+
+    # Web.
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="The URL providers call, as seen from outside (behind a proxy).",
+    )
+    secret_key: SecretStr = Field(
+        default=SecretStr("dev-only-change-me"), description="Signs console sessions."
+    )
+
+    # Data and NLU.
+    data_dir: Path = REPO_ROOT / "data"
+    load_demo: bool = Field(default=True, description="Load data/ demo data into an empty DB.")
+    nlu: Literal["embedded", "rasa"] = "embedded"
+    nlu_model_path: Path = Path("var/nlu/model.pkl")
+    nlu_threshold: float | None = None
+    rasa_url: str | None = None
+    timezone: str = "Europe/Paris"
+
+    # Channels.
+    twilio_account_sid: str | None = None
+    twilio_auth_token: SecretStr | None = None
+    twilio_from: str | None = None
+    twilio_api_base: str = "https://api.twilio.com"
+    telegram_token: SecretStr | None = None
+    telegram_secret: SecretStr | None = None
+    telegram_api_base: str = "https://api.telegram.org"
+    webchat_origins: str = Field(
+        default="*", description="Comma-separated origins allowed to embed the web chat."
+    )
+
+    # Delivery.
+    outbox_max_attempts: int = 6
+    outbox_backoff_seconds: float = 2.0
+
+    # Personal data.
+    retention_months: int = 24
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def sqlite_path(self) -> Path | None:
+        if not self.is_sqlite:
+            return None
+        _, _, rest = self.database_url.partition(":///")
+        return Path(rest) if rest and rest != ":memory:" else None
+
+
+def get_settings() -> Settings:
+    return Settings()

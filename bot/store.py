@@ -1,0 +1,235 @@
+"""Storage operations shared by the ingest, the pipeline and the console."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.models import (
+    Attachment,
+    AuditLog,
+    Author,
+    Conversation,
+    ConversationState,
+    Direction,
+    Message,
+    Outbox,
+    Request,
+    Tenant,
+)
+from bot.types import Inbound
+
+log = logging.getLogger(__name__)
+
+# Web chat text is typed by hand; a larger body is cut rather than refused so nothing is lost.
+MAX_TEXT = 20_000
+
+
+def _insert(session: AsyncSession, model: Any) -> Any:
+    dialect = session.bind.dialect.name if session.bind else "sqlite"
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
+
+
+def clean_text(text: str | None) -> str:
+    if not text:
+        return ""
+    # Lone surrogates (from broken UTF-8 decoded with surrogateescape) cannot be stored.
+    text = text.encode("utf-8", "replace").decode("utf-8", "replace").replace("\x00", "")
+    return text[:MAX_TEXT]
+
+
+async def get_or_create_conversation(
+    session: AsyncSession, channel: str, address: str
+) -> Conversation:
+    stmt = (
+        _insert(session, Conversation)
+        .values(
+            channel=channel,
+            address=address,
+            state=ConversationState.BOT.value,
+            dialogue={},
+            created_at=datetime.now(UTC),
+            updated_at=datetime.now(UTC),
+            last_message_at=datetime.now(UTC),
+            language="fr",
+            priority=0,
+        )
+        .on_conflict_do_nothing(index_elements=["channel", "address"])
+    )
+    await session.execute(stmt)
+    conv = (
+        await session.execute(
+            select(Conversation).where(
+                Conversation.channel == channel, Conversation.address == address
+            )
+        )
+    ).scalar_one()
+    return conv
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    message_id: int
+    conversation_id: int
+    created: bool  # False: a retried delivery of a message already stored
+
+
+async def record_inbound(session: AsyncSession, inbound: Inbound) -> Recorded:
+    """Store an inbound message once: a second delivery of the same provider id stores nothing."""
+    conv = await get_or_create_conversation(session, inbound.channel, inbound.address)
+    now = datetime.now(UTC)
+    values: dict[str, Any] = dict(
+        conversation_id=conv.id,
+        channel=inbound.channel,
+        direction=Direction.IN.value,
+        author=Author.TENANT.value,
+        text=clean_text(inbound.text),
+        media=[_media_dict(m) for m in inbound.media],
+        provider_id=inbound.provider_id,
+        received_at=inbound.received_at,
+        created_at=now,
+        internal=False,
+        raw=inbound.raw,
+    )
+    if inbound.provider_id is not None:
+        stmt = (
+            _insert(session, Message)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["channel", "provider_id"])
+            .returning(Message.id)
+        )
+        new_id = (await session.execute(stmt)).scalar_one_or_none()
+        if new_id is None:
+            existing = (
+                await session.execute(
+                    select(Message.id).where(
+                        Message.channel == inbound.channel,
+                        Message.provider_id == inbound.provider_id,
+                    )
+                )
+            ).scalar_one()
+            return Recorded(existing, conv.id, created=False)
+    else:
+        msg = Message(**values)
+        session.add(msg)
+        await session.flush()
+        new_id = msg.id
+    for m in inbound.media:
+        session.add(
+            Attachment(
+                message_id=new_id,
+                kind=m.kind,
+                url=m.url,
+                file_id=m.file_id,
+                content_type=m.content_type,
+                data=dict(m.data),
+            )
+        )
+    await session.execute(
+        update(Conversation).where(Conversation.id == conv.id).values(last_message_at=now)
+    )
+    return Recorded(new_id, conv.id, created=True)
+
+
+def _media_dict(m: Any) -> dict[str, Any]:
+    return {
+        "kind": m.kind,
+        "url": m.url,
+        "file_id": m.file_id,
+        "content_type": m.content_type,
+        "data": dict(m.data),
+    }
+
+
+async def add_outbound(
+    session: AsyncSession,
+    conv: Conversation,
+    text: str,
+    *,
+    author: str = Author.BOT.value,
+    key: str,
+    staff_id: int | None = None,
+    extra: dict[str, Any] | None = None,
+    media: list[dict[str, Any]] | None = None,
+) -> tuple[Message, Outbox]:
+    """Store an outgoing message and its outbox row in the caller's transaction."""
+    msg = Message(
+        conversation_id=conv.id,
+        channel=conv.channel,
+        direction=Direction.OUT.value,
+        author=author,
+        staff_id=staff_id,
+        text=text,
+        media=media or [],
+        delivery_status="queued",
+        created_at=datetime.now(UTC),
+    )
+    session.add(msg)
+    await session.flush()
+    row = Outbox(
+        message_id=msg.id,
+        conversation_id=conv.id,
+        channel=conv.channel,
+        address=conv.address,
+        text=text,
+        media=media or [],
+        extra=extra or {},
+        idempotency_key=key,
+        status="pending",
+        next_attempt_at=datetime.now(UTC),
+    )
+    session.add(row)
+    await session.flush()
+    return msg, row
+
+
+async def next_request_reference(session: AsyncSession, request: Request) -> str:
+    """`R-<year>-<id, six digits>`: unique because the id is, readable on the phone."""
+    await session.flush()
+    year = (request.created_at or datetime.now(UTC)).year
+    request.reference = f"R-{year}-{request.id:06d}"
+    return request.reference
+
+
+async def find_tenant_by_phone(session: AsyncSession, phone: str) -> Tenant | None:
+    return (await session.execute(select(Tenant).where(Tenant.phone == phone))).scalar_one_or_none()
+
+
+async def audit(
+    session: AsyncSession,
+    action: str,
+    *,
+    staff_id: int | None = None,
+    actor: str = "",
+    target_type: str = "",
+    target_id: str | int = "",
+    detail: dict[str, Any] | None = None,
+) -> None:
+    session.add(
+        AuditLog(
+            staff_id=staff_id,
+            actor=actor,
+            action=action,
+            target_type=target_type,
+            target_id=str(target_id),
+            detail=detail or {},
+        )
+    )
+
+
+async def count_unprocessed(session: AsyncSession) -> int:
+    return int(
+        (
+            await session.execute(
+                select(func.count(Message.id)).where(
+                    Message.direction == Direction.IN.value, Message.processed_at.is_(None)
+                )
+            )
+        ).scalar_one()
+    )

@@ -1,0 +1,46 @@
+"""Tenant-facing texts from data/texts.yml, in the tenant's language (French first)."""
+
+from __future__ import annotations
+
+import string
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+LANGUAGES = ("fr", "en")
+
+
+class _Blank(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+class Texts:
+    def __init__(self, entries: dict[str, Any]) -> None:
+        self.entries = entries
+
+    @classmethod
+    def load(cls, data_dir: Path) -> Texts:
+        return _load(str(data_dir / "texts.yml"))
+
+    def get(self, key: str, lang: str = "fr", **params: Any) -> str:
+        entry = self.entries.get(key)
+        if entry is None:
+            raise KeyError(f"Text '{key}' is missing from data/texts.yml.")
+        template = entry.get(lang if lang in LANGUAGES else "fr") or entry["fr"]
+        # A missing placeholder renders empty rather than failing in front of a tenant.
+        return string.Formatter().vformat(str(template), (), _Blank(params)).strip()
+
+    def label(self, group: str, key: str, lang: str = "fr") -> str:
+        entry = self.entries.get(group, {}).get(key)
+        if not entry:
+            return key
+        return str(entry.get(lang) or entry.get("fr") or key)
+
+
+@lru_cache(maxsize=8)
+def _load(path: str) -> Texts:
+    with open(path, encoding="utf-8") as f:
+        return Texts(yaml.safe_load(f))

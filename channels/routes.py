@@ -1,0 +1,77 @@
+"""The one web route every webhook channel shares: size limit, verify, parse, store, answer."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from bot.errors import RelaisError, TooLarge, Unsupported
+from channels.base import WebhookChannel, WebhookRequest
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def public_url(request: Request, base: str) -> str:
+    """The URL the provider signed: our public base URL plus the path and query we received."""
+    url = base.rstrip("/") + request.url.path
+    if request.url.query:
+        url += "?" + request.url.query
+    return url
+
+
+async def read_limited(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise TooLarge(f"body over {limit // 1024} KB")
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > limit:
+            raise TooLarge(f"body over {limit // 1024} KB")
+    return bytes(body)
+
+
+def error_response(exc: RelaisError) -> Response:
+    return Response(
+        content=f'{{"error":"{exc.reason}"}}'
+        if exc.status != 200
+        else '{"ok":true,"ignored":true}',
+        status_code=exc.status,
+        media_type="application/json",
+    )
+
+
+def webhook_router(channel: WebhookChannel, runtime: Runtime) -> APIRouter:
+    router = APIRouter()
+
+    @router.post(channel.path, include_in_schema=False)
+    async def webhook(request: Request) -> Response:
+        try:
+            body = await read_limited(request, channel.max_body)
+            req = WebhookRequest(
+                method=request.method,
+                url=public_url(request, runtime.settings.public_url),
+                headers={k.lower(): v for k, v in request.headers.items()},
+                body=body,
+                query=dict(request.query_params),
+            )
+            await channel.verify(req)
+            inbounds = channel.parse(req)
+            for inbound in inbounds:
+                await runtime.ingest(inbound)
+        except Unsupported as exc:
+            log.info("%s: %s", channel.name, exc.reason)
+            return error_response(exc)
+        except RelaisError as exc:
+            log.warning("%s webhook refused: %s %s", channel.name, exc.status, exc.reason)
+            return error_response(exc)
+        status, media_type, content = channel.acknowledge()
+        return Response(content=content, status_code=status, media_type=media_type)
+
+    return router

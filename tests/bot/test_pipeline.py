@@ -1,0 +1,258 @@
+"""The spine end to end on SQLite and PostgreSQL: ingest → bus → pipeline → outbox → sender."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from sqlalchemy import func, select
+
+from bot.models import Conversation, Handoff, Message, Outbox, Request, Tenant
+from bot.runtime import Roles, Runtime
+from bot.types import Inbound, Media
+from tests.conftest import make_settings
+from tests.fakes import KeywordEngine, RecordingChannel
+
+KNOWN = "+33612345600"  # Nadia Haddad, Résidence Les Fleurs, building A
+
+
+async def until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.01)
+
+
+async def send(rt: Runtime, text: str, *, address: str = KNOWN, pid: str | None = None,
+               channel: str = "sms", media: tuple[Media, ...] = ()) -> int:
+    rec = await rt.ingest(Inbound(channel=channel, address=address, text=text, provider_id=pid,
+                                  media=media))
+    return rec.message_id
+
+
+async def settled(rt: Runtime, timeout: float = 10.0) -> None:
+    """Every inbound message processed and every outbox row in a final state."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        async with rt.db.session() as s:
+            unprocessed = (await s.execute(select(func.count(Message.id)).where(
+                Message.direction == "in", Message.processed_at.is_(None)))).scalar_one()
+            pending = (await s.execute(select(func.count(Outbox.id)).where(
+                Outbox.status.in_(("pending", "sending"))))).scalar_one()
+        if not unprocessed and not pending:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"{unprocessed} unprocessed, {pending} undelivered")
+        await asyncio.sleep(0.02)
+
+
+async def test_greeting_gets_a_personal_reply(runtime: Runtime, recording: RecordingChannel) -> None:
+    await send(runtime, "Bonjour", pid="SM1")
+    await settled(runtime)
+    assert len(recording.sent) == 1
+    assert recording.sent[0].address == KNOWN
+    assert "Nadia" in recording.sent[0].text
+    async with runtime.db.session() as s:
+        conv = (await s.execute(select(Conversation))).unique().scalar_one()
+        tenant = await s.get(Tenant, conv.tenant_id)
+        assert tenant is not None and tenant.first_name == "Nadia"
+        msgs = (await s.execute(select(Message).order_by(Message.id))).scalars().all()
+        assert [(m.direction, m.author) for m in msgs] == [("in", "tenant"), ("out", "bot")]
+        assert msgs[0].intent == "greet" and msgs[0].nlu is not None
+        assert msgs[1].delivery_status == "sent" and msgs[1].provider_id == "out:sms-1"
+
+
+async def test_a_retried_webhook_is_stored_once_and_answered_once(
+    runtime: Runtime, recording: RecordingChannel
+) -> None:
+    first = await send(runtime, "Bonjour", pid="SM-dup")
+    again = await send(runtime, "Bonjour", pid="SM-dup")
+    assert first == again
+    await settled(runtime)
+    await asyncio.sleep(0.1)
+    assert len(recording.sent) == 1
+    async with runtime.db.session() as s:
+        n = (await s.execute(select(func.count(Message.id)).where(Message.direction == "in")))
+        assert n.scalar_one() == 1
+
+
+async def test_repair_opens_a_request_with_a_reference_and_queues_it(
+    runtime: Runtime, recording: RecordingChannel
+) -> None:
+    events: list[dict] = []
+
+    async def listen() -> None:
+        async with runtime.bus.subscribe() as q:
+            while True:
+                events.append(await q.get())
+
+    listener = asyncio.create_task(listen())
+    await asyncio.sleep(0.05)
+    await send(runtime, "j'ai une fuite sous l'évier", pid="SM2")
+    await settled(runtime)
+    await until(lambda: any(e["type"] == "handoff" for e in events))
+    listener.cancel()
+    async with runtime.db.session() as s:
+        req = (await s.execute(select(Request))).scalar_one()
+        conv = (await s.execute(select(Conversation))).unique().scalar_one()
+        handoff = (await s.execute(select(Handoff))).scalar_one()
+    assert req.reference and req.reference.startswith("R-") and len(req.reference) == 13
+    assert req.reference in recording.sent[0].text
+    assert conv.state == "queued" and conv.intent == "repair"
+    assert handoff.residence_id == conv.residence_id and handoff.request_id == req.id
+    handoff_event = next(e for e in events if e["type"] == "handoff")
+    assert handoff_event["residence_id"] == conv.residence_id
+
+
+async def test_emergency_instructions_go_out_first(
+    runtime: Runtime, recording: RecordingChannel
+) -> None:
+    await send(runtime, "ça sent le gaz dans la cuisine", pid="SM3")
+    await settled(runtime)
+    assert "0 800 47 33 33" in recording.sent[0].text
+    async with runtime.db.session() as s:
+        conv = (await s.execute(select(Conversation))).unique().scalar_one()
+    assert conv.state == "queued" and conv.priority >= 10
+
+
+async def test_while_queued_the_bot_stays_silent_but_never_on_safety(
+    runtime: Runtime, recording: RecordingChannel
+) -> None:
+    await send(runtime, "je veux parler à un humain", pid="a")
+    await settled(runtime)
+    assert len(recording.sent) == 1
+    await send(runtime, "bonjour ?", pid="b")
+    await settled(runtime)
+    assert len(recording.sent) == 1  # silent: a person will answer
+    await send(runtime, "il y a le feu !", pid="c")
+    await settled(runtime)
+    assert len(recording.sent) == 2 and "18" in recording.sent[1].text
+
+
+async def test_unknown_sender_is_asked_who_they_are_then_linked(
+    runtime: Runtime, recording: RecordingChannel
+) -> None:
+    stranger = "+33699999999"
+    await send(runtime, "mon chauffage est en panne", address=stranger, pid="u1")
+    await settled(runtime)
+    assert "numéro de locataire" in recording.sent[-1].text
+    await send(runtime, "c'est L-10231", address=stranger, pid="u2")
+    await settled(runtime)
+    # Linked, and the need they wrote first is taken up without asking again.
+    assert "Nadia" in recording.sent[-1].text or "Nadia" in recording.sent[-2].text
+    async with runtime.db.session() as s:
+        conv = (await s.execute(select(Conversation))).unique().scalar_one()
+        req = (await s.execute(select(Request))).scalar_one()
+    assert conv.tenant_id is not None and req.tenant_id == conv.tenant_id
+    assert req.kind == "repair"
+
+
+async def test_bad_input_is_stored_and_answered(
+    runtime: Runtime, recording: RecordingChannel
+) -> None:
+    bodies = ["", "   ", "😀😀", "x" * 100_000, "caf\udce9 \x00 fin"]
+    for i, body in enumerate(bodies):
+        await send(runtime, body, pid=f"bad{i}", address=f"+3360000000{i}")
+    await send(runtime, "", pid="media", address="+33600000009",
+               media=(Media(url="https://example.test/p.jpg", content_type="image/jpeg"),))
+    await settled(runtime)
+    assert len(recording.sent) == len(bodies) + 1
+    assert all(o.text for o in recording.sent)
+    async with runtime.db.session() as s:
+        stored = (await s.execute(select(Message).where(Message.direction == "in"))).scalars()
+        lengths = sorted(len(m.text) for m in stored)
+    assert lengths[-1] == 20_000  # cut, not refused
+
+
+async def test_closed_conversation_goes_back_to_the_bot(
+    runtime: Runtime, recording: RecordingChannel
+) -> None:
+    await send(runtime, "je veux un conseiller", pid="h1")
+    await settled(runtime)
+    async with runtime.db.transaction() as s:
+        conv = (await s.execute(select(Conversation))).unique().scalar_one()
+        conv.state = "closed"
+    await send(runtime, "bonjour", pid="h2")
+    await settled(runtime)
+    assert len(recording.sent) == 2
+    async with runtime.db.session() as s:
+        conv = (await s.execute(select(Conversation))).unique().scalar_one()
+    assert conv.state == "bot"
+
+
+async def test_a_crash_after_storing_loses_nothing(database_url: str) -> None:
+    """Messages stored by a process that died before processing them are taken up on restart,
+    and replies it queued but never delivered are delivered."""
+    channel = RecordingChannel("sms")
+    settings = make_settings(database_url)
+    crashed = Runtime(settings, engine=KeywordEngine(), channels={"sms": channel})
+    # Stored but never consumed: no worker runs in this process.
+    await crashed.start(Roles(consume=False, outbox=False, recover=False))
+    for i in range(5):
+        await crashed.ingest(Inbound(channel="sms", address=KNOWN, text="bonjour", provider_id=f"c{i}"))
+    await crashed.stop()
+    assert channel.sent == []
+
+    restarted = Runtime(settings, engine=KeywordEngine(), channels={"sms": channel})
+    await restarted.start(Roles(consume=True, outbox=True, recover=True))
+    try:
+        await settled(restarted)
+    finally:
+        await restarted.stop()
+    assert len(channel.sent) == 5
+    keys = {o.idempotency_key for o in channel.sent}
+    assert len(keys) == 5
+
+
+async def test_processing_twice_replies_once(database_url: str) -> None:
+    """The bus may deliver a message twice (a worker died before acknowledging it)."""
+    channel = RecordingChannel("sms")
+    rt = Runtime(make_settings(database_url), engine=KeywordEngine(), channels={"sms": channel})
+    await rt.start(Roles(consume=False, outbox=True, recover=False))
+    try:
+        rec = await rt.ingest(Inbound(channel="sms", address=KNOWN, text="merci", provider_id="t"))
+        await asyncio.gather(*(rt.pipeline.process(rec.message_id) for _ in range(3)))
+        await settled(rt)
+    finally:
+        await rt.stop()
+    assert len(channel.sent) == 1
+
+
+async def test_transient_send_failures_are_retried_then_marked_failed(database_url: str) -> None:
+    flaky = RecordingChannel("sms", fail_transient=2)
+    rt = Runtime(make_settings(database_url), engine=KeywordEngine(), channels={"sms": flaky})
+    await rt.start(Roles())
+    try:
+        await rt.ingest(Inbound(channel="sms", address=KNOWN, text="merci", provider_id="f1"))
+        await settled(rt)
+    finally:
+        await rt.stop()
+    assert len(flaky.sent) == 1 and flaky.attempts == 3
+
+    dead = RecordingChannel("sms", fail_permanent=True)
+    rt = Runtime(make_settings(database_url), engine=KeywordEngine(), channels={"sms": dead})
+    await rt.start(Roles())
+    try:
+        await rt.ingest(Inbound(channel="sms", address=KNOWN, text="merci", provider_id="f2"))
+        await settled(rt)
+        async with rt.db.session() as s:
+            row = (await s.execute(select(Outbox).order_by(Outbox.id.desc()))).scalars().first()
+            msg = await s.get(Message, row.message_id)
+    finally:
+        await rt.stop()
+    assert row.status == "failed" and row.last_error
+    assert msg.delivery_status == "failed"
+
+
+async def test_sms_stop_and_start(runtime: Runtime, recording: RecordingChannel) -> None:
+    await send(runtime, "STOP", pid="s1")
+    await settled(runtime)
+    assert len(recording.sent) == 1 and "START" in recording.sent[0].text
+    await send(runtime, "STOP", pid="s1b")
+    await send(runtime, "bonjour", pid="s2")
+    await settled(runtime)
+    assert len(recording.sent) == 1  # nothing more goes to an opted-out number
+    await send(runtime, "START", pid="s3")
+    await settled(runtime)
+    assert len(recording.sent) == 2
