@@ -1,0 +1,104 @@
+"""The embedded NLU engine: normalise, detect language, classify, extract entities, apply rules."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from nlu.entities import extract_entities
+from nlu.language import detect_language
+from nlu.normalize import MAX_CHARS, fold, normalize
+from nlu.rules import emergency_rule
+from nlu.training import Model, load_model
+from nlu.types import TOPIC_INTENTS, Parse
+
+# Where a second need usually starts: a new sentence, a question mark, "et aussi", "also".
+_PART_SPLIT = re.compile(
+    r"[.?!;\n]+\s*|\s*,?\s*\b(?:et aussi|aussi|egalement|par ailleurs|autre chose|"
+    r"autre question|d'autre part|et puis|en plus|also|another thing|and also)\b\s*,?\s*"
+)
+_HAS_LETTER = re.compile(r"[^\W\d_]")
+# A second topic is reported only when the part alone is clear about it.
+EXTRA_MIN_CONFIDENCE = 0.6
+EXTRA_MIN_WORDS = 3
+
+
+class EmbeddedEngine:
+    """In-process engine: pure CPU, sub-millisecond, no I/O after `load`."""
+
+    name = "embedded"
+
+    def __init__(self, model: Model, *, threshold: float | None = None) -> None:
+        self.model = model
+        self.threshold = model.threshold if threshold is None else threshold
+        self._classes = model.classifier.classes
+
+    @classmethod
+    def load(cls, model_path: Path, *, threshold: float | None = None) -> EmbeddedEngine:
+        return cls(load_model(model_path), threshold=threshold)
+
+    async def parse(self, text: str) -> Parse:
+        # Sub-millisecond and CPU-bound: a thread hop would cost more than the work itself.
+        return self.parse_sync(text)
+
+    async def aclose(self) -> None:
+        return None
+
+    def _ranking(self, normalized: str) -> tuple[tuple[str, float], ...]:
+        proba = self.model.classifier.predict(normalized)
+        order = proba.argsort()[::-1]
+        return tuple((self._classes[i], float(proba[i])) for i in order)
+
+    def parse_sync(self, text: str) -> Parse:
+        """Understand one message. Never raises on odd input; returns `out_of_scope` instead."""
+        text = text if isinstance(text, str) else str(text or "")
+        head = text[:MAX_CHARS]
+        normalized = normalize(head)
+        language = detect_language(normalized, head)
+        entities = extract_entities(head)
+        if not _HAS_LETTER.search(normalized):
+            # Empty, emoji, punctuation, a phone number alone: nothing to classify.
+            return Parse(
+                text=text,
+                intent="out_of_scope",
+                confidence=1.0,
+                language=language,
+                entities=entities,
+            )
+        ranking = self._ranking(normalized)
+        intent, confidence = ranking[0]
+        if emergency_rule(normalized):
+            intent, confidence = (
+                "emergency",
+                max(confidence if intent == "emergency" else 0.0, 0.99),
+            )
+        elif confidence < self.threshold:
+            intent = "out_of_scope"
+        return Parse(
+            text=text,
+            intent=intent,
+            confidence=confidence,
+            language=language,
+            entities=entities,
+            ranking=ranking,
+            extra_intents=self._extra_intents(head, intent),
+        )
+
+    def _extra_intents(self, head: str, main: str) -> tuple[str, ...]:
+        parts = [p for p in _PART_SPLIT.split(fold(head)) if p and p.strip()]
+        if len(parts) < 2:
+            return ()
+        extras: list[str] = []
+        for part in parts:
+            normalized = normalize(part)
+            if len(normalized.split()) < EXTRA_MIN_WORDS:
+                continue
+            if emergency_rule(normalized):
+                found = "emergency"
+            else:
+                found, confidence = self._ranking(normalized)[0]
+                if confidence < max(EXTRA_MIN_CONFIDENCE, self.threshold):
+                    continue
+            if found in TOPIC_INTENTS and found != main and found not in extras:
+                extras.append(found)
+        return tuple(extras)

@@ -1,0 +1,19 @@
+"""Default locations of the NLU training data and of the trained model artifact."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def default_data_dir() -> Path:
+    """The repository's `data/` folder, where `nlu.yml` lives."""
+    return Path(__file__).resolve().parents[1] / "data"
+
+
+def default_model_path() -> Path:
+    """`RELAIS_NLU_MODEL_PATH` if set, else `var/nlu/model.pkl` under the current directory."""
+    env = os.environ.get("RELAIS_NLU_MODEL_PATH")
+    if env:
+        return Path(env)
+    return Path.cwd() / "var" / "nlu" / "model.pkl"

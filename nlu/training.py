@@ -1,0 +1,290 @@
+"""Rasa 3 YAML training data, model training, the model artifact and its freshness check."""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import re
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sklearn
+import yaml
+
+from nlu.classifier import IntentClassifier
+from nlu.normalize import normalize
+from nlu.types import TOPIC_INTENTS
+
+log = logging.getLogger(__name__)
+
+# Bump when the artifact layout or the features change: an older artifact is then retrained.
+ARTIFACT_FORMAT = 3
+ARTIFACT_VERSION = f"relais-nlu-{ARTIFACT_FORMAT}/sklearn-{sklearn.__version__}"
+DEFAULT_CLASSIFIER = "logreg"
+DEFAULT_THRESHOLD = 0.3
+TEST_FILE = "nlu_test.yml"
+
+Progress = Callable[[str], None]
+
+_ANNOTATION = re.compile(r"\[([^\]]+)\](?:\([^)]*\)|\{[^}]*\})")
+
+
+class ArtifactError(Exception):
+    """The model artifact is missing, unreadable or made by another version."""
+
+
+@dataclass
+class TrainingData:
+    """What a Rasa `nlu:` section holds."""
+
+    examples: list[tuple[str, str]] = field(default_factory=list)
+    synonyms: dict[str, list[str]] = field(default_factory=dict)
+    lookups: dict[str, list[str]] = field(default_factory=dict)
+    regexes: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def texts(self) -> list[str]:
+        return [t for t, _ in self.examples]
+
+    @property
+    def labels(self) -> list[str]:
+        return [i for _, i in self.examples]
+
+    def extend(self, other: TrainingData) -> None:
+        self.examples += other.examples
+        for mine, theirs in (
+            (self.synonyms, other.synonyms),
+            (self.lookups, other.lookups),
+            (self.regexes, other.regexes),
+        ):
+            for key, values in theirs.items():
+                mine.setdefault(key, []).extend(values)
+
+
+@dataclass
+class Model:
+    """The trained artifact: classifier, threshold and metadata."""
+
+    classifier: IntentClassifier
+    threshold: float
+    version: str = ARTIFACT_VERSION
+    trained_at: float = 0.0
+    n_examples: int = 0
+    synonyms: dict[str, list[str]] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def strip_annotations(text: str) -> str:
+    """`la [cuisine](place)` → `la cuisine`; `[sdb]{"entity": "place"}` → `sdb`."""
+    return _ANNOTATION.sub(r"\1", text)
+
+
+def _examples(block: Any) -> list[str]:
+    if isinstance(block, list):
+        return [strip_annotations(str(x)).strip() for x in block if str(x).strip()]
+    lines = []
+    for line in str(block or "").splitlines():
+        line = line.strip()
+        if line.startswith("- "):
+            line = line[2:].strip()
+        elif line == "-":
+            continue
+        if line:
+            lines.append(strip_annotations(line))
+    return lines
+
+
+def load_training_file(path: Path) -> TrainingData:
+    """Parse one Rasa 3 YAML file's `nlu:` section."""
+    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    data = TrainingData()
+    for item in doc.get("nlu", []) or []:
+        if not isinstance(item, dict):
+            continue
+        examples = _examples(item.get("examples"))
+        if "intent" in item:
+            data.examples += [(text, str(item["intent"])) for text in examples]
+        elif "synonym" in item:
+            data.synonyms.setdefault(str(item["synonym"]), []).extend(examples)
+        elif "lookup" in item:
+            data.lookups.setdefault(str(item["lookup"]), []).extend(examples)
+        elif "regex" in item:
+            data.regexes.setdefault(str(item["regex"]), []).extend(examples)
+    return data
+
+
+def training_files(data_dir: Path) -> list[Path]:
+    """`data/nlu*.yml`, except the held-out test file."""
+    return sorted(p for p in data_dir.glob("nlu*.yml") if p.name != TEST_FILE)
+
+
+def load_training_data(data_dir: Path) -> TrainingData:
+    files = training_files(data_dir)
+    if not files:
+        raise FileNotFoundError(f"No NLU training file (nlu*.yml) in {data_dir}")
+    data = TrainingData()
+    for path in files:
+        data.extend(load_training_file(path))
+    return data
+
+
+def load_test_data(data_dir: Path) -> TrainingData:
+    return load_training_file(data_dir / TEST_FILE)
+
+
+def group_label(intent: str) -> str:
+    """The evaluation's view: the five topics, and everything else as `other`."""
+    return intent if intent in TOPIC_INTENTS else "other"
+
+
+def grouped_macro_f1(true: Sequence[str], pred: Sequence[str]) -> float:
+    from sklearn.metrics import f1_score
+
+    t = [group_label(x) for x in true]
+    p = [group_label(x) for x in pred]
+    labels = sorted(set(t))
+    return float(f1_score(t, p, labels=labels, average="macro", zero_division=0))
+
+
+def apply_threshold(classes: Sequence[str], proba: np.ndarray, threshold: float) -> list[str]:
+    best = proba.argmax(axis=1)
+    return [classes[j] if proba[i, j] >= threshold else "out_of_scope" for i, j in enumerate(best)]
+
+
+def choose_threshold(classes: Sequence[str], proba: np.ndarray, labels: Sequence[str]) -> float:
+    """Pick the confidence threshold that maximises grouped macro-F1 on out-of-fold predictions.
+
+    Ties go to the lowest threshold: rejecting a real request is worse than asking again.
+    """
+    best_t, best_f1 = 0.0, -1.0
+    for t in np.arange(0.0, 0.71, 0.025):
+        f1 = grouped_macro_f1(labels, apply_threshold(classes, proba, float(t)))
+        if f1 > best_f1 + 1e-9:
+            best_t, best_f1 = float(t), f1
+    return round(best_t, 3)
+
+
+def cross_val_proba(
+    texts: Sequence[str], labels: Sequence[str], kind: str, folds: int = 5, seed: int = 0
+) -> tuple[tuple[str, ...], np.ndarray]:
+    """Out-of-fold probabilities of a classifier kind, for threshold choice and evaluation."""
+    from sklearn.model_selection import StratifiedKFold
+
+    classes = tuple(sorted(set(labels)))
+    proba = np.zeros((len(texts), len(classes)))
+    skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    y = np.asarray(labels)
+    for train_idx, test_idx in skf.split(np.zeros(len(y)), y):
+        clf = IntentClassifier(kind).fit([texts[i] for i in train_idx], y[train_idx].tolist())
+        p = clf.predict_proba_many([texts[i] for i in test_idx])
+        cols = [classes.index(c) for c in clf.classes]
+        proba[np.ix_(test_idx, cols)] = p
+    return classes, proba
+
+
+def train(
+    data_dir: Path,
+    model_path: Path,
+    *,
+    progress: Progress | None = None,
+    classifier: str = DEFAULT_CLASSIFIER,
+    threshold: float | None = None,
+) -> Model:
+    """Train on `data_dir/nlu*.yml` and write the artifact atomically to `model_path`."""
+    say = progress or (lambda _msg: None)
+    started = time.perf_counter()
+    data = load_training_data(data_dir)
+    say(f"loaded {len(data.examples)} examples over {len(set(data.labels))} intents")
+    texts = [normalize(t) for t in data.texts]
+    labels = data.labels
+    metrics: dict[str, Any] = {}
+    if threshold is None:
+        say("choosing the confidence threshold by 5-fold cross-validation")
+        classes, proba = cross_val_proba(texts, labels, classifier)
+        threshold = choose_threshold(classes, proba, labels)
+        metrics["cv_grouped_macro_f1"] = grouped_macro_f1(
+            labels, apply_threshold(classes, proba, threshold)
+        )
+        say(f"threshold {threshold:.3f} (cv grouped macro-F1 {metrics['cv_grouped_macro_f1']:.3f})")
+    say(f"fitting {classifier} on all examples")
+    clf = IntentClassifier(classifier).fit(texts, labels)
+    model = Model(
+        classifier=clf,
+        threshold=threshold,
+        trained_at=time.time(),
+        n_examples=len(texts),
+        synonyms=data.synonyms,
+        metrics=metrics,
+    )
+    save_model(model, model_path)
+    say(f"wrote {model_path} in {time.perf_counter() - started:.1f}s")
+    return model
+
+
+def save_model(model: Model, model_path: Path) -> None:
+    """Write via a temporary file and a rename, so a reader never sees half an artifact."""
+    model_path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=model_path.name + ".", suffix=".tmp", dir=model_path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            pickle.dump(
+                {"version": model.version, "model": model}, fh, protocol=pickle.HIGHEST_PROTOCOL
+            )
+        os.replace(tmp, model_path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_model(model_path: Path) -> Model:
+    """Read an artifact; raise `ArtifactError` when it is missing, damaged or of another version."""
+    try:
+        with model_path.open("rb") as fh:
+            payload = pickle.load(fh)  # noqa: S301 - our own artifact, see save_model
+    except FileNotFoundError as exc:
+        raise ArtifactError(f"NLU model {model_path} is missing; run `relais nlu train`") from exc
+    except Exception as exc:  # unpickling another version can fail in many ways
+        raise ArtifactError(f"NLU model {model_path} is unreadable: {exc}") from exc
+    if not isinstance(payload, dict) or payload.get("version") != ARTIFACT_VERSION:
+        found = payload.get("version") if isinstance(payload, dict) else type(payload).__name__
+        raise ArtifactError(
+            f"NLU model {model_path} was made by {found}, expected {ARTIFACT_VERSION}"
+        )
+    model = payload["model"]
+    if not isinstance(model, Model):
+        raise ArtifactError(f"NLU model {model_path} holds no model")
+    return model
+
+
+def _artifact_version(model_path: Path) -> str | None:
+    try:
+        with model_path.open("rb") as fh:
+            payload = pickle.load(fh)  # noqa: S301 - our own artifact, see save_model
+    except Exception:  # any unreadable artifact is simply stale
+        return None
+    return payload.get("version") if isinstance(payload, dict) else None
+
+
+def is_stale(data_dir: Path, model_path: Path) -> bool:
+    """True when the artifact is missing, older than a training file, or of another version."""
+    if not model_path.exists():
+        return True
+    built = model_path.stat().st_mtime
+    if any(p.stat().st_mtime > built for p in training_files(data_dir)):
+        return True
+    return _artifact_version(model_path) != ARTIFACT_VERSION
+
+
+def ensure_model(data_dir: Path, model_path: Path, *, progress: Progress | None = None) -> bool:
+    """Train when the artifact is missing, stale or foreign; return whether it trained."""
+    if not is_stale(data_dir, model_path):
+        return False
+    log.info("training the NLU model: %s is missing or stale", model_path)
+    train(data_dir, model_path, progress=progress)
+    return True
