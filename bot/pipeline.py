@@ -134,6 +134,8 @@ class Pipeline:
         if conv.channel in SMS_CHANNELS and await self._opt_out_keywords(s, msg, conv, fx):
             return
         tenant = await self._identify(s, conv)
+        if tenant is None:
+            tenant = await self._link_by_shared_contact(s, msg, conv)
         residence = await s.get(Residence, conv.residence_id) if conv.residence_id else None
         event = {
             "type": "message",
@@ -244,11 +246,15 @@ class Pipeline:
             )
             s.add(request)
             reference = await next_request_reference(s, request)
+        extra: dict[str, Any] = {}
+        if conv.tenant_id is None and (decision.state or {}).get("awaiting") == "identity":
+            # Channels that can (Telegram) show a button to share the phone number.
+            extra["request_contact"] = True
         for i, text in enumerate(decision.replies):
             if reference:
                 text = text.replace("{reference}", reference)
             if text:
-                await add_outbound(s, conv, text, key=f"reply:{msg.id}:{i}")
+                await add_outbound(s, conv, text, key=f"reply:{msg.id}:{i}", extra=extra)
                 fx.outbox = True
         if decision.handoff:
             h = decision.handoff
@@ -382,6 +388,19 @@ class Pipeline:
         if tenant is not None:
             self._link(conv, tenant)
         return tenant
+
+    async def _link_by_shared_contact(
+        self, s: AsyncSession, msg: Message, conv: Conversation
+    ) -> Tenant | None:
+        """A Telegram user who shares their own contact is found by its phone number."""
+        for media in msg.media or []:
+            data = media.get("data") or {}
+            phone = data.get("phone")
+            if media.get("kind") == "contact" and phone and data.get("own", True):
+                tenant = await self._link_by_identity(s, conv, str(phone))
+                if tenant is not None:
+                    return tenant
+        return None
 
     def _link(self, conv: Conversation, tenant: Tenant) -> None:
         conv.tenant_id = tenant.id
