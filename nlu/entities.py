@@ -93,30 +93,23 @@ _DATE = re.compile(
 )
 _REFERENCE = re.compile(r"\br\s?-?\s?(?P<year>20\d\d)\s?-?\s?(?P<num>\d{1,6})\b")
 
-_COMPILED_PLACES = [
-    (value, re.compile(rf"\b(?:{pattern})\b")) for value, pattern in _PLACES.items()
-]
-_COMPILED_OBJECTS = [
-    (value, re.compile(rf"\b(?:{pattern})\b")) for value, pattern in _OBJECTS.items()
-]
+
+def _combined(table: dict[str, str]) -> re.Pattern[str]:
+    # One alternation with a named group per value scans the text once instead of once per value.
+    # Inner groups must not capture, or `lastgroup` would name them instead of the value.
+    parts = [(value, re.sub(r"\((?!\?)", "(?:", pattern)) for value, pattern in table.items()]
+    return re.compile("|".join(rf"\b(?P<{value}>{pattern})\b" for value, pattern in parts))
 
 
-def _spans(
-    kind: str,
-    table: list[tuple[str, re.Pattern[str]]],
-    folded: str,
-    text: str,
-    taken: set[tuple[int, int]],
-) -> list[Entity]:
-    found: list[Entity] = []
-    for value, pattern in table:
-        for m in pattern.finditer(folded):
-            key = (m.start(), m.end())
-            if key in taken:
-                continue
-            taken.add(key)
-            found.append(Entity(kind, value, text[m.start() : m.end()], m.start(), m.end()))
-    return found
+_PLACE_PATTERN = _combined(_PLACES)
+_OBJECT_PATTERN = _combined(_OBJECTS)
+
+
+def _spans(kind: str, pattern: re.Pattern[str], folded: str, text: str) -> list[Entity]:
+    return [
+        Entity(kind, m.lastgroup or "", text[m.start() : m.end()], m.start(), m.end())
+        for m in pattern.finditer(folded)
+    ]
 
 
 def extract_entities(text: str) -> tuple[Entity, ...]:
@@ -124,11 +117,9 @@ def extract_entities(text: str) -> tuple[Entity, ...]:
     text = text[:MAX_CHARS]
     folded = fold(text)
     entities: list[Entity] = []
-    entities += _spans("place", _COMPILED_PLACES, folded, text, set())
-    objects = _spans("object", _COMPILED_OBJECTS, folded, text, set())
-    # "l'ascenseur" is both where and what; keep it as an object only when it is the subject
-    # of a breakdown, which the dialogue decides — so we report both.
-    entities += objects
+    # "l'ascenseur" is both where and what; both are reported and the dialogue picks.
+    entities += _spans("place", _PLACE_PATTERN, folded, text)
+    entities += _spans("object", _OBJECT_PATTERN, folded, text)
     for m in _FLOOR.finditer(folded):
         if m.group("rdc"):
             value = "0"

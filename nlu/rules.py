@@ -11,10 +11,10 @@ import re
 from dataclasses import dataclass
 
 _PERSON = (
-    r"(?:je|j|on|nous|il|elle|ils|elles|quelqu un|quelqu une|personne|personnes|gens|enfant|"
+    r"(?:je|on|nous|quelqu un|quelqu une|personne|personnes|gens|enfant|"
     r"enfants|bebe|fils|fille|mere|pere|mari|femme|voisin|voisine|dame|monsieur|papi|mamie|"
     r"grand mere|grand pere|someone|somebody|people|child|children|kid|kids|baby|son|daughter|"
-    r"mother|father|we|i|he|she|they|man|woman|person|neighbour|neighbor)"
+    r"mother|father|we|i|man|woman|person|neighbour|neighbor)"
 )
 
 
@@ -52,7 +52,7 @@ RULES: tuple[Rule, ...] = (
         ),
         _re(
             r"\b(?:extincteur|exercice|alarme incendie|porte coupe feu|coupe feu|detecteur|"
-            r"consignes?|fire drill|feu d artifice|feux d artifice|barbecue|cheminee)\b"
+            r"consignes?|fire drill|feu de artifice|feux de artifice|barbecue|cheminee)\b"
         ),
     ),
     Rule(
@@ -62,6 +62,7 @@ RULES: tuple[Rule, ...] = (
             r"\bdetecteurs?\b|\bdaaf\b|\bdetector\b|\balarm\b|\bpile\b|\bbattery\b|\bbip\w*\b|"
             r"\bbeep\w*\b|\bcigarettes?\b|\bclopes?\b|\bshit\b|\bjoints?\b|\bchicha\b|\bcannabis\b|"
             r"\bweed\b|\btabac\b|\bfumeurs?\b|\bfument\b|\bbarbecue\b|\bbbq\b|\bcigarette\b|"
+            r"\b(?:voisin|voisine|voisins|jeunes|gens|il|elle|ils|elles)\s+(?:\w+\s+)?fument?\b|"
             r"\bsmokers?\b|\bpot\b|\bne fume\b|\bil fume\b|\bils fument\b|\bpoisson\b"
         ),
     ),
@@ -70,14 +71,14 @@ RULES: tuple[Rule, ...] = (
         _re(
             r"\binond\w*\b|\bflood\w*\b|\beau (?:partout|coule de partout)\b|"
             r"\b(?:eau|ca|il)\s+(?:coule|ruisselle|tombe|pisse|gicle|jaillit)\s+(?:a flots|partout|"
-            r"du plafond|des murs|du plafonnier|de partout|sur l electricite|dans les prises)|"
+            r"du plafond|des murs|du plafonnier|de partout|sur le electricite|dans les prises)|"
             r"\bdegats? des eaux en cours\b|"
             r"\bwater (?:everywhere|pouring|gushing|coming through)\b|"
             r"\btuyau (?:a|qui a) (?:eclate|pete)\b|\b(?:pipe|pipes) (?:burst|has burst)\b|"
             r"\bburst pipe\b|\bcanalisation (?:a |qui a )?(?:eclate|pete)\b"
         ),
         _re(
-            r"\b(?:l annee derniere|l an dernier|le mois dernier|l hiver dernier|assurance|"
+            r"\b(?:le annee derniere|le an dernier|le mois dernier|le hiver dernier|assurance|"
             r"attestation|declaration|constat|indemnis\w*|last year|insurance|remboursement|"
             r"zone inondable)\b"
         ),
@@ -104,7 +105,8 @@ RULES: tuple[Rule, ...] = (
         "danger",
         _re(
             r"\ben danger\b|\bdanger de mort\b|\bin danger\b|\bdanger imminent\b|"
-            r"\bva s effondrer\b|\bs effondre\b|\bs est effondre\w*\b|\bcollapsing\b|"
+            r"\bva se effondrer\b|\bse effondre\b|\bse est effondre\w*\b|\bse ecroule\b|"
+            r"\bcollapsing\b|"
             r"\bcollapsed\b|\belectrocut\w*\b|\binconscient\w*\b|\bunconscious\b|"
             r"\bne respire plus\b|\bnot breathing\b|\bmonoxyde\b|\bcarbon monoxide\b"
         ),
@@ -117,7 +119,7 @@ RULES: tuple[Rule, ...] = (
             r"\b(?:prise|prises|tableau electrique|disjoncteur|compteur|fils?|cables?|socket|"
             r"plug|outlet|wires?|wiring)\s+(?:\w+\s+){0,2}(?:fume|fument|grille|brule|crame|"
             r"noirci|fond|smoking|burning|melting|melted)\b|\bfils? denudes?\b.*\beau\b|"
-            r"\bodeur de (?:brule|plastique brule|cramé)\b.*\b(?:prise|tableau|compteur)\b|"
+            r"\bodeur de (?:brule|plastique brule|crame)\b.*\b(?:prise|tableau|compteur)\b|"
             r"\bsmell of burning\b"
         ),
     ),
