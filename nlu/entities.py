@@ -20,7 +20,7 @@ _PLACES: dict[str, str] = {
     "chambre": r"chambres?|bedrooms?",
     "salon": r"salon|sejour|salle a manger|living ?room|lounge",
     "balcon": r"balcons?|terrasse|loggia|balcony",
-    "local_poubelles": r"locaux? (a |des )?poubelles?|local vide-ordures?|vide-ordures?|"
+    "local_poubelles": r"(?:local|locaux) (a |des )?poubelles?|local vide-ordures?|vide-ordures?|"
     r"bin (room|store|area)",
     "couloir": r"couloirs?|corridors?|hallway",
     "cour": r"cour|jardin|espaces? verts?|courtyard|garden",

@@ -62,7 +62,7 @@ RULES: tuple[Rule, ...] = (
             r"\bdetecteurs?\b|\bdaaf\b|\bdetector\b|\balarm\b|\bpile\b|\bbattery\b|\bbip\w*\b|"
             r"\bbeep\w*\b|\bcigarettes?\b|\bclopes?\b|\bshit\b|\bjoints?\b|\bchicha\b|\bcannabis\b|"
             r"\bweed\b|\btabac\b|\bfumeurs?\b|\bfument\b|\bbarbecue\b|\bbbq\b|\bcigarette\b|"
-            r"\b(?:voisin|voisine|voisins|jeunes|gens|il|elle|ils|elles)\s+(?:\w+\s+)?fument?\b|"
+            r"\b(?:voisin|voisine|voisins|jeunes|gens|il|elle|ils|elles)\s+(?:\w+\s+)?fume(?:nt)?\b|"
             r"\bsmokers?\b|\bpot\b|\bne fume\b|\bil fume\b|\bils fument\b|\bpoisson\b"
         ),
     ),
