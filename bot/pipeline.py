@@ -154,9 +154,9 @@ class Pipeline:
             conv.dialogue = {}
         lang = self._language(parse, tenant, conv)
         conv.language = lang
-        if conv.state in (ConversationState.QUEUED.value, ConversationState.ASSIGNED.value):
-            # A person holds (or is about to hold) the conversation: the bot stays silent,
-            # except for safety instructions, which never wait.
+        if conv.state == ConversationState.ASSIGNED.value:
+            # A person holds the conversation: the bot stays silent, except for safety
+            # instructions, which never wait. (While merely queued, the bot keeps answering.)
             if parse.intent == "emergency":
                 kind = dlg.emergency_kind(msg.text)
                 lift = residence.lift_company if residence else {}
@@ -256,7 +256,23 @@ class Pipeline:
             if text:
                 await add_outbound(s, conv, text, key=f"reply:{msg.id}:{i}", extra=extra)
                 fx.outbox = True
-        if decision.handoff:
+        if decision.handoff and conv.state == ConversationState.QUEUED.value:
+            # Already waiting for a person: one queue item, raised if this need is more urgent.
+            h = decision.handoff
+            if h.priority > conv.priority:
+                conv.priority = h.priority
+                conv.intent = h.intent
+                fx.events.append(
+                    {
+                        "type": "handoff",
+                        "conversation_id": conv.id,
+                        "residence_id": conv.residence_id,
+                        "intent": h.intent,
+                        "priority": h.priority,
+                        "oncall": h.oncall,
+                    }
+                )
+        elif decision.handoff:
             h = decision.handoff
             conv.state = ConversationState.QUEUED.value
             conv.intent = h.intent

@@ -116,18 +116,26 @@ async def test_emergency_instructions_go_out_first(
     assert conv.state == "queued" and conv.priority >= 10
 
 
-async def test_while_queued_the_bot_stays_silent_but_never_on_safety(
+async def test_while_assigned_the_bot_stays_silent_but_never_on_safety(
     runtime: Runtime, recording: RecordingChannel
 ) -> None:
     await send(runtime, "je veux parler à un humain", pid="a")
     await settled(runtime)
     assert len(recording.sent) == 1
+    await send(runtime, "merci", pid="a2")
+    await settled(runtime)
+    assert len(recording.sent) == 2  # queued, nobody holds it yet: the bot still answers
+    async with runtime.db.transaction() as s:
+        conv = (await s.execute(select(Conversation))).unique().scalar_one()
+        conv.state = "assigned"
     await send(runtime, "bonjour ?", pid="b")
     await settled(runtime)
-    assert len(recording.sent) == 1  # silent: a person will answer
+    assert len(recording.sent) == 2  # silent: a person holds the conversation
     await send(runtime, "il y a le feu !", pid="c")
     await settled(runtime)
-    assert len(recording.sent) == 2 and "18" in recording.sent[1].text
+    assert len(recording.sent) == 3 and "18" in recording.sent[2].text
+    async with runtime.db.session() as s:
+        assert (await s.execute(select(func.count(Handoff.id)))).scalar_one() == 1
 
 
 async def test_unknown_sender_is_asked_who_they_are_then_linked(
