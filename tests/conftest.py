@@ -120,10 +120,23 @@ def recording() -> RecordingChannel:
 @pytest.fixture
 async def runtime(database_url: str, recording: RecordingChannel) -> AsyncIterator[Runtime]:
     """A started runtime on the parametrised database, SMS delivered to a recording channel."""
-    rt = Runtime(make_settings(database_url), engine=KeywordEngine(),
-                 channels={"sms": recording, "terminal": recording, "telegram": recording})
+    rt = Runtime(
+        make_settings(database_url),
+        engine=KeywordEngine(),
+        channels={"sms": recording, "terminal": recording, "telegram": recording},
+    )
     await rt.start(Roles(consume=True, outbox=True, recover=False))
     try:
         yield rt
     finally:
         await rt.stop()
+
+
+@pytest.fixture(scope="session")
+def nlu_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The embedded NLU model, trained once per test session from data/."""
+    from nlu.training import ensure_model
+
+    path = tmp_path_factory.mktemp("nlu-model") / "model.pkl"
+    ensure_model(DATA_DIR, path)
+    return path

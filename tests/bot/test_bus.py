@@ -21,8 +21,9 @@ MESSAGES = 1000
 
 
 def _redis_bus(prefix: str, **kw: object) -> RedisBus:
-    return RedisBus(services.REDIS_URL, partitions=8, prefix=prefix, lease_ms=1500,
-                    heartbeat_s=0.2, **kw)  # type: ignore[arg-type]
+    return RedisBus(
+        services.REDIS_URL, partitions=8, prefix=prefix, lease_ms=1500, heartbeat_s=0.2, **kw
+    )  # type: ignore[arg-type]
 
 
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
@@ -42,6 +43,7 @@ async def bus_factory(request: pytest.FixtureRequest) -> AsyncIterator[Callable[
             bus = _redis_bus(prefix)
             made.append(bus)
             return bus
+
     yield make
     for bus in made:
         keys = [k async for k in bus.redis.scan_iter(f"{bus.prefix}:*")]
@@ -93,8 +95,9 @@ async def test_two_workers_process_every_message_once_in_order(
     ledger = Ledger()
     stop = asyncio.Event()
     workers = [bus_factory(), bus_factory()]
-    tasks = [asyncio.create_task(w.consume(ledger.handler(f"w{i}"), stop))
-             for i, w in enumerate(workers)]
+    tasks = [
+        asyncio.create_task(w.consume(ledger.handler(f"w{i}"), stop)) for i, w in enumerate(workers)
+    ]
     producer = bus_factory()
     for i in range(MESSAGES):
         await producer.enqueue(i, f"sms:+3360000{i % CONVERSATIONS:04d}")
@@ -119,8 +122,16 @@ async def test_a_killed_worker_loses_nothing() -> None:
 
     def start(name: str) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
-            [sys.executable, "-m", "tests.bot.bus_worker", services.REDIS_URL, prefix, name,
-             str(CONVERSATIONS)], cwd=REPO_ROOT,
+            [
+                sys.executable,
+                "-m",
+                "tests.bot.bus_worker",
+                services.REDIS_URL,
+                prefix,
+                name,
+                str(CONVERSATIONS),
+            ],
+            cwd=REPO_ROOT,
         )
 
     a, b = start("a"), start("b")

@@ -24,10 +24,18 @@ async def until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
         await asyncio.sleep(0.01)
 
 
-async def send(rt: Runtime, text: str, *, address: str = KNOWN, pid: str | None = None,
-               channel: str = "sms", media: tuple[Media, ...] = ()) -> int:
-    rec = await rt.ingest(Inbound(channel=channel, address=address, text=text, provider_id=pid,
-                                  media=media))
+async def send(
+    rt: Runtime,
+    text: str,
+    *,
+    address: str = KNOWN,
+    pid: str | None = None,
+    channel: str = "sms",
+    media: tuple[Media, ...] = (),
+) -> int:
+    rec = await rt.ingest(
+        Inbound(channel=channel, address=address, text=text, provider_id=pid, media=media)
+    )
     return rec.message_id
 
 
@@ -36,10 +44,18 @@ async def settled(rt: Runtime, timeout: float = 10.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         async with rt.db.session() as s:
-            unprocessed = (await s.execute(select(func.count(Message.id)).where(
-                Message.direction == "in", Message.processed_at.is_(None)))).scalar_one()
-            pending = (await s.execute(select(func.count(Outbox.id)).where(
-                Outbox.status.in_(("pending", "sending"))))).scalar_one()
+            unprocessed = (
+                await s.execute(
+                    select(func.count(Message.id)).where(
+                        Message.direction == "in", Message.processed_at.is_(None)
+                    )
+                )
+            ).scalar_one()
+            pending = (
+                await s.execute(
+                    select(func.count(Outbox.id)).where(Outbox.status.in_(("pending", "sending")))
+                )
+            ).scalar_one()
         if not unprocessed and not pending:
             return
         if asyncio.get_running_loop().time() > deadline:
@@ -47,7 +63,9 @@ async def settled(rt: Runtime, timeout: float = 10.0) -> None:
         await asyncio.sleep(0.02)
 
 
-async def test_greeting_gets_a_personal_reply(runtime: Runtime, recording: RecordingChannel) -> None:
+async def test_greeting_gets_a_personal_reply(
+    runtime: Runtime, recording: RecordingChannel
+) -> None:
     await send(runtime, "Bonjour", pid="SM1")
     await settled(runtime)
     assert len(recording.sent) == 1
@@ -73,7 +91,7 @@ async def test_a_retried_webhook_is_stored_once_and_answered_once(
     await asyncio.sleep(0.1)
     assert len(recording.sent) == 1
     async with runtime.db.session() as s:
-        n = (await s.execute(select(func.count(Message.id)).where(Message.direction == "in")))
+        n = await s.execute(select(func.count(Message.id)).where(Message.direction == "in"))
         assert n.scalar_one() == 1
 
 
@@ -162,8 +180,13 @@ async def test_bad_input_is_stored_and_answered(
     bodies = ["", "   ", "😀😀", "x" * 100_000, "caf\udce9 \x00 fin"]
     for i, body in enumerate(bodies):
         await send(runtime, body, pid=f"bad{i}", address=f"+3360000000{i}")
-    await send(runtime, "", pid="media", address="+33600000009",
-               media=(Media(url="https://example.test/p.jpg", content_type="image/jpeg"),))
+    await send(
+        runtime,
+        "",
+        pid="media",
+        address="+33600000009",
+        media=(Media(url="https://example.test/p.jpg", content_type="image/jpeg"),),
+    )
     await settled(runtime)
     assert len(recording.sent) == len(bodies) + 1
     assert all(o.text for o in recording.sent)
@@ -198,7 +221,9 @@ async def test_a_crash_after_storing_loses_nothing(database_url: str) -> None:
     # Stored but never consumed: no worker runs in this process.
     await crashed.start(Roles(consume=False, outbox=False, recover=False))
     for i in range(5):
-        await crashed.ingest(Inbound(channel="sms", address=KNOWN, text="bonjour", provider_id=f"c{i}"))
+        await crashed.ingest(
+            Inbound(channel="sms", address=KNOWN, text="bonjour", provider_id=f"c{i}")
+        )
     await crashed.stop()
     assert channel.sent == []
 
