@@ -26,8 +26,15 @@ async def main(url: str, prefix: str, name: str, conversations: int) -> None:
     async def handle(message_id: int) -> None:
         await asyncio.sleep(0.002)
         conv = message_id % conversations
-        await bus.redis.eval(RECORD, 3, f"{prefix}:t:done", f"{prefix}:t:order:{conv}",
-                             f"{prefix}:t:by", message_id, name)
+        await bus.redis.eval(
+            RECORD,
+            3,
+            f"{prefix}:t:done",
+            f"{prefix}:t:order:{conv}",
+            f"{prefix}:t:by",
+            message_id,
+            name,
+        )
 
     await bus.consume(handle, asyncio.Event())
 
