@@ -36,7 +36,7 @@ def make_vectorizers() -> list[TfidfVectorizer]:
         ),
         TfidfVectorizer(
             analyzer="char_wb",
-            ngram_range=(2, 5),
+            ngram_range=(2, 4),
             sublinear_tf=True,
             min_df=2,
             lowercase=False,
@@ -163,7 +163,11 @@ class IntentClassifier:
         ):
             # Counting the n-gram strings first (in C) and looking up each distinct one once is
             # several times faster than looking up every occurrence.
-            pairs = [(vocab[g], c) for g, c in Counter(analyzer(text)).items() if g in vocab]
+            pairs = [
+                (j, c)
+                for g, c in Counter(analyzer(text)).items()
+                if (j := vocab.get(g)) is not None
+            ]
             if not pairs:
                 continue
             idx = np.fromiter((i for i, _ in pairs), dtype=np.intp, count=len(pairs))

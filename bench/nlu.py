@@ -1,0 +1,140 @@
+"""NLU benchmark: embedded engine vs a Rasa server on the held-out messages (prints figures)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from nlu.embedded import EmbeddedEngine
+from nlu.paths import default_data_dir, default_model_path
+from nlu.training import ensure_model, grouped_macro_f1, load_test_data
+from nlu.types import Parse
+
+ROUNDS = int(os.environ.get("RELAIS_BENCH_ROUNDS", "20"))
+
+
+_MEMORY_PROBE = """
+import sys
+from pathlib import Path
+def rss():
+    with open("/proc/self/status") as fh:
+        return next(int(l.split()[1]) for l in fh if l.startswith("VmRSS:")) / 1024
+from nlu.embedded import EmbeddedEngine
+before = rss()
+engine = EmbeddedEngine.load(Path(sys.argv[1]))
+engine.parse_sync("ya une fuite ds la sdb")
+print(f"{rss() - before:.1f} {rss():.0f}")
+"""
+
+
+def resident_memory(model_path: Path) -> str:
+    """Measure in a fresh process: this one has already trained and holds the garbage of it."""
+    out = subprocess.run(
+        [sys.executable, "-c", _MEMORY_PROBE, str(model_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[1],
+    ).stdout.split()
+    size = model_path.stat().st_size / 1e6
+    return (
+        f"embedded model resident: {out[0]} MB after imports (process {out[1]} MB), "
+        f"artifact {size:.1f} MB"
+    )
+
+
+async def measure(
+    parse: Callable[[str], Awaitable[Parse]], texts: list[str], rounds: int
+) -> dict[str, float]:
+    for text in texts[:20]:
+        await parse(text)  # warm up
+    latencies: list[float] = []
+    started = time.perf_counter()
+    for _ in range(rounds):
+        for text in texts:
+            t0 = time.perf_counter()
+            await parse(text)
+            latencies.append(time.perf_counter() - t0)
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    return {
+        "per_s": len(latencies) / elapsed,
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
+        "n": len(latencies),
+    }
+
+
+async def accuracy(
+    parse: Callable[[str], Awaitable[Parse]], texts: list[str], labels: list[str]
+) -> tuple[float, int, int]:
+    predicted = [(await parse(t)).intent for t in texts]
+    emergencies = [p for p, gold in zip(predicted, labels, strict=True) if gold == "emergency"]
+    return (grouped_macro_f1(labels, predicted), emergencies.count("emergency"), len(emergencies))
+
+
+def show(name: str, figures: dict[str, float], f1: tuple[float, int, int]) -> None:
+    print(
+        f"{name:9} {figures['per_s']:9.0f} parses/s   p50 {figures['p50_ms']:7.3f} ms   "
+        f"p99 {figures['p99_ms']:7.3f} ms   macro-F1 {f1[0]:.3f}   "
+        f"emergencies {f1[1]}/{f1[2]}   ({int(figures['n'])} parses)"
+    )
+
+
+async def rasa_reachable(url: str) -> bool:
+    try:
+        async with httpx.AsyncClient(timeout=2.0) as client:
+            response = await client.get(url.rstrip("/") + "/status")
+            return response.status_code < 500
+    except httpx.HTTPError:
+        return False
+
+
+async def main() -> None:
+    data_dir = default_data_dir()
+    model_path = default_model_path()
+    t0 = time.perf_counter()
+    trained = ensure_model(data_dir, model_path)
+    state = f"trained in {time.perf_counter() - t0:.1f}s" if trained else "up to date"
+    print(f"model {model_path} ({state})")
+    held_out = load_test_data(data_dir)
+    texts, labels = held_out.texts, held_out.labels
+    print(f"messages: {len(texts)} held-out (data/nlu_test.yml), {ROUNDS} rounds embedded, 1 rasa")
+    print(resident_memory(model_path))
+    embedded = EmbeddedEngine.load(model_path)
+    emb = await measure(embedded.parse, texts, ROUNDS)
+    emb_f1 = await accuracy(embedded.parse, texts, labels)
+    show("embedded", emb, emb_f1)
+
+    url = os.environ.get("RELAIS_RASA_URL", "http://127.0.0.1:5005")
+    if not await rasa_reachable(url):
+        print(f"rasa      no server answers at {url}; start one with `scripts/rasa-server up`")
+        return
+    from nlu.rasa import RasaEngine
+
+    rasa = RasaEngine(url)
+    try:
+        ras = await measure(rasa.parse, texts, 1)
+        ras_f1 = await accuracy(rasa.parse, texts, labels)
+    finally:
+        await rasa.aclose()
+    show("rasa", ras, ras_f1)
+    print(
+        f"ratio     embedded/rasa throughput x{emb['per_s'] / ras['per_s']:.1f}, "
+        f"p99 latency /{ras['p99_ms'] / emb['p99_ms']:.1f}, "
+        f"macro-F1 {emb_f1[0] - ras_f1[0]:+.3f}"
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
