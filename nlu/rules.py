@@ -55,6 +55,17 @@ RULES: tuple[Rule, ...] = (
             r"consignes?|fire drill|feu de artifice|feux de artifice|barbecue|cheminee)\b"
         ),
     ),
+    # Smoke described as heavy is an emergency whatever else is said ("the detector rings and
+    # there is smoke everywhere").
+    Rule(
+        "smoke",
+        _re(
+            r"\b(?:fumee|fumees|smoke)\s+(?:partout|everywhere|noire|epaisse|black|thick)\b|"
+            r"\b(?:beaucoup de|plein de|pleine de|remplie? de|envahie? (?:de|par))"
+            r"\s+(?:la )?fumee\b|"
+            r"\b(?:filling|filled|full) (?:up )?with smoke\b"
+        ),
+    ),
     Rule(
         "smoke",
         _re(r"\bfumee\b|\bfume\b(?!r)|\bfumees\b|\bsmoke\b|\bsmoking\b|\bsmoky\b"),
@@ -94,6 +105,8 @@ RULES: tuple[Rule, ...] = (
             r"(?:bloque|bloquee|bloques|coince|coincee|coinces|enferme|enfermee|stuck|trapped)\b"
             r"(?!\s+(?:par|avec|pour|by|with|for))"
             r"|\bsomeone (?:is )?(?:stuck|trapped)\b|\btrapped\b"
+            rf"|\b(?:avec\s+)?(?:des |un |une |mon |ma |mes |le |la )?{_PERSON}\s+dedans\b"
+            r"|\b(?:people|someone|somebody|children|kids) inside\b"
         ),
         _re(
             r"\bdehors\b|\blocked out\b|\bsans (?:mes )?cles\b|"
@@ -124,6 +137,34 @@ RULES: tuple[Rule, ...] = (
         ),
     ),
 )
+
+
+# Contexts where an emergency word is harmless: equipment, bills, drills, things (not people) stuck.
+_HARMLESS = re.compile(
+    r"\b(?:detecteurs?|daaf|smoke (?:alarm|detector)|pile|battery|bip\w*|beep\w*|exercice|"
+    r"extincteurs?|coupe feu|fire door|fire drill|facture|fournisseur|abonnement|bill|"
+    r"compteur de gaz|gas meter)\b"
+    r"|\b(?:porte|fenetre|volet|serrure|cle|poignee|tiroir|ascenseur|door|window|lift|elevator|"
+    r"shutter)s?\s+(?:\w+\s+){0,2}(?:bloquee?s?|coincee?s?|stuck|jammed)\b"
+)
+
+
+def look_alike(normalized: str) -> bool:
+    """True when emergency words appear only in a harmless context (a detector's battery...).
+
+    The classifier learns "fumee" or "gaz" as emergency words; this lets the engine overrule it
+    when no rule fired and the context says equipment, bills or a stuck door.
+    """
+    if emergency_rule(normalized):
+        return False
+    if _HARMLESS.search(normalized):
+        return True
+    return any(
+        rule.unless is not None
+        and rule.pattern.search(normalized)
+        and rule.unless.search(normalized)
+        for rule in RULES
+    )
 
 
 def emergency_rule(normalized: str) -> str | None:

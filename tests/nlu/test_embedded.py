@@ -191,3 +191,34 @@ def test_throughput_and_latency(engine: EmbeddedEngine, data_dir: Path) -> None:
     assert len(latencies) / sum(latencies) > 1000
     assert latencies[int(len(latencies) * 0.99)] < 0.010
     assert set(TOPIC_INTENTS) <= set(engine.model.classifier.classes)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "le détecteur de fumée bip, pile faible",
+        "my smoke alarm is beeping, low battery",
+        "fumée de cigarette du voisin",
+        "mon radiateur ne chauffe pas",
+        "ma facture de gaz est trop chère",
+        "l'ascenseur est bloqué au 3ème",
+        "ma fenêtre est coincée",
+        "il y a un exercice incendie demain ?",
+        "j'ai eu une inondation l'an dernier, l'assurance ne rembourse pas",
+    ],
+)
+def test_look_alikes_are_not_emergencies(engine: EmbeddedEngine, text: str) -> None:
+    assert engine.parse_sync(text).intent != "emergency"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "le détecteur de fumée sonne et il y a de la fumée partout",
+        "l'ascenseur est bloqué avec des gens dedans",
+        "mon appartement est sous l'eau",
+        "the building is filling with smoke",
+    ],
+)
+def test_emergencies_through_look_alike_words(engine: EmbeddedEngine, text: str) -> None:
+    assert engine.parse_sync(text).intent == "emergency"
