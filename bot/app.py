@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from bot.db import upgrade_async
 from bot.demo import load_demo
@@ -89,6 +89,19 @@ def create_app(
             {"status": "ok" if ok else "unavailable", "checks": checks},
             status_code=200 if ok else 503,
         )
+
+    from bot.metrics import CONTENT_TYPE_LATEST, Scraper
+
+    scraper = Scraper(rt.db)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        # Internal: the reverse proxy should not expose it (see the production checklist).
+        try:
+            body = await scraper.render()
+        except Exception as exc:
+            return JSONResponse({"error": f"unavailable: {type(exc).__name__}"}, status_code=503)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     return app
 

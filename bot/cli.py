@@ -39,12 +39,11 @@ def _mount_optional() -> None:
         install_ops_commands(app)
 
 
-def setup_logging(level: str = "INFO") -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def setup_logging(level: str = "INFO", settings: Settings | None = None) -> None:
+    # Text on a tty, JSON lines otherwise (RELAIS_LOG_FORMAT decides); phone numbers masked.
+    from bot.logs import setup_logging as configure
+
+    configure(level, (settings or Settings()).log_format)
 
 
 @app.command()
@@ -52,18 +51,26 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     log_level: Annotated[str, typer.Option(help="Log level.")] = "info",
+    access_log: Annotated[bool, typer.Option(help="Log every HTTP request.")] = True,
 ) -> None:
     """Run the gateway: webhooks, web chat, console and an in-process worker."""
     import uvicorn
 
     from bot.app import create_app
 
-    setup_logging(log_level)
     settings = Settings()
+    setup_logging(log_level, settings)
     application = create_app(settings)
     base = f"http://{host if host not in ('0.0.0.0', '::') else '127.0.0.1'}:{port}"  # noqa: S104
     application.state.banner = base
-    uvicorn.run(application, host=host, port=port, log_level=log_level.lower())
+    uvicorn.run(
+        application,
+        host=host,
+        port=port,
+        log_level=log_level.lower(),
+        log_config=None,  # logging is set up above (format, masking); uvicorn propagates to it
+        access_log=access_log,
+    )
 
 
 def print_banner(base: str, settings: Settings) -> None:
@@ -99,8 +106,8 @@ def worker(
     """Run an extra pipeline worker (needs RELAIS_REDIS_URL, shared with `relais serve`)."""
     from bot.runtime import Roles, Runtime
 
-    setup_logging(log_level)
     settings = Settings()
+    setup_logging(log_level, settings)
     if not settings.redis_url:
         typer.echo(
             "relais worker needs RELAIS_REDIS_URL: without Redis the gateway's in-process bus "

@@ -9,13 +9,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import metrics
 from bot.bus import Bus, build_bus
 from bot.db import Database, is_unavailable
 from bot.demo import read_landlord
@@ -23,8 +26,9 @@ from bot.errors import Unavailable
 from bot.models import Conversation, Direction, Message
 from bot.outbox import OutboxDispatcher
 from bot.pipeline import Pipeline
+from bot.ratelimit import RateLimiter, build_rate_limiter
 from bot.settings import Settings
-from bot.store import Recorded, record_inbound
+from bot.store import Recorded, add_outbound, record_inbound
 from bot.texts import Texts
 from bot.types import Inbound
 from channels.base import Channel
@@ -42,6 +46,7 @@ class Roles:
     consume: bool = True  # pipeline workers reading the bus
     outbox: bool = True  # delivering replies
     recover: bool = True  # re-enqueueing stored messages nobody processed
+    retention: bool = True  # erasing conversations past RELAIS_RETENTION_MONTHS, daily
 
 
 class Runtime:
@@ -54,6 +59,7 @@ class Runtime:
         bus: Bus | None = None,
         db: Database | None = None,
         clock: Callable[[], datetime] | None = None,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.settings = settings
         self.db = db or Database(settings.database_url)
@@ -70,6 +76,11 @@ class Runtime:
             max_attempts=settings.outbox_max_attempts,
             backoff_seconds=settings.outbox_backoff_seconds,
             clock=self.clock,
+        )
+        self.limiter = limiter or build_rate_limiter(
+            settings.redis_url,
+            limit=settings.rate_limit_messages,
+            window=settings.rate_limit_window_seconds,
         )
         self._pipeline: Pipeline | None = None
         self._stop = asyncio.Event()
@@ -126,6 +137,8 @@ class Runtime:
             self._spawn(self.outbox.run(self._stop))
         if roles.recover:
             self._spawn(self._recovery_loop())
+        if roles.retention:
+            self._spawn(self._retention_loop())
 
     def _spawn(self, coro: Any) -> None:
         # Keep a reference: the event loop only holds weak references to tasks.
@@ -147,21 +160,42 @@ class Runtime:
             with contextlib.suppress(Exception):
                 await self._engine.aclose()
         await self.bus.close()
+        with contextlib.suppress(Exception):
+            await self.limiter.close()
         await self.db.dispose()
 
     # -- ingest ---------------------------------------------------------------------------
 
     async def ingest(self, inbound: Inbound) -> Recorded:
         """Store an inbound message, then hand it to the bus; raises `Unavailable` if the
-        database is away (the provider will retry: nothing was written)."""
+        database is away (the provider will retry: nothing was written).
+
+        A sender over the rate limit has the message stored all the same, but marked as not
+        for the bot (and told so once per window) instead of enqueued."""
+        started = time.perf_counter()
+        notify = False
+        limited = False
         try:
             async with self.db.transaction() as s:
                 recorded = await record_inbound(s, inbound)
+                if recorded.created:
+                    # Counted only once stored: a provider's retry of the same message is free.
+                    verdict = await self.limiter.hit(_key(inbound.channel, inbound.address))
+                    if not verdict.allowed:
+                        limited, notify = True, verdict.notify
+                        await self._hold(s, recorded, notify=notify)
         except Exception as exc:
             if is_unavailable(exc):
+                metrics.INGESTED.labels(inbound.channel, "unavailable").inc()
                 raise Unavailable("database unavailable") from exc
             raise
-        if recorded.created:
+        outcome = "stored" if recorded.created else "duplicate"
+        if limited:
+            outcome = "limited"
+            if notify:
+                log.info("rate limit: sender %s is over the limit", inbound.channel)
+                self.outbox.wake()
+        elif recorded.created:
             try:
                 await self.bus.enqueue(recorded.message_id, _key(inbound.channel, inbound.address))
             except Exception as exc:
@@ -171,7 +205,22 @@ class Runtime:
                     recorded.message_id,
                     type(exc).__name__,
                 )
+        metrics.INGESTED.labels(inbound.channel, outcome).inc()
+        metrics.INGEST_SECONDS.observe(time.perf_counter() - started)
         return recorded
+
+    async def _hold(self, s: AsyncSession, recorded: Recorded, *, notify: bool) -> None:
+        """Keep a rate-limited message out of the bot: processed, with no NLU, no reply."""
+        await s.execute(
+            update(Message)
+            .where(Message.id == recorded.message_id)
+            .values(processed_at=self.clock(), nlu={"skipped": "rate_limited"})
+        )
+        if notify:
+            conv = await s.get(Conversation, recorded.conversation_id)
+            assert conv is not None
+            text = self.texts.get("rate_limited", conv.language)
+            await add_outbound(s, conv, text, key=f"ratelimit:{recorded.message_id}")
 
     async def recover(self, older_than: timedelta = timedelta(seconds=0)) -> int:
         """Enqueue again every stored inbound message no worker has processed."""
@@ -210,6 +259,25 @@ class Runtime:
                 log.warning("recovery sweep failed (%s)", type(exc).__name__)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=every)
+
+    async def _retention_loop(self, every: float = 24 * 3600, first: float = 60.0) -> None:
+        """Once a day (the first time a minute after start), erase conversations past the
+        retention period; several workers doing it at once is harmless (idempotent)."""
+        from bot.gdpr import purge
+
+        delay = first
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=delay)
+            if self._stop.is_set():
+                return
+            delay = every
+            try:
+                await purge(self.db, self.settings.retention_months, actor="worker")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("retention purge failed (%s)", type(exc).__name__)
 
 
 def _key(channel: str, address: str) -> str:

@@ -59,7 +59,18 @@ class Settings(BaseSettings):
     outbox_backoff_seconds: float = 2.0
 
     # Personal data.
-    retention_months: int = 24
+    retention_months: int = Field(
+        default=24, ge=1, description="Conversations older than this are erased (relais gdpr)."
+    )
+
+    # Operations.
+    rate_limit_messages: int = Field(
+        default=20, ge=1, description="Messages one sender may have run through the bot..."
+    )
+    rate_limit_window_seconds: int = Field(default=60, ge=1, description="...per this window.")
+    log_format: Literal["json", "text"] | None = Field(
+        default=None, description="Log lines as JSON or text; default: text on a tty, else JSON."
+    )
 
     @property
     def is_sqlite(self) -> bool:
