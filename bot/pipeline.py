@@ -22,10 +22,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot import dialogue as dlg
 from bot.bus import Bus
 from bot.db import Database
+from bot.faq import Faq, load_faq
 from bot.models import (
     Conversation,
     ConversationState,
     Handoff,
+    Incident,
     Message,
     OptOut,
     Request,
@@ -63,6 +65,7 @@ class Pipeline:
         engine: Engine,
         bus: Bus,
         texts: Texts,
+        faq: Faq | None = None,
         landlord: dict[str, Any] | None = None,
         timezone: str = "Europe/Paris",
         clock: Callable[[], datetime] | None = None,
@@ -72,6 +75,8 @@ class Pipeline:
         self.engine = engine
         self.bus = bus
         self.texts = texts
+        # The FAQ sits next to the texts unless given (tests give their own).
+        self.faq = faq if faq is not None or texts.data_dir is None else load_faq(texts.data_dir)
         self.landlord = landlord or {}
         self.tz = ZoneInfo(timezone)
         self.clock = clock or (lambda: datetime.now(UTC))
@@ -151,8 +156,10 @@ class Pipeline:
             # A tenant writing again after closing goes back to the bot first.
             conv.state = ConversationState.BOT.value
             conv.closed_at = None
-            conv.dialogue = {}
-        lang = self._language(parse, tenant, conv)
+            # Only the satisfaction question survives the close: the tenant may be answering it.
+            asked = (conv.dialogue or {}).get("asked")
+            conv.dialogue = {"asked": asked} if asked == "satisfaction" else {}
+        lang, foreign = self._language(parse, tenant, conv)
         conv.language = lang
         if conv.state == ConversationState.ASSIGNED.value:
             # A person holds the conversation: the bot stays silent, except for safety
@@ -165,6 +172,7 @@ class Pipeline:
                     lang,
                     lift_company=lift.get("name"),
                     lift_phone=lift.get("phone", "112"),
+                    gas_phone=self.landlord.get("gas_emergency", "0 800 47 33 33"),
                 )
                 await add_outbound(s, conv, text, key=f"reply:{msg.id}:0")
                 fx.outbox = True
@@ -182,8 +190,8 @@ class Pipeline:
                     )
             event["state"] = conv.state
             return
-        turn = await self._turn(s, msg, conv, parse, tenant, residence, lang)
-        decision = dlg.decide(turn, self.texts)
+        turn = await self._turn(s, msg, conv, parse, tenant, residence, lang, foreign=foreign)
+        decision = dlg.decide(turn, self.texts, self.faq)
         if decision.identify and tenant is None:
             tenant = await self._link_by_identity(s, conv, decision.identify)
             if tenant is not None:
@@ -195,7 +203,7 @@ class Pipeline:
                 lang = tenant.language or lang
                 replies = [
                     self.texts.get(
-                        "linked",
+                        "linked_short" if pending else "linked",
                         lang,
                         first_name=tenant.first_name,
                         residence=residence.name if residence else "",
@@ -208,7 +216,7 @@ class Pipeline:
                     turn = await self._turn(
                         s, msg, conv, again, tenant, residence, lang, text=pending
                     )
-                    decision = dlg.decide(turn, self.texts)
+                    decision = dlg.decide(turn, self.texts, self.faq)
                     decision.replies[:0] = replies[:1]
                     replies = []
                 if replies:
@@ -219,6 +227,41 @@ class Pipeline:
                     state={**(conv.dialogue or {}), "awaiting": "identity"},
                 )
         await self._apply(s, msg, conv, decision, tenant, residence, fx)
+
+    async def _incident_for(
+        self, s: AsyncSession, spec: dlg.RequestSpec, row: Request
+    ) -> int | None:
+        """The incident a common-area report belongs to: the one named, an open one with the
+        same key in the building (another tenant may have opened it meanwhile), or a new one."""
+        if spec.incident_id is not None:
+            return spec.incident_id
+        if not spec.incident_key or row.residence_id is None:
+            return None
+        incident = (
+            (
+                await s.execute(
+                    select(Incident).where(
+                        Incident.residence_id == row.residence_id,
+                        Incident.building == row.building,
+                        Incident.key == spec.incident_key,
+                        Incident.status == "open",
+                    )
+                )
+            )
+            .scalars()
+            .first()
+        )
+        if incident is None:
+            incident = Incident(
+                residence_id=row.residence_id,
+                building=row.building,
+                key=spec.incident_key,
+                summary=spec.summary,
+                created_at=self.clock(),
+            )
+            s.add(incident)
+            await s.flush()
+        return incident.id
 
     async def _apply(
         self,
@@ -231,28 +274,32 @@ class Pipeline:
         fx: Effects,
     ) -> None:
         conv.dialogue = decision.state
-        reference = None
+        if decision.satisfaction is not None:
+            conv.satisfaction = decision.satisfaction
+        references: dict[str, str] = {}
         request: Request | None = None
-        if decision.request:
-            request = Request(
-                kind=decision.request.kind,
+        for spec in decision.requests:
+            row = Request(
+                kind=spec.kind,
                 tenant_id=tenant.id if tenant else None,
                 residence_id=conv.residence_id,
                 building=tenant.building if tenant else "",
                 conversation_id=conv.id,
-                summary=decision.request.summary,
-                details=decision.request.details,
+                summary=spec.summary,
+                details=spec.details,
                 created_at=self.clock(),
             )
-            s.add(request)
-            reference = await next_request_reference(s, request)
+            row.incident_id = await self._incident_for(s, spec, row)
+            s.add(row)
+            references[spec.token] = await next_request_reference(s, row)
+            request = request or row
         extra: dict[str, Any] = {}
         if conv.tenant_id is None and (decision.state or {}).get("awaiting") == "identity":
             # Channels that can (Telegram) show a button to share the phone number.
             extra["request_contact"] = True
         for i, text in enumerate(decision.replies):
-            if reference:
-                text = text.replace("{reference}", reference)
+            for token, reference in references.items():
+                text = text.replace(token, reference)
             if text:
                 await add_outbound(s, conv, text, key=f"reply:{msg.id}:{i}", extra=extra)
                 fx.outbox = True
@@ -312,21 +359,36 @@ class Pipeline:
         lang: str,
         *,
         text: str | None = None,
+        foreign: bool = False,
     ) -> dlg.Turn:
-        open_requests: tuple[dlg.RequestView, ...] = ()
+        requests: tuple[dlg.RequestView, ...] = ()
+        incidents: tuple[dlg.IncidentView, ...] = ()
         if tenant is not None:
             rows = (
                 await s.execute(
                     select(Request)
-                    .where(Request.tenant_id == tenant.id, Request.status != "closed")
+                    .where(Request.tenant_id == tenant.id)
                     .order_by(Request.id.desc())
-                    .limit(10)
+                    .limit(20)
                 )
             ).scalars()
-            open_requests = tuple(
+            requests = tuple(
                 dlg.RequestView(r.reference or "", r.kind, r.status, r.created_at, r.summary)
                 for r in rows
             )
+            if tenant.residence_id is not None:
+                found = (
+                    await s.execute(
+                        select(Incident).where(
+                            Incident.residence_id == tenant.residence_id,
+                            Incident.building == tenant.building,
+                            Incident.status == "open",
+                        )
+                    )
+                ).scalars()
+                incidents = tuple(
+                    dlg.IncidentView(i.id, i.key, i.building, i.created_at) for i in found
+                )
         return dlg.Turn(
             text=msg.text if text is None else text,
             parse=parse,
@@ -334,10 +396,12 @@ class Pipeline:
             now=self.clock().astimezone(self.tz),
             state=dict(conv.dialogue or {}),
             tenant=await self._tenant_view(s, tenant, residence),
-            has_media=bool(msg.media),
-            open_requests=open_requests,
+            has_media=bool(msg.media) and text is None,
+            requests=requests,
+            incidents=incidents,
             landlord=self.landlord,
             language=lang,
+            foreign=foreign,
         )
 
     async def _tenant_view(
@@ -375,13 +439,19 @@ class Pipeline:
             residence=rv,
         )
 
-    def _language(self, parse: Parse, tenant: Tenant | None, conv: Conversation) -> str:
+    def _language(
+        self, parse: Parse, tenant: Tenant | None, conv: Conversation
+    ) -> tuple[str, bool]:
+        """The reply language, and whether the tenant wrote in a language the bot does not speak
+        (they get the French answer with a short English line)."""
         words = len(parse.text.split())
         if parse.language in ("fr", "en") and words >= 3:
-            return parse.language
+            return parse.language, False
+        foreign = words >= 3 and parse.language not in ("fr", "en")
         if tenant is not None and tenant.language in ("fr", "en"):
-            return tenant.language
-        return conv.language or "fr"
+            return tenant.language, foreign
+        known = conv.language if conv.language in ("fr", "en") else "fr"
+        return known, foreign
 
     async def _identify(self, s: AsyncSession, conv: Conversation) -> Tenant | None:
         if conv.tenant_id is not None:

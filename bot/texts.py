@@ -18,8 +18,9 @@ class _Blank(dict[str, Any]):
 
 
 class Texts:
-    def __init__(self, entries: dict[str, Any]) -> None:
+    def __init__(self, entries: dict[str, Any], data_dir: Path | None = None) -> None:
         self.entries = entries
+        self.data_dir = data_dir  # where the other data files (faq.yml) live
 
     @classmethod
     def load(cls, data_dir: Path) -> Texts:
@@ -43,4 +44,4 @@ class Texts:
 @lru_cache(maxsize=8)
 def _load(path: str) -> Texts:
     with open(path, encoding="utf-8") as f:
-        return Texts(yaml.safe_load(f))
+        return Texts(yaml.safe_load(f), Path(path).parent)

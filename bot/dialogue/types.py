@@ -1,0 +1,136 @@
+"""What the dialogue policy reads (`Turn` and its views) and what it decides (`Decision`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from nlu.types import Parse
+
+# Queue order: the console shows the highest first.
+PRIORITY_NORMAL = 0
+PRIORITY_VULNERABLE = 5
+# A vulnerable tenant without heating, hot water, lift or electricity.
+PRIORITY_VULNERABLE_ESSENTIAL = 8
+PRIORITY_EMERGENCY = 10
+
+
+@dataclass(frozen=True, slots=True)
+class ResidenceView:
+    code: str
+    name: str
+    buildings: tuple[str, ...] = ()
+    agency: dict[str, Any] = field(default_factory=dict)
+    caretaker_name: str = ""
+    caretaker_hours: dict[str, Any] = field(default_factory=dict)
+    bulky_waste: dict[str, Any] = field(default_factory=dict)
+    lift_company: dict[str, Any] = field(default_factory=dict)
+    landlord: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class TenantView:
+    id: int
+    reference: str
+    first_name: str
+    language: str = "fr"
+    vulnerable: bool = False
+    building: str = ""
+    apartment: str = ""
+    residence: ResidenceView | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RequestView:
+    reference: str
+    kind: str
+    status: str
+    created_at: datetime
+    summary: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentView:
+    """An open problem of the tenant's building (e.g. key "ascenseur" or "hall:lumiere")."""
+
+    id: int
+    key: str
+    building: str
+    created_at: datetime
+    reports: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    text: str
+    parse: Parse
+    channel: str
+    now: datetime  # local time of the landlord
+    state: dict[str, Any]  # the conversation's stored dialogue state
+    tenant: TenantView | None
+    has_media: bool = False
+    # The tenant's recent requests, newest first, open or not (status answers quote them).
+    requests: tuple[RequestView, ...] = ()
+    incidents: tuple[IncidentView, ...] = ()  # open incidents of the tenant's building
+    landlord: dict[str, Any] = field(default_factory=dict)
+    language: str = "fr"
+    # Written in a language the bot does not speak: French answer plus a short English line.
+    foreign: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class HandoffSpec:
+    intent: str
+    reason: str
+    priority: int = PRIORITY_NORMAL
+    oncall: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "intent": self.intent,
+            "reason": self.reason,
+            "priority": self.priority,
+            "oncall": self.oncall,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> HandoffSpec:
+        return cls(
+            str(d["intent"]),
+            str(d.get("reason", "")),
+            int(d.get("priority", 0)),
+            bool(d.get("oncall")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RequestSpec:
+    """A request to open. Replies hold `token` where its reference goes (known once stored).
+
+    `incident_id` joins an open incident; `incident_key` opens one (or joins one that another
+    tenant opened meanwhile) for a common-area problem.
+    """
+
+    kind: str
+    summary: str
+    details: dict[str, Any] = field(default_factory=dict)
+    token: str = "{reference}"  # noqa: S105 (a placeholder, not a secret)
+    incident_key: str | None = None
+    incident_id: int | None = None
+
+
+@dataclass(slots=True)
+class Decision:
+    replies: list[str] = field(default_factory=list)
+    state: dict[str, Any] = field(default_factory=dict)
+    handoff: HandoffSpec | None = None
+    requests: list[RequestSpec] = field(default_factory=list)
+    # A tenant reference or phone the unknown sender gave: the pipeline tries to link it.
+    identify: str | None = None
+    intent: str | None = None
+    satisfaction: int | None = None  # the tenant's 1-5 rating after a closed handoff
+
+    @property
+    def request(self) -> RequestSpec | None:
+        return self.requests[0] if self.requests else None
