@@ -99,7 +99,6 @@ def evaluate(
     """Stratified k-fold cross-validation on nlu.yml, then the held-out nlu_test.yml."""
     from nlu.embedded import EmbeddedEngine
     from nlu.normalize import normalize
-    from nlu.rules import emergency_rule
     from nlu.training import (
         apply_threshold,
         choose_threshold,
@@ -114,9 +113,8 @@ def evaluate(
     if not skip_cv:
         texts = [normalize(t) for t in training.texts]
         classes, proba = cross_val_proba(texts, training.labels, classifier, folds=folds)
-        threshold = choose_threshold(classes, proba, training.labels)
-        pred = apply_threshold(classes, proba, threshold)
-        pred = ["emergency" if emergency_rule(t) else p for t, p in zip(texts, pred, strict=True)]
+        threshold = choose_threshold(classes, proba, training.labels, texts)
+        pred = apply_threshold(classes, proba, threshold, texts)
         _report(
             f"{folds}-fold cross-validation, {classifier}, threshold {threshold}",
             training.labels,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 from nlu.entities import extract_entities
@@ -21,6 +22,22 @@ _HAS_LETTER = re.compile(r"[^\W\d_]")
 # A second topic is reported only when the part alone is clear about it.
 EXTRA_MIN_CONFIDENCE = 0.6
 EXTRA_MIN_WORDS = 3
+
+
+def decide(
+    ranking: Sequence[tuple[str, float]], normalized: str, threshold: float
+) -> tuple[str, float]:
+    """Turn the classifier's ranking into the intent, after the emergency rules and threshold."""
+    intent, confidence = ranking[0] if ranking else ("out_of_scope", 0.0)
+    if emergency_rule(normalized):
+        return "emergency", max(confidence if intent == "emergency" else 0.0, 0.99)
+    if intent == "emergency" and look_alike(normalized):
+        # "le détecteur de fumée bipe": the rules judged the context harmless, so the
+        # classifier's second choice is the better reading.
+        intent, confidence = ranking[1] if len(ranking) > 1 else ("out_of_scope", 0.0)
+    if confidence < threshold:
+        return "out_of_scope", confidence
+    return intent, confidence
 
 
 class EmbeddedEngine:
@@ -66,18 +83,7 @@ class EmbeddedEngine:
                 entities=entities,
             )
         ranking = self._ranking(normalized)
-        intent, confidence = ranking[0]
-        if emergency_rule(normalized):
-            intent, confidence = (
-                "emergency",
-                max(confidence if intent == "emergency" else 0.0, 0.99),
-            )
-        elif intent == "emergency" and look_alike(normalized):
-            # "le détecteur de fumée bipe": the rules judged the context harmless, so the
-            # classifier's second choice is the better reading.
-            intent, confidence = ranking[1] if len(ranking) > 1 else ("out_of_scope", 0.0)
-        if intent != "emergency" and confidence < self.threshold:
-            intent = "out_of_scope"
+        intent, confidence = decide(ranking, normalized, self.threshold)
         return Parse(
             text=text,
             intent=intent,

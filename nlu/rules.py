@@ -25,6 +25,24 @@ class Rule:
     name: str
     pattern: re.Pattern[str]
     unless: re.Pattern[str] | None = None
+    # Cheap substring test run first: most messages contain none of these, and the person
+    # patterns are slow to fail on long texts.
+    needles: tuple[str, ...] = ()
+
+    def fires(self, normalized: str) -> bool:
+        if self.needles and not any(n in normalized for n in self.needles):
+            return False
+        if not self.pattern.search(normalized):
+            return False
+        return not (self.unless and self.unless.search(normalized))
+
+    def excused(self, normalized: str) -> bool:
+        """The pattern matches but the exclusion says the context is harmless."""
+        if self.needles and not any(n in normalized for n in self.needles):
+            return False
+        return bool(
+            self.unless and self.pattern.search(normalized) and self.unless.search(normalized)
+        )
 
 
 def _re(pattern: str) -> re.Pattern[str]:
@@ -48,7 +66,10 @@ RULES: tuple[Rule, ...] = (
             r"\bpris feu\b|\bflammes?\b|"
             r"\bbrule\b(?:\s+\w+){0,2}\s+(?:appartement|cuisine|immeuble)|"
             r"\bon fire\b|\bfire\b(?!\s+(?:alarm|extinguisher|door|exit|safety))|\bflames?\b|"
-            r"\bburning\b"
+            r"\bburning\b|"
+            r"\b(?:poubelles?|voitures?|caves?|appartement|immeuble|local|cuisine|scooters?|"
+            r"containers?|conteneurs?|matelas|bins?|car|flat)\s+(?:\w+\s+)?"
+            r"(?:brule|brulent|crame|crament|flambe|flambent)\b"
         ),
         _re(
             r"\b(?:extincteur|exercice|alarme incendie|porte coupe feu|coupe feu|detecteur|"
@@ -86,6 +107,11 @@ RULES: tuple[Rule, ...] = (
             r"\bdegats? des eaux en cours\b|"
             r"\bwater (?:everywhere|pouring|gushing|coming through)\b|"
             r"\btuyau (?:a|qui a) (?:eclate|pete)\b|\b(?:pipe|pipes) (?:burst|has burst)\b|"
+            r"\bwater (?:is )?(?:pouring|gushing|streaming|flooding)\b|"
+            r"\b(?:eau|water)\s+(?:\w+\s+){0,3}(?:coule|coulent|tombe|sort|ruisselle|goutte|"
+            r"gouttes|pouring|dripping|coming|leaking|running)\b.{0,60}\b(?:compteur electrique|"
+            r"tableau electrique|prises?|luminaires?|lampes?|plafonnier|lights?|sockets?|"
+            r"fuse ?box|electricite|electrique)\b|"
             r"\bburst pipe\b|\bcanalisation (?:a |qui a )?(?:eclate|pete)\b"
         ),
         _re(
@@ -102,7 +128,7 @@ RULES: tuple[Rule, ...] = (
             r"(?:dans|a l interieur|in|inside)\s+(?:le |l |un |the |a )?"
             r"(?:ascenseur|lift|cabine)\b"
             rf"|\b{_PERSON}\s+(?:\w+\s+)?(?:est|sont|suis|sommes|reste|restee|is|are|am|got)?\s*"
-            r"(?:bloque|bloquee|bloques|coince|coincee|coinces|enferme|enfermee|stuck|trapped)\b"
+            r"(?:bloquee?s?|coincee?s?|enfermee?s?|stuck|trapped)\b"
             r"(?!\s+(?:par|avec|pour|by|with|for))"
             r"|\bsomeone (?:is )?(?:stuck|trapped)\b|\btrapped\b"
             rf"|\b(?:avec\s+)?(?:des |un |une |mon |ma |mes |le |la )?{_PERSON}\s+dedans\b"
@@ -113,6 +139,7 @@ RULES: tuple[Rule, ...] = (
             r"\b(?:porte|fenetre|volet|serrure|cle|door|window|key|voiture|car)\s+(?:\w+\s+)?"
             r"(?:est |is )?(?:bloquee?|coincee?|stuck)\b"
         ),
+        needles=("bloq", "coinc", "enferm", "stuck", "trapped", "locked", "dedans", "inside"),
     ),
     Rule(
         "danger",
@@ -121,6 +148,8 @@ RULES: tuple[Rule, ...] = (
             r"\bva se effondrer\b|\bse effondre\b|\bse est effondre\w*\b|\bse ecroule\b|"
             r"\bcollapsing\b|"
             r"\bcollapsed\b|\belectrocut\w*\b|\binconscient\w*\b|\bunconscious\b|"
+            r"\b(?:tombee?s?|par terre|allongee?s?|fallen|collapsed)\b.{0,40}"
+            r"\b(?:ne (?:bouge|repond|respire) plus|not moving|not responding)\b|"
             r"\bne respire plus\b|\bnot breathing\b|\bmonoxyde\b|\bcarbon monoxide\b"
         ),
         _re(r"\b(?:pas de danger|aucun danger|no danger|pas en danger|not in danger)\b"),
@@ -140,12 +169,30 @@ RULES: tuple[Rule, ...] = (
 
 
 # Contexts where an emergency word is harmless: equipment, bills, drills, things (not people) stuck.
-_HARMLESS = re.compile(
-    r"\b(?:detecteurs?|daaf|smoke (?:alarm|detector)|pile|battery|bip\w*|beep\w*|exercice|"
-    r"extincteurs?|coupe feu|fire door|fire drill|facture|fournisseur|abonnement|bill|"
-    r"compteur de gaz|gas meter)\b"
-    r"|\b(?:porte|fenetre|volet|serrure|cle|poignee|tiroir|ascenseur|door|window|lift|elevator|"
-    r"shutter)s?\s+(?:\w+\s+){0,2}(?:bloquee?s?|coincee?s?|stuck|jammed)\b"
+_HARMLESS: tuple[tuple[tuple[str, ...], re.Pattern[str]], ...] = (
+    (
+        (),
+        re.compile(
+            r"\b(?:detecteurs?|daaf|smoke (?:alarm|detector)|pile|battery|bip\w*|beep\w*|"
+            r"exercice|extincteurs?|coupe feu|fire door|fire drill|facture|fournisseur|"
+            r"abonnement|bill|compteur de gaz|gas meter)\b"
+        ),
+    ),
+    (
+        ("bloq", "coinc", "stuck", "jammed"),
+        re.compile(
+            r"\b(?:porte|fenetre|volet|serrure|cle|poignee|tiroir|ascenseur|door|window|lift|"
+            r"elevator|shutter)s?\s+(?:\w+\s+){0,2}(?:bloquee?s?|coincee?s?|stuck|jammed)\b"
+        ),
+    ),
+    (
+        ("sen", "pue", "odeur", "smell", "stink"),
+        re.compile(
+            r"\b(?:sen[st]?|pue|puent|odeurs?|smells?|stinks?)\b(?:\s+\w+){0,3}\s+(?:urine|"
+            r"pisse|pipi|cannabis|shit|beuh|weed|poubelles?|ordures|egouts?|moisi|renferme|"
+            r"chiens?|chats?|tabac|cigarettes?|friture|cuisine|rubbish|bins?|sewage|damp|pee)\b"
+        ),
+    ),
 )
 
 
@@ -153,24 +200,17 @@ def look_alike(normalized: str) -> bool:
     """True when emergency words appear only in a harmless context (a detector's battery...).
 
     The classifier learns "fumee" or "gaz" as emergency words; this lets the engine overrule it
-    when no rule fired and the context says equipment, bills or a stuck door.
+    when the context says equipment, bills or a stuck door. Call it only when no rule fired.
     """
-    if emergency_rule(normalized):
-        return False
-    if _HARMLESS.search(normalized):
-        return True
-    return any(
-        rule.unless is not None
-        and rule.pattern.search(normalized)
-        and rule.unless.search(normalized)
-        for rule in RULES
-    )
+    for needles, pattern in _HARMLESS:
+        if (not needles or any(n in normalized for n in needles)) and pattern.search(normalized):
+            return True
+    return any(rule.excused(normalized) for rule in RULES)
 
 
 def emergency_rule(normalized: str) -> str | None:
     """Return the name of the first emergency rule that fires on the normalised text, or None."""
     for rule in RULES:
-        if rule.pattern.search(normalized) and not (rule.unless and rule.unless.search(normalized)):
+        if rule.fires(normalized):
             return rule.name
-    # A smoke or fire exclusion must not hide sparks from a socket: the loop above tries them all.
     return None
