@@ -47,6 +47,7 @@ class Roles:
     outbox: bool = True  # delivering replies
     recover: bool = True  # re-enqueueing stored messages nobody processed
     retention: bool = True  # erasing conversations past RELAIS_RETENTION_MONTHS, daily
+    escalate: bool = True  # pushing untaken handoffs to staff phones (handoff.escalation)
 
 
 class Runtime:
@@ -139,6 +140,13 @@ class Runtime:
             self._spawn(self._recovery_loop())
         if roles.retention:
             self._spawn(self._retention_loop())
+        if roles.escalate:
+            try:
+                from handoff.escalation import run_escalation
+            except ImportError:  # a bare gateway without the console
+                pass
+            else:
+                self._spawn(run_escalation(self, self._stop))
 
     def _spawn(self, coro: Any) -> None:
         # Keep a reference: the event loop only holds weak references to tasks.

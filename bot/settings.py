@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     outbox_max_attempts: int = 6
     outbox_backoff_seconds: float = 2.0
 
+    # Console: an untaken handoff is pushed to a caretaker's phone, then to on call.
+    escalate_after_minutes: float = Field(default=15, gt=0)
+    escalate_emergency_after_minutes: float = Field(default=2, gt=0)
+
     # Personal data.
     retention_months: int = Field(
         default=24, ge=1, description="Conversations older than this are erased (relais gdpr)."
