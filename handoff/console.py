@@ -2,16 +2,232 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import Response
+import importlib
+import inspect
+import logging
+import uuid
+from typing import Any
+from zoneinfo import ZoneInfo
 
-from bot.models import StaffUser
-from handoff.auth import current_staff
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi.responses import RedirectResponse, Response, StreamingResponse
+
+from bot.models import ConversationState, StaffUser
+from handoff import actions
+from handoff.auth import can_act, can_see, csrf_protect, current_staff, runtime_of
+from handoff.canned import canned_replies
+from handoff.events import stream
+from handoff.i18n import request_language, translate
+from handoff.queue import (
+    WAITING,
+    closed_residences,
+    load_attachment,
+    load_conversation,
+    load_queue,
+    load_view,
+)
 from handoff.templating import render
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(include_in_schema=False)
 
+SMS_CHANNELS = {"sms", "whatsapp"}
+Staff = Depends(current_staff)
+Checked = Depends(csrf_protect)  # signed in, CSRF token verified
+
+
+# -- queue --------------------------------------------------------------------------------
+
+
+async def _queue_context(request: Request, staff: StaffUser) -> dict[str, Any]:
+    rt = runtime_of(request)
+    now = rt.clock()
+    async with rt.db.session() as s:
+        items = await load_queue(s, staff, now)
+        oncall = await closed_residences(s, staff, now, ZoneInfo(rt.settings.timezone), rt.landlord)
+    return {"items": items, "oncall": oncall, "now": now}
+
 
 @router.get("/console")
-async def queue_page(request: Request, staff: StaffUser = Depends(current_staff)) -> Response:  # noqa: B008
-    return render(request, "queue.html", {"items": []})
+async def queue_page(request: Request, staff: StaffUser = Staff) -> Response:
+    return render(request, "queue.html", await _queue_context(request, staff))
+
+
+@router.get("/console/api/queue")
+async def queue_fragment(request: Request, staff: StaffUser = Staff) -> Response:
+    return render(request, "_queue.html", await _queue_context(request, staff))
+
+
+@router.get("/console/events")
+async def events(request: Request, staff: StaffUser = Staff) -> Response:
+    rt = runtime_of(request)
+    return StreamingResponse(
+        stream(request, rt, staff),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+# -- one conversation ---------------------------------------------------------------------
+
+
+async def _visible(request: Request, staff: StaffUser, conv_id: int) -> Any:
+    rt = runtime_of(request)
+    async with rt.db.session() as s:
+        conv = await load_conversation(s, conv_id)
+    if conv is None:
+        raise HTTPException(status_code=404)
+    if not can_see(staff, conv):
+        raise HTTPException(status_code=403)
+    return conv
+
+
+async def _conversation_context(request: Request, staff: StaffUser, conv_id: int) -> dict[str, Any]:
+    rt = runtime_of(request)
+    conv = await _visible(request, staff, conv_id)
+    async with rt.db.session() as s:
+        view = await load_view(s, conv, staff)
+    lang = request_language(request)
+    acting = can_act(staff, conv)
+    waiting = conv.state in WAITING
+    mine = conv.assigned_to == staff.id
+    return {
+        "v": view,
+        "conv": conv,
+        "now": rt.clock(),
+        "tz": ZoneInfo(rt.settings.timezone),
+        "can_act": acting,
+        "can_take": acting and conv.state == ConversationState.QUEUED.value and not mine,
+        "can_reply": acting and waiting and (mine or conv.assigned_to is None),
+        "mine": mine,
+        "is_sms": conv.channel in SMS_CHANNELS,
+        "canned": canned_replies(rt.settings.data_dir, staff_lang=lang, tenant_lang=conv.language),
+        "nonce": uuid.uuid4().hex,
+        "telegram_media": _telegram_download() is not None,
+    }
+
+
+@router.get("/console/c/{conv_id}")
+async def conversation_page(request: Request, conv_id: int, staff: StaffUser = Staff) -> Response:
+    ctx = await _conversation_context(request, staff, conv_id)
+    await actions.record_read(runtime_of(request), staff, conv_id)
+    return render(request, "conversation.html", ctx)
+
+
+@router.get("/console/api/c/{conv_id}/live")
+async def conversation_fragment(
+    request: Request, conv_id: int, staff: StaffUser = Staff
+) -> Response:
+    return render(request, "_live.html", await _conversation_context(request, staff, conv_id))
+
+
+async def _after(request: Request, staff: StaffUser, conv_id: int, call: Any) -> Response:
+    """Run an action; on success back to the conversation (or the queue), else the page
+    again with the reason, and the status code saying it."""
+    try:
+        await call
+    except actions.Refused as refused:
+        if refused.status in (403, 404):
+            raise HTTPException(status_code=refused.status) from None
+        ctx = await _conversation_context(request, staff, conv_id)
+        ctx["error"] = translate(request_language(request), refused.key, **refused.values)
+        return render(request, "conversation.html", ctx, status_code=refused.status)
+    return RedirectResponse(f"/console/c/{conv_id}", status_code=303)
+
+
+@router.post("/console/c/{conv_id}/take")
+async def take(request: Request, conv_id: int, staff: StaffUser = Checked) -> Response:
+    return await _after(request, staff, conv_id, actions.take(runtime_of(request), staff, conv_id))
+
+
+@router.post("/console/c/{conv_id}/reply")
+async def reply(
+    request: Request,
+    conv_id: int,
+    staff: StaffUser = Checked,
+    text: str = Form(""),
+    nonce: str = Form(""),
+) -> Response:
+    rt = runtime_of(request)
+    return await _after(request, staff, conv_id, actions.reply(rt, staff, conv_id, text, nonce))
+
+
+@router.post("/console/c/{conv_id}/note")
+async def note(
+    request: Request, conv_id: int, staff: StaffUser = Checked, text: str = Form("")
+) -> Response:
+    rt = runtime_of(request)
+    return await _after(request, staff, conv_id, actions.note(rt, staff, conv_id, text))
+
+
+@router.post("/console/c/{conv_id}/transfer")
+async def transfer(
+    request: Request, conv_id: int, staff: StaffUser = Checked, to: int = Form(0)
+) -> Response:
+    rt = runtime_of(request)
+    response = await _after(request, staff, conv_id, actions.transfer(rt, staff, conv_id, to))
+    return (
+        RedirectResponse("/console", status_code=303) if response.status_code == 303 else response
+    )
+
+
+@router.post("/console/c/{conv_id}/close")
+async def close(
+    request: Request, conv_id: int, staff: StaffUser = Checked, resolution: str = Form("")
+) -> Response:
+    rt = runtime_of(request)
+    response = await _after(request, staff, conv_id, actions.close(rt, staff, conv_id, resolution))
+    return (
+        RedirectResponse("/console", status_code=303) if response.status_code == 303 else response
+    )
+
+
+@router.post("/console/c/{conv_id}/give-back")
+async def give_back(request: Request, conv_id: int, staff: StaffUser = Checked) -> Response:
+    rt = runtime_of(request)
+    response = await _after(request, staff, conv_id, actions.give_back(rt, staff, conv_id))
+    return (
+        RedirectResponse("/console", status_code=303) if response.status_code == 303 else response
+    )
+
+
+# -- media --------------------------------------------------------------------------------
+
+
+def _telegram_download() -> Any:
+    """`channels.telegram.download_file(file_id)` when the Telegram channel provides it."""
+    try:
+        module = importlib.import_module("channels.telegram")
+    except ImportError:
+        return None
+    return getattr(module, "download_file", None)
+
+
+@router.get("/console/media/{attachment_id}")
+async def media(request: Request, attachment_id: int, staff: StaffUser = Staff) -> Response:
+    rt = runtime_of(request)
+    async with rt.db.session() as s:
+        found = await load_attachment(s, attachment_id)
+    if found is None:
+        raise HTTPException(status_code=404)
+    attachment, conv_id = found
+    await _visible(request, staff, conv_id)
+    if attachment.url and attachment.url.startswith(("https://", "http://", "/")):
+        return RedirectResponse(attachment.url, status_code=302)
+    download = _telegram_download()
+    if not attachment.file_id or download is None:
+        raise HTTPException(status_code=404)
+    result = download(attachment.file_id)
+    if inspect.isawaitable(result):
+        result = await result
+    content_type = attachment.content_type or "image/jpeg"
+    if isinstance(result, tuple):
+        result, content_type = result[0], result[1] or content_type
+    if not isinstance(result, bytes | bytearray):
+        raise HTTPException(status_code=502)
+    return Response(
+        bytes(result),
+        media_type=content_type,
+        headers={"Cache-Control": "private, max-age=86400", "X-Content-Type-Options": "nosniff"},
+    )

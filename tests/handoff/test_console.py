@@ -1,0 +1,227 @@
+"""The caretaker console over HTTP, on SQLite and PostgreSQL: queue, access, actions."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+from sqlalchemy import func, select
+
+from bot.models import AuditLog, Conversation, Handoff, Message, Outbox
+from bot.runtime import Runtime
+from tests.bot.test_pipeline import send, settled
+from tests.fakes import RecordingChannel
+from tests.handoff.conftest import ClientFactory, csrf_for
+
+HUMAN = "je veux parler à une personne"  # queued at once, whatever the dialogue asks for needs
+NADIA = "+33612345600"  # FLEURS, building A: Karim's residence
+JEAN = "+33612345601"  # CANAL: Sophie's residence
+XSS = "<img src=x onerror=alert(1)>"
+
+
+async def queued(rt: Runtime, text: str, address: str = NADIA, pid: str | None = None) -> int:
+    """Make a tenant write something the bot hands to a person; the conversation id."""
+    await send(rt, text, address=address, pid=pid)
+    await settled(rt)
+    async with rt.db.session() as s:
+        conv = (
+            (await s.execute(select(Conversation).where(Conversation.address == address)))
+            .unique()
+            .scalar_one()
+        )
+    assert conv.state == "queued", conv.state
+    return conv.id
+
+
+async def post(client: httpx.AsyncClient, url: str, **data: object) -> httpx.Response:
+    return await client.post(url, data={"csrf": await csrf_for(client), **data})
+
+
+async def test_queue_shows_only_my_residences_emergencies_first(
+    runtime: Runtime, client_for: ClientFactory
+) -> None:
+    leak = await queued(runtime, HUMAN, pid="1")
+    gas = await queued(runtime, "ça sent le gaz", address="+33612345604", pid="2")
+    other = await queued(runtime, HUMAN, address=JEAN, pid="3")
+    karim = await client_for("karim")
+    page = (await karim.get("/console")).text
+    assert f"/console/c/{gas}" in page and f"/console/c/{leak}" in page
+    assert page.index(f"/console/c/{gas}") < page.index(f"/console/c/{leak}")
+    assert f"/console/c/{other}" not in page
+    assert "Nadia Haddad" in page and HUMAN in page and "SMS" in page
+    sophie = await client_for("sophie")
+    page = (await sophie.get("/console")).text
+    assert f"/console/c/{other}" in page and f"/console/c/{leak}" not in page
+    # On call sees every emergency, and their own residences (all four in the demo).
+    oncall = (await (await client_for("astreinte")).get("/console")).text
+    assert all(f"/console/c/{i}" in oncall for i in (gas, leak, other))
+
+
+async def test_other_residence_is_forbidden_on_every_route(
+    runtime: Runtime, client_for: ClientFactory, recording: RecordingChannel
+) -> None:
+    conv = await queued(runtime, HUMAN, pid="x")
+    bot_replies = len(recording.sent)
+    sophie = await client_for("sophie")
+    assert (await sophie.get(f"/console/c/{conv}")).status_code == 403
+    assert (await sophie.get(f"/console/api/c/{conv}/live")).status_code == 403
+    for action, data in [
+        ("take", {}),
+        ("reply", {"text": "hello"}),
+        ("note", {"text": "x"}),
+        ("transfer", {"to": "1"}),
+        ("close", {"resolution": "x"}),
+        ("give-back", {}),
+    ]:
+        r = await post(sophie, f"/console/c/{conv}/{action}", **data)
+        assert r.status_code == 403, action
+    async with runtime.db.session() as s:
+        c = await s.get(Conversation, conv)
+        notes = (await s.execute(select(func.count(Message.id)).where(Message.internal))).scalar()
+    assert c is not None and c.assigned_to is None and notes == 0
+    await settled(runtime)
+    assert len(recording.sent) == bot_replies
+    # Signed out: pages redirect, APIs answer 401.
+    anon = await client_for()
+    assert (await anon.get(f"/console/c/{conv}")).status_code == 303
+    assert (await anon.get("/console/api/queue")).status_code == 401
+    assert (await anon.get("/console/events")).status_code == 401
+
+
+async def test_manager_reads_everything_but_acts_on_nothing(
+    runtime: Runtime, client_for: ClientFactory
+) -> None:
+    conv = await queued(runtime, HUMAN, pid="m")
+    claire = await client_for("claire")
+    page = await claire.get(f"/console/c/{conv}")
+    assert page.status_code == 200 and HUMAN in page.text
+    assert (await post(claire, f"/console/c/{conv}/take")).status_code == 403
+    assert (await post(claire, f"/console/c/{conv}/reply", text="x")).status_code == 403
+
+
+async def test_tenant_text_is_escaped(runtime: Runtime, client_for: ClientFactory) -> None:
+    conv = await queued(runtime, f"{HUMAN} {XSS}", pid="xss")
+    karim = await client_for("karim")
+    for url in ("/console", f"/console/c/{conv}"):
+        html = (await karim.get(url)).text
+        assert XSS not in html
+        assert "&lt;img src=x onerror=alert(1)&gt;" in html
+
+
+async def test_take_reply_reaches_the_tenant_and_is_audited(
+    runtime: Runtime, client_for: ClientFactory, recording: RecordingChannel
+) -> None:
+    conv = await queued(runtime, HUMAN, pid="t")
+    karim = await client_for("karim")
+    r = await post(karim, f"/console/c/{conv}/take")
+    assert r.status_code == 303
+    r = await post(karim, f"/console/c/{conv}/reply", text="Je passe à 14h.", nonce="n1")
+    assert r.status_code == 303
+    # The same form posted again (a double tap) sends nothing more.
+    await post(karim, f"/console/c/{conv}/reply", text="Je passe à 14h.", nonce="n1")
+    await settled(runtime)
+    assert recording.texts()[-1] == "Je passe à 14h." and recording.sent[-1].address == NADIA
+    assert recording.texts().count("Je passe à 14h.") == 1
+    async with runtime.db.session() as s:
+        c = await s.get(Conversation, conv)
+        h = (await s.execute(select(Handoff))).scalar_one()
+        staff_msg = (await s.execute(select(Message).where(Message.author == "staff"))).scalar_one()
+        actions = list((await s.execute(select(AuditLog.action).order_by(AuditLog.id))).scalars())
+    assert c is not None and c.state == "assigned" and c.assigned_to == staff_msg.staff_id
+    assert h.taken_at is not None and h.first_reply_at is not None
+    assert staff_msg.delivery_status == "sent"
+    assert [a for a in actions if a in ("take", "reply")] == ["take", "reply"]
+
+
+async def test_two_caretakers_taking_at_once_one_wins(
+    runtime: Runtime, client_for: ClientFactory
+) -> None:
+    conv = await queued(runtime, HUMAN, pid="r")
+    a, b = await client_for("karim"), await client_for("astreinte")
+    ta, tb = await csrf_for(a), await csrf_for(b)
+    for _ in range(3):  # the race, several times over: never two winners
+        ra, rb = await asyncio.gather(
+            a.post(f"/console/c/{conv}/take", data={"csrf": ta}),
+            b.post(f"/console/c/{conv}/take", data={"csrf": tb}),
+        )
+        assert sorted([ra.status_code, rb.status_code]) == [303, 409]
+        async with runtime.db.session() as s:
+            c = await s.get(Conversation, conv)
+            takes = (
+                await s.execute(select(func.count(AuditLog.id)).where(AuditLog.action == "take"))
+            ).scalar_one()
+        assert c is not None and takes == 1
+        loser = rb if ra.status_code == 303 else ra
+        assert "Déjà prise par" in loser.text
+        # Put it back in the queue for the next round.
+        async with runtime.db.transaction() as s:
+            await s.execute(
+                AuditLog.__table__.delete().where(AuditLog.action == "take")  # type: ignore[attr-defined]
+            )
+            c = await s.get(Conversation, conv)
+            assert c is not None
+            c.assigned_to, c.state = None, "queued"
+
+
+async def test_note_is_never_sent(
+    runtime: Runtime, client_for: ClientFactory, recording: RecordingChannel
+) -> None:
+    conv = await queued(runtime, HUMAN, pid="n")
+    before = len(recording.sent)
+    karim = await client_for("karim")
+    assert (
+        await post(karim, f"/console/c/{conv}/note", text="clé chez la voisine")
+    ).status_code == 303
+    await settled(runtime)
+    await asyncio.sleep(0.1)
+    assert len(recording.sent) == before
+    async with runtime.db.session() as s:
+        note = (await s.execute(select(Message).where(Message.internal))).scalar_one()
+        rows = await s.execute(select(func.count(Outbox.id)).where(Outbox.message_id == note.id))
+    assert rows.scalar_one() == 0
+    assert "clé chez la voisine" in (await karim.get(f"/console/c/{conv}")).text
+
+
+async def test_transfer_to_a_colleague_of_the_residence_only(
+    runtime: Runtime, client_for: ClientFactory, recording: RecordingChannel
+) -> None:
+    conv = await queued(runtime, HUMAN, pid="tr")
+    karim = await client_for("karim")
+    await post(karim, f"/console/c/{conv}/take")
+    async with runtime.db.session() as s:
+        from bot.models import StaffUser
+
+        ids = dict((await s.execute(select(StaffUser.login, StaffUser.id))).tuples().all())
+    r = await post(karim, f"/console/c/{conv}/transfer", to=str(ids["sophie"]))  # CANAL
+    assert r.status_code == 400
+    r = await post(karim, f"/console/c/{conv}/transfer", to=str(ids["astreinte"]))
+    assert r.status_code == 303
+    await settled(runtime)
+    async with runtime.db.session() as s:
+        c = await s.get(Conversation, conv)
+    assert c is not None and c.assigned_to == ids["astreinte"]
+    alert = recording.sent[-1]
+    assert alert.address == "+33611000009" and f"/console/c/{conv}" in alert.text
+    # Karim no longer holds it: he cannot reply or close any more.
+    assert (await post(karim, f"/console/c/{conv}/reply", text="x")).status_code == 409
+
+
+async def test_close_then_give_back(runtime: Runtime, client_for: ClientFactory) -> None:
+    conv = await queued(runtime, HUMAN, pid="c1")
+    karim = await client_for("karim")
+    await post(karim, f"/console/c/{conv}/take")
+    assert (await post(karim, f"/console/c/{conv}/close", resolution="")).status_code == 400
+    r = await post(karim, f"/console/c/{conv}/close", resolution="joint changé")
+    assert r.status_code == 303
+    async with runtime.db.session() as s:
+        c = await s.get(Conversation, conv)
+        h = (await s.execute(select(Handoff))).scalar_one()
+    assert c is not None and c.state == "closed" and c.last_caretaker_id is not None
+    assert h.closed_at is not None and h.resolution == "joint changé"
+    conv2 = await queued(runtime, HUMAN, address=JEAN, pid="c2")
+    sophie = await client_for("sophie")
+    assert (await post(sophie, f"/console/c/{conv2}/give-back")).status_code == 303
+    async with runtime.db.session() as s:
+        c2 = await s.get(Conversation, conv2)
+        h2 = (await s.execute(select(Handoff).where(Handoff.conversation_id == conv2))).scalar_one()
+    assert c2 is not None and c2.state == "bot" and h2.closed_at is not None
