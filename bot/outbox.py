@@ -157,11 +157,13 @@ class OutboxDispatcher:
         if await self._opted_out(row):
             await self._finish(row, "suppressed", error="recipient opted out")
             return True
+        # What the provider really gets (e.g. folded to GSM-7 for SMS) is what the message keeps.
+        text = channel.prepare_text(row.text)
         out = Outbound(
             outbox_id=row.id,
             channel=row.channel,
             address=row.address,
-            text=row.text,
+            text=text,
             idempotency_key=row.idempotency_key,
             conversation_id=row.conversation_id,
             message_id=row.message_id,
@@ -181,7 +183,7 @@ class OutboxDispatcher:
             # retry than a lost reply; after max attempts the row is marked failed.
             log.exception("sender %s raised", row.channel)
             return await self._retry(row, f"{type(exc).__name__}: {exc}", None)
-        await self._finish(row, "sent", result=result)
+        await self._finish(row, "sent", result=result, text=text if text != row.text else None)
         return True
 
     async def _retry(self, row: Outbox, error: str, retry_after: float | None) -> bool:
@@ -223,6 +225,7 @@ class OutboxDispatcher:
         *,
         result: SendResult | None = None,
         error: str | None = None,
+        text: str | None = None,
     ) -> None:
         now = self.clock()
         async with self.db.transaction() as s:
@@ -247,6 +250,8 @@ class OutboxDispatcher:
                     )
                     if result.segments is not None:
                         values["segments"] = result.segments
+                    if text is not None:
+                        values["text"] = text
                 await s.execute(
                     update(Message).where(Message.id == row.message_id).values(**values)
                 )

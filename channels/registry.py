@@ -2,26 +2,69 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
-from channels.base import WebhookChannel
+from channels.base import Channel, WebhookChannel
 from channels.routes import webhook_router
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
 
+log = logging.getLogger(__name__)
+
 
 def install_channels(app: FastAPI, runtime: Runtime) -> None:
-    """Add every configured channel's sender to the runtime and its webhook route to the app."""
+    """Add every configured channel's sender to the runtime and its web routes to the app."""
+    from channels import sms, webchat
+
     for channel in build_channels(runtime):
         runtime.add_channel(channel)
     for sender in {id(c): c for c in runtime.channels.values()}.values():
         if isinstance(sender, WebhookChannel):
             app.include_router(webhook_router(sender, runtime))
+        if isinstance(sender, sms.TwilioChannel):
+            app.include_router(sms.status_router(sender, runtime))
+        if isinstance(sender, webchat.WebChatChannel):
+            app.include_router(webchat.router(sender, runtime))
 
 
-def build_channels(runtime: Runtime) -> list[WebhookChannel]:
-    # Each channel module adds itself here when its settings are present.
-    return []
+def build_channels(runtime: Runtime) -> list[Channel]:
+    """Web chat always; Twilio when its account and token are set; Telegram when its token is."""
+    from channels.webchat import WebChatChannel
+
+    s = runtime.settings
+    channels: list[Channel] = [WebChatChannel.from_settings(s, bus=runtime.bus, db=runtime.db)]
+    if s.twilio_account_sid and s.twilio_auth_token:
+        from channels.sms import TwilioChannel
+
+        if not s.twilio_from:
+            log.warning("RELAIS_TWILIO_FROM is not set: SMS replies will be refused by Twilio")
+        channels.append(
+            TwilioChannel(
+                account_sid=s.twilio_account_sid,
+                auth_token=s.twilio_auth_token.get_secret_value(),
+                from_number=s.twilio_from or "",
+                api_base=s.twilio_api_base,
+                public_url=s.public_url,
+            )
+        )
+    if s.telegram_token:
+        from channels.telegram import TelegramChannel
+
+        if not s.telegram_secret:
+            log.warning(
+                "RELAIS_TELEGRAM_SECRET is not set: the Telegram webhook refuses every update "
+                "(set it, then run `relais telegram set-webhook`; or use `relais telegram poll`)"
+            )
+        channels.append(
+            TelegramChannel(
+                token=s.telegram_token.get_secret_value(),
+                secret=s.telegram_secret.get_secret_value() if s.telegram_secret else None,
+                api_base=s.telegram_api_base,
+                button_label=runtime.texts.get("telegram_share_contact", "fr"),
+            )
+        )
+    return channels
