@@ -22,7 +22,6 @@ from handoff.auth import (
     SESSION_COOKIE,
     SignInRequired,
     is_api,
-    load_session,
     login_url,
     runtime_of,
     safe_next,
@@ -122,8 +121,6 @@ def _login_page(
 
 @router.get("/console/login")
 async def login_form(request: Request) -> Response:
-    if await load_session(request) is not None:
-        return RedirectResponse(safe_next(request.query_params.get("next")), status_code=303)
     notice = ""
     if request.query_params.get("bye"):
         notice = translate(request_language(request), "login.signed_out")
