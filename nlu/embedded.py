@@ -22,14 +22,26 @@ _HAS_LETTER = re.compile(r"[^\W\d_]")
 # A second topic is reported only when the part alone is clear about it.
 EXTRA_MIN_CONFIDENCE = 0.6
 EXTRA_MIN_WORDS = 3
+# Each part costs a classification; a tenant rarely has more than a few needs in one message.
+EXTRA_MAX_PARTS = 8
 
 
 def decide(
-    ranking: Sequence[tuple[str, float]], normalized: str, threshold: float
+    ranking: Sequence[tuple[str, float]],
+    normalized: str,
+    threshold: float,
+    *,
+    emergency: bool | None = None,
 ) -> tuple[str, float]:
-    """Turn the classifier's ranking into the intent, after the emergency rules and threshold."""
+    """Turn the classifier's ranking into the intent, after the emergency rules and threshold.
+
+    `emergency` is the rules' verdict when the caller already has it (e.g. from the parts of a
+    long message); otherwise the rules run on `normalized`.
+    """
     intent, confidence = ranking[0] if ranking else ("out_of_scope", 0.0)
-    if emergency_rule(normalized):
+    if emergency is None:
+        emergency = emergency_rule(normalized) is not None
+    if emergency:
         return "emergency", max(confidence if intent == "emergency" else 0.0, 0.99)
     if intent == "emergency" and look_alike(normalized):
         # "le détecteur de fumée bipe": the rules judged the context harmless, so the
@@ -82,8 +94,14 @@ class EmbeddedEngine:
                 language=language,
                 entities=entities,
             )
+        parts = self._parts(head)
+        # Rules also run sentence by sentence, so that "ça sent le gaz. Et ma facture..." is not
+        # excused by a harmless word from another sentence.
+        emergency = emergency_rule(normalized) is not None or (
+            len(parts) > 1 and any(emergency_rule(p) for p in parts)
+        )
         ranking = self._ranking(normalized)
-        intent, confidence = decide(ranking, normalized, self.threshold)
+        intent, confidence = decide(ranking, normalized, self.threshold, emergency=emergency)
         return Parse(
             text=text,
             intent=intent,
@@ -91,16 +109,19 @@ class EmbeddedEngine:
             language=language,
             entities=entities,
             ranking=ranking,
-            extra_intents=self._extra_intents(head, intent),
+            extra_intents=self._extra_intents(parts, intent),
         )
 
-    def _extra_intents(self, head: str, main: str) -> tuple[str, ...]:
+    def _parts(self, head: str) -> list[str]:
+        """The message cut where a new need usually starts, each part normalised."""
         parts = [p for p in _PART_SPLIT.split(fold(head)) if p and p.strip()]
+        return [normalize(p) for p in parts[:EXTRA_MAX_PARTS]]
+
+    def _extra_intents(self, parts: list[str], main: str) -> tuple[str, ...]:
         if len(parts) < 2:
             return ()
         extras: list[str] = []
-        for part in parts:
-            normalized = normalize(part)
+        for normalized in parts:
             if len(normalized.split()) < EXTRA_MIN_WORDS:
                 continue
             if emergency_rule(normalized):

@@ -18,6 +18,17 @@ _PERSON = (
 )
 
 
+# A smoke detector that beeps for its battery or rings for nothing is a repair; a detector ringing
+# with smoke around is not excused by this.
+_DETECTOR_FAULT = (
+    r"\b(?:detecteurs?|daaf|detectors?|alarms?)\b.{0,60}\b(?:piles?|batterie|battery|bip\w*|"
+    r"beep\w*|chirp\w*|pour rien|sans raison|ne marche|ne fonctionne|installer|installe|"
+    r"changer|remplacer|obligatoire|low|keeps going off|false|for nothing|broken)\b"
+    r"|\b(?:piles?|batterie|battery|bip\w*|beep\w*|chirp\w*)\b.{0,40}\b(?:detecteurs?|daaf|"
+    r"detectors?|alarms?)\b"
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Rule:
     """One emergency pattern with the look-alikes that must not trigger it."""
@@ -91,8 +102,8 @@ RULES: tuple[Rule, ...] = (
         "smoke",
         _re(r"\bfumee\b|\bfume\b(?!r)|\bfumees\b|\bsmoke\b|\bsmoking\b|\bsmoky\b"),
         _re(
-            r"\bdetecteurs?\b|\bdaaf\b|\bdetector\b|\balarm\b|\bpile\b|\bbattery\b|\bbip\w*\b|"
-            r"\bbeep\w*\b|\bcigarettes?\b|\bclopes?\b|\bshit\b|\bjoints?\b|\bchicha\b|\bcannabis\b|"
+            rf"{_DETECTOR_FAULT}|"
+            r"\bcigarettes?\b|\bclopes?\b|\bshit\b|\bjoints?\b|\bchicha\b|\bcannabis\b|"
             r"\bweed\b|\btabac\b|\bfumeurs?\b|\bfument\b|\bbarbecue\b|\bbbq\b|\bcigarette\b|"
             r"\b(?:voisin|voisine|voisins|jeunes|gens|il|elle|ils|elles)\s+(?:\w+\s+)?fume(?:nt)?\b|"
             r"\bsmokers?\b|\bpot\b|\bne fume\b|\bil fume\b|\bils fument\b|\bpoisson\b"
@@ -173,8 +184,8 @@ _HARMLESS: tuple[tuple[tuple[str, ...], re.Pattern[str]], ...] = (
     (
         (),
         re.compile(
-            r"\b(?:detecteurs?|daaf|smoke (?:alarm|detector)|pile|battery|bip\w*|beep\w*|"
-            r"exercice|extincteurs?|coupe feu|fire door|fire drill|facture|fournisseur|"
+            rf"{_DETECTOR_FAULT}|"
+            r"\b(?:exercice|extincteurs?|coupe feu|fire door|fire drill|facture|fournisseur|"
             r"abonnement|bill|compteur de gaz|gas meter)\b"
         ),
     ),

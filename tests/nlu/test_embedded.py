@@ -222,3 +222,32 @@ def test_look_alikes_are_not_emergencies(engine: EmbeddedEngine, text: str) -> N
 )
 def test_emergencies_through_look_alike_words(engine: EmbeddedEngine, text: str) -> None:
     assert engine.parse_sync(text).intent == "emergency"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Ça sent le gaz dans l'escalier. Et aussi ma facture d'eau est trop chère",
+        "le détecteur de fumée sonne et il y a de la fumée dans la cuisine",
+    ],
+)
+def test_harmless_word_elsewhere_does_not_excuse_an_emergency(
+    engine: EmbeddedEngine, text: str
+) -> None:
+    assert engine.parse_sync(text).intent == "emergency"
+
+
+@pytest.mark.parametrize(
+    ("ranking", "text", "expected"),
+    [
+        ([("repair", 0.9), ("nuisance", 0.1)], "radiateur froid", "repair"),
+        ([("repair", 0.2), ("nuisance", 0.1)], "radiateur froid", "out_of_scope"),
+        ([("repair", 0.9)], "ca sent le gaz", "emergency"),
+        ([("emergency", 0.6), ("repair", 0.4)], "le detecteur de fumee bipe pile faible", "repair"),
+        ([("emergency", 0.6), ("repair", 0.4)], "mon appartement est sous le eau", "emergency"),
+    ],
+)
+def test_decide(ranking: list[tuple[str, float]], text: str, expected: str) -> None:
+    from nlu.embedded import decide
+
+    assert decide(ranking, text, 0.3)[0] == expected
