@@ -157,3 +157,12 @@ def test_missing_artifact_error_names_the_fix(tmp_path: Path) -> None:
 def test_no_training_data_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="nlu"):
         ensure_model(tmp_path, tmp_path / "model.pkl")
+
+
+def test_training_data_has_no_duplicate_or_conflicting_example(data_dir: Path) -> None:
+    from collections import Counter
+
+    from nlu.training import load_training_data
+
+    counts = Counter(t.strip().lower() for t in load_training_data(data_dir).texts)
+    assert [t for t, n in counts.items() if n > 1] == []
