@@ -20,7 +20,7 @@ _PART_SPLIT = re.compile(
 )
 _HAS_LETTER = re.compile(r"[^\W\d_]")
 # A second topic is reported only when the part alone is clear about it.
-EXTRA_MIN_CONFIDENCE = 0.6
+EXTRA_MIN_CONFIDENCE = 0.5
 EXTRA_MIN_WORDS = 3
 # Each part costs a classification; a tenant rarely has more than a few needs in one message.
 EXTRA_MAX_PARTS = 8

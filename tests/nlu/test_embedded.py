@@ -123,6 +123,11 @@ def test_threshold_is_stored_in_the_artifact(engine: EmbeddedEngine) -> None:
             "bulky_waste",
         ),
         (
+            "there's a leak in my kitchen, also when is the bulky waste collection?",
+            "repair",
+            "bulky_waste",
+        ),
+        (
             "Le chauffage ne marche plus. Autre question, comment avoir une attestation de loyer ?",
             "repair",
             "question",
