@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
@@ -24,9 +26,18 @@ async def run_chat(settings: Settings, address: str, *, interactive: bool, lang:
     terminal = TerminalChannel()
     # The terminal's sender lives in this process only: keep the bus in-process even when
     # Redis is configured, or another worker would pick the message up and find no terminal.
-    rt = Runtime(settings, bus=InProcessBus(partitions=1), channels={"terminal": terminal})
+    rt = Runtime(
+        settings,
+        bus=InProcessBus(partitions=1),
+        channels={"terminal": terminal},
+    )
     await prepare_database(rt)
     await rt.start(Roles(consume=True, outbox=True, recover=False))
+    fake = fake_clock(os.environ.get("RELAIS_FAKE_NOW"))
+    if fake is not None:
+        # Only the dialogue's "now" moves (collection dates, opening hours); delivery keeps
+        # the real clock, or replies stamped in the past or future would never fall due.
+        rt.pipeline.clock = fake
     loop = asyncio.get_running_loop()
     try:
         while True:
@@ -46,6 +57,18 @@ async def run_chat(settings: Settings, address: str, *, interactive: bool, lang:
     finally:
         await rt.stop()
     return 0
+
+
+def fake_clock(value: str | None) -> Callable[[], datetime] | None:
+    """For scripted tests only: RELAIS_FAKE_NOW="2026-03-09T10:00:00+01:00" starts the clock
+    there (then it runs at the real pace). Read here and nowhere else: the server never fakes."""
+    if not value:
+        return None
+    start = datetime.fromisoformat(value)
+    if start.tzinfo is None:
+        start = start.replace(tzinfo=UTC)
+    offset = start - datetime.now(UTC)
+    return lambda: datetime.now(UTC) + offset
 
 
 async def _wait_for_replies(rt: Runtime, message_id: int) -> None:

@@ -11,6 +11,7 @@ stores it, so a restart in the middle of an intake resumes where it was. State k
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from bot.dialogue import reading
@@ -54,7 +55,8 @@ class _Policy:
         self.texts = texts
         self.faq = faq
         self.lang = turn.language if turn.language in ("fr", "en") else "fr"
-        self.state: dict[str, Any] = {k: v for k, v in turn.state.items()}
+        # A deep copy: the turn's state is never changed, even in its nested lists.
+        self.state: dict[str, Any] = copy.deepcopy(dict(turn.state))
         self.d = Decision(state=self.state, intent=turn.parse.intent)
         self.question: str | None = None  # asked last, after every other reply
         self.tenant = turn.tenant

@@ -162,7 +162,7 @@ _DUMPED = re.compile(
     r"bloque le passage|encombre)"
 )
 _ASKING = re.compile(
-    r"\?|\bquand\b|\bquel|\bcomment\b|\bou\b.*\b(mettre|deposer|jeter)\b|\bwhen\b|\bhow\b|\bwhere\b"
+    r"\?|\bquand\b|\bquel(le)?s?\b|\bcomment\b|\bou\b.*\b(mettre|deposer|jeter)\b|\bwhen\b|\bhow\b|\bwhere\b"
 )
 
 
