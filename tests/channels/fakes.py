@@ -253,7 +253,11 @@ class FakeProviders:
         if method == "getUpdates":
             offset = int(params.get("offset") or 0)
             with self._lock:
-                pending = [u for u in self.updates if u["update_id"] >= offset]
+                # Telegram returns pending updates in increasing update_id order.
+                pending = sorted(
+                    (u for u in self.updates if u["update_id"] >= offset),
+                    key=lambda u: int(u["update_id"]),
+                )
             if not pending:
                 time.sleep(min(float(params.get("timeout") or 0), 0.5))
             return pending

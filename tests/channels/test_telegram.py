@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 
 import pytest
 from sqlalchemy import select
 
 from bot.models import Conversation, Outbox, Tenant
-from channels.telegram import TelegramChannel
+from channels.telegram import TelegramChannel, poll_updates
 from tests.channels.conftest import Gateway, telegram_update
 
 CHAT = "111222333"
@@ -139,3 +140,29 @@ async def test_download_file_for_the_console(gateway: Gateway) -> None:
     data, content_type = await channel.download_file("AgACAgQAAxkBAAMSZ1large")
     assert data.startswith(b"\xff\xd8\xff") and content_type == "image/jpeg"
     assert gateway.providers.telegram_calls("getFile")[0]["file_id"] == "AgACAgQAAxkBAAMSZ1large"
+
+
+async def test_long_polling_stores_updates_like_the_webhook(gateway: Gateway) -> None:
+    channel = gateway.runtime.channels["telegram"]
+    assert isinstance(channel, TelegramChannel)
+    gateway.providers.updates += [
+        telegram_update("message_leak"),
+        telegram_update("callback_query"),
+        telegram_update("message_photo"),
+    ]
+    polling = asyncio.create_task(poll_updates(channel.bot, gateway.runtime.ingest, wait=0))
+    try:
+        await gateway.settled()
+        deadline = asyncio.get_running_loop().time() + 10
+        while len(await gateway.messages("in")) < 2:
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.05)
+    finally:
+        polling.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await polling
+    assert gateway.providers.telegram_calls("deleteWebhook")
+    assert [m.provider_id for m in await gateway.messages("in")] == ["810000002", "810000010"]
+    await asyncio.sleep(0.2)
+    offsets = [c.get("offset") for c in gateway.providers.telegram_calls("getUpdates")]
+    assert "810000011" in offsets  # acknowledged past the last one, the ignored one included
