@@ -172,16 +172,19 @@ def choose_threshold(
     labels: Sequence[str],
     texts: Sequence[str] | None = None,
 ) -> float:
-    """Pick the confidence threshold from grouped macro-F1 on out-of-fold predictions.
+    """Pick the confidence threshold from out-of-fold predictions.
 
-    The curve is flat at low thresholds (the rules and the `out_of_scope` examples do most of the
-    work), so we take the highest threshold still within `THRESHOLD_TOLERANCE` of the best score:
-    the same accuracy on real requests, and more nonsense sent to `out_of_scope`.
+    The score is macro-F1 over every intent (the dialogue acts on all of them, and it rewards
+    sending nonsense to `out_of_scope` as well as keeping real requests). The curve is flat at low
+    thresholds, so we take the highest threshold within `THRESHOLD_TOLERANCE` of the best score.
     """
-    scores = [
-        (float(t), grouped_macro_f1(labels, apply_threshold(classes, proba, float(t), texts)))
-        for t in np.arange(0.0, 0.51, 0.025)
-    ]
+    from sklearn.metrics import f1_score
+
+    scores = []
+    for t in np.arange(0.0, 0.51, 0.025):
+        predicted = apply_threshold(classes, proba, float(t), texts)
+        f1 = f1_score(labels, predicted, average="macro", zero_division=0)
+        scores.append((float(t), float(f1)))
     best = max(f1 for _, f1 in scores)
     return round(max(t for t, f1 in scores if f1 >= best - THRESHOLD_TOLERANCE), 3)
 
