@@ -106,7 +106,7 @@ RULES: tuple[Rule, ...] = (
             r"\bcigarettes?\b|\bclopes?\b|\bshit\b|\bjoints?\b|\bchicha\b|\bcannabis\b|"
             r"\bweed\b|\btabac\b|\bfumeurs?\b|\bfument\b|\bbarbecue\b|\bbbq\b|\bcigarette\b|"
             r"\b(?:voisin|voisine|voisins|jeunes|gens|il|elle|ils|elles)\s+(?:\w+\s+)?fume(?:nt)?\b|"
-            r"\bsmokers?\b|\bpot\b|\bne fume\b|\bil fume\b|\bils fument\b|\bpoisson\b"
+            r"\bsmok(?:er|ers|es)\b|\bpot\b|\bne fume\b|\bil fume\b|\bils fument\b|\bpoisson\b"
         ),
     ),
     Rule(
