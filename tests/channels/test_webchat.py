@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import threading
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,9 +19,10 @@ import websockets
 from fastapi import FastAPI
 from websockets.asyncio.client import ClientConnection
 
+from bot.bus import RedisBus
 from bot.models import Attachment
 from bot.runtime import Roles, Runtime
-from channels.registry import install_channels
+from channels.registry import build_channels, install_channels
 from channels.webchat import WebChatChannel
 from tests import services
 from tests.channels.conftest import ORIGIN, Gateway, gateway_settings
@@ -44,11 +47,11 @@ def free_socket() -> socket.socket:
     return sock
 
 
-@pytest.fixture
-async def served(gateway: Gateway) -> AsyncIterator[str]:
-    """The gateway's app on a real uvicorn in this event loop: http://127.0.0.1:<port>."""
+@contextlib.asynccontextmanager
+async def serve(app: FastAPI) -> AsyncIterator[str]:
+    """`app` on a real uvicorn in this event loop; yields "127.0.0.1:<port>"."""
     sock = free_socket()
-    server = uvicorn.Server(uvicorn.Config(gateway.app, lifespan="off", log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning"))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         await asyncio.sleep(0.01)
@@ -58,6 +61,12 @@ async def served(gateway: Gateway) -> AsyncIterator[str]:
         server.should_exit = True
         await task
         sock.close()
+
+
+@pytest.fixture
+async def served(gateway: Gateway) -> AsyncIterator[str]:
+    async with serve(gateway.app) as host:
+        yield host
 
 
 class Tab:
@@ -214,6 +223,45 @@ async def test_replies_reach_every_tab_of_the_session(gateway: Gateway, served: 
     assert (await two.reply())["text"] == (await one.reply())["text"]
     await one.close()
     await two.close()
+
+
+@pytest.mark.redis
+async def test_a_reply_sent_by_another_process_reaches_the_socket_through_redis(
+    sqlite_url: str, providers: FakeProviders
+) -> None:
+    """The socket is held by `relais serve`; the reply is sent by a `relais worker`."""
+    services.need_redis()
+    prefix = f"relais-test-{uuid.uuid4().hex[:8]}"
+    settings = gateway_settings(sqlite_url, providers, redis_url=services.REDIS_URL)
+    web = Runtime(settings, engine=KeywordEngine(), bus=RedisBus(services.REDIS_URL, prefix=prefix))
+    worker = Runtime(settings, engine=KeywordEngine(),
+                     bus=RedisBus(services.REDIS_URL, prefix=prefix))
+    app = FastAPI()
+    install_channels(app, web)
+    for channel in build_channels(worker):
+        worker.add_channel(channel)
+    await web.start(Roles(consume=False, outbox=False, recover=False))
+    await worker.start(Roles(consume=True, outbox=True, recover=False))
+    try:
+        async with serve(app) as host:
+            tab = await Tab.open(host)
+            await tab.say("Bonjour", "redis-000001")
+            reply = await tab.reply()
+            assert reply["author"] == "bot" and reply["text"]
+            for _ in range(100):  # the worker counts the send just after publishing it
+                if worker.outbox.sent:
+                    break
+                await asyncio.sleep(0.02)
+            assert worker.outbox.sent == 1 and web.outbox.sent == 0
+            await tab.close()
+    finally:
+        await web.stop()
+        await worker.stop()
+        cleanup = RedisBus(services.REDIS_URL, prefix=prefix)
+        keys = [k async for k in cleanup.redis.scan_iter(f"{prefix}:*")]
+        if keys:
+            await cleanup.redis.delete(*keys)
+        await cleanup.redis.aclose()
 
 
 def test_widget_is_one_small_file() -> None:
