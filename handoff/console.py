@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import logging
 import uuid
@@ -32,7 +31,7 @@ log = logging.getLogger(__name__)
 
 router = APIRouter(include_in_schema=False)
 
-SMS_CHANNELS = {"sms", "whatsapp"}
+SMS_CHANNELS = {"sms"}  # WhatsApp goes through Twilio too, but is not cut into parts
 Staff = Depends(current_staff)
 Checked = Depends(csrf_protect)  # signed in, CSRF token verified
 
@@ -104,7 +103,7 @@ async def _conversation_context(request: Request, staff: StaffUser, conv_id: int
         "is_sms": conv.channel in SMS_CHANNELS,
         "canned": canned_replies(rt.settings.data_dir, staff_lang=lang, tenant_lang=conv.language),
         "nonce": uuid.uuid4().hex,
-        "telegram_media": _telegram_download() is not None,
+        "telegram_media": _telegram_download(rt) is not None,
     }
 
 
@@ -195,17 +194,18 @@ async def give_back(request: Request, conv_id: int, staff: StaffUser = Checked) 
 # -- media --------------------------------------------------------------------------------
 
 
-def _telegram_download() -> Any:
-    """`channels.telegram.download_file(file_id)` when the Telegram channel provides it."""
-    try:
-        module = importlib.import_module("channels.telegram")
-    except ImportError:
-        return None
-    return getattr(module, "download_file", None)
+WEBCHAT_MEDIA = "/channels/webchat/media/"
+
+
+def _telegram_download(rt: Any) -> Any:
+    """The Telegram channel's `download_file(file_id)`, when that channel runs here."""
+    return getattr(rt.channels.get("telegram"), "download_file", None)
 
 
 @router.get("/console/media/{attachment_id}")
 async def media(request: Request, attachment_id: int, staff: StaffUser = Staff) -> Response:
+    """A tenant's photo, for staff who may see its conversation: web chat uploads (which the
+    widget fetches with its own session) and Telegram files (fetched with the bot token)."""
     rt = runtime_of(request)
     async with rt.db.session() as s:
         found = await load_attachment(s, attachment_id)
@@ -213,19 +213,30 @@ async def media(request: Request, attachment_id: int, staff: StaffUser = Staff) 
         raise HTTPException(status_code=404)
     attachment, conv_id = found
     await _visible(request, staff, conv_id)
-    if attachment.url and attachment.url.startswith(("https://", "http://", "/")):
-        return RedirectResponse(attachment.url, status_code=302)
-    download = _telegram_download()
-    if not attachment.file_id or download is None:
+    url = attachment.url or ""
+    result: Any = None
+    if url.startswith(("https://", "http://")):
+        return RedirectResponse(url, status_code=302)
+    if url.startswith(WEBCHAT_MEDIA):
+        read_upload = getattr(rt.channels.get("webchat"), "read_upload", None)
+        if read_upload is not None:
+            try:
+                result = await read_upload(url[len(WEBCHAT_MEDIA) :])
+            except (OSError, ValueError, LookupError) as exc:
+                raise HTTPException(status_code=404) from exc
+    elif attachment.file_id:
+        download = _telegram_download(rt)
+        if download is not None:
+            result = download(attachment.file_id)
+            if inspect.isawaitable(result):
+                result = await result
+    if result is None:
         raise HTTPException(status_code=404)
-    result = download(attachment.file_id)
-    if inspect.isawaitable(result):
-        result = await result
     content_type = attachment.content_type or "image/jpeg"
     if isinstance(result, tuple):
         result, content_type = result[0], result[1] or content_type
-    if not isinstance(result, bytes | bytearray):
-        raise HTTPException(status_code=502)
+    if not isinstance(result, bytes | bytearray) or not content_type.startswith("image/"):
+        raise HTTPException(status_code=404)
     return Response(
         bytes(result),
         media_type=content_type,

@@ -3,24 +3,73 @@
 "use strict";
 
 (function () {
-  // -- SMS segments: the same rules as handoff/sms.py ---------------------------------------
-  var GSM7_BASIC = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?" +
+  // -- SMS segments: channels/gsm7.py's rules, folding included ----------------------------
+  // The SMS sender folds a reply to GSM-7 when only accents, quotes, dashes or emoji stand in
+  // the way, then the carrier counts septets (160, or 153 per part) or UTF-16 units (70/67).
+  var BASIC = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?" +
     "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
-  var GSM7_EXTENDED = "^{}\\[~]|€\f";
+  var EXTENDED = "^{}\\[~]|€\f";
+  var FOLD = {
+    "ê": "e", "ë": "e", "ç": "c", "â": "a", "î": "i", "ï": "i", "ô": "o", "û": "u", "ÿ": "y",
+    "á": "a", "í": "i", "ó": "o", "ú": "u", "ã": "a", "õ": "o",
+    "À": "A", "Â": "A", "È": "E", "Ê": "E", "Ë": "E", "Î": "I", "Ï": "I", "Ô": "O",
+    "Ù": "U", "Û": "U", "Ÿ": "Y", "Á": "A", "Í": "I", "Ó": "O", "Ú": "U",
+    "œ": "oe", "Œ": "OE",
+    "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'", "`": "'",
+    "\u201c": "\"", "\u201d": "\"", "\u201e": "\"", "«": "\"", "»": "\"", "\u2033": "\"",
+    "\u2013": "-", "\u2014": "-", "\u2010": "-", "\u2011": "-", "\u2212": "-", "\u2022": "-", "·": "-",
+    "\u2026": "...",
+    "\u00a0": " ", "\u202f": " ", "\u2009": " ", "\u2007": " ", "\t": " "
+  };
+  var EMOJI = /[\u{1F000}-\u{1FAFF}\u{2600}-\u{27BF}\u{1F1E6}-\u{1F1FF}\u{2B00}-\u{2BFF}\u{2190}-\u{21FF}\u{2300}-\u{23FF}\uFE0F\u200D\u20E3]/gu;
+  var GUILLEMETS = /«[ \u00a0\u202f]*|[ \u00a0\u202f]*»/g;
 
-  function smsSegments(text) {
-    var gsm = true, units = 0, i, ch;
-    for (i = 0; i < text.length; i++) {
-      ch = text.charAt(i);
-      if (GSM7_EXTENDED.indexOf(ch) >= 0) { units += 2; }
-      else if (GSM7_BASIC.indexOf(ch) >= 0) { units += 1; }
-      else { gsm = false; break; }
+  function isGsm7(text) {
+    for (var i = 0; i < text.length; i++) {
+      var c = text.charAt(i);
+      if (BASIC.indexOf(c) < 0 && EXTENDED.indexOf(c) < 0) { return false; }
     }
-    // UCS-2 counts UTF-16 code units, which is what String.length is (an emoji is two).
-    if (!gsm) { units = text.length; }
+    return true;
+  }
+
+  function fold(text) {
+    if (isGsm7(text)) { return text; }
+    var out = "";
+    Array.from(text.replace(EMOJI, "").replace(GUILLEMETS, "\"")).forEach(function (c) {
+      if (isGsm7(c)) { out += c; }
+      else if (Object.prototype.hasOwnProperty.call(FOLD, c)) { out += FOLD[c]; }
+      else {
+        var base = c.normalize("NFD").replace(/\p{Mn}/gu, "");
+        out += (base && isGsm7(base)) ? base : c;
+      }
+    });
+    var folded = out.split("\n").map(function (line) {
+      return line.replace(/ {2,}/g, " ").replace(/\s+$/, "");
+    }).join("\n");
+    return isGsm7(folded) ? folded.trim() : text;
+  }
+
+  function parts(sizes, capacity) {
+    // An escape and its character, or a surrogate pair, never straddle two parts.
+    var count = 1, used = 0;
+    sizes.forEach(function (size) {
+      if (used + size > capacity) { count += 1; used = 0; }
+      used += size;
+    });
+    return count;
+  }
+
+  function smsSegments(raw) {
+    var text = fold(raw);
+    var gsm = isGsm7(text);
+    var sizes = Array.from(text).map(function (c) {
+      if (gsm) { return EXTENDED.indexOf(c) >= 0 ? 2 : 1; }
+      return c.codePointAt(0) > 0xFFFF ? 2 : 1;
+    });
+    var units = sizes.reduce(function (a, b) { return a + b; }, 0);
     var single = gsm ? 160 : 70, part = gsm ? 153 : 67;
-    var count = units === 0 ? 0 : (units <= single ? 1 : Math.ceil(units / part));
-    return { encoding: gsm ? "gsm7" : "ucs2", units: units, segments: count };
+    var count = units === 0 ? 0 : (units <= single ? 1 : parts(sizes, part));
+    return { encoding: gsm ? "gsm7" : "ucs2", units: units, segments: count, text: text };
   }
   window.relaisSmsSegments = smsSegments;
 
