@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 import aiohttp
 import typer
+import uvicorn
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
@@ -283,8 +284,6 @@ def poll(
     For a landlord without a public URL: the webhook is removed first (Telegram allows one
     or the other), then updates are fetched with getUpdates and stored like webhook ones.
     """
-    import uvicorn
-
     from bot.app import create_app
     from bot.cli import setup_logging
 
@@ -294,7 +293,7 @@ def poll(
     runtime: Runtime = app.state.runtime
     channel = runtime.channels.get("telegram")
     assert isinstance(channel, TelegramChannel)
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level.lower()))
+    server = _PollingServer(uvicorn.Config(app, host=host, port=port, log_level=log_level.lower()))
 
     async def run() -> None:
         serving = asyncio.create_task(server.serve())
@@ -302,13 +301,25 @@ def poll(
             await asyncio.sleep(0.05)
         if serving.done():
             return await serving
-        polling = asyncio.create_task(poll_updates(channel.bot, runtime.ingest))
+        server.polling = asyncio.create_task(poll_updates(channel.bot, runtime.ingest))
         await serving  # until Ctrl-C: uvicorn handles the signals
+        polling = server.polling
         polling.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await polling
 
     asyncio.run(run())
+
+
+class _PollingServer(uvicorn.Server):
+    """Stops polling first on Ctrl-C, before the runtime (and the bot's session) shut down."""
+
+    polling: asyncio.Task[None] | None = None
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        if self.polling is not None:
+            self.polling.cancel()
+        super().handle_exit(sig, frame)
 
 
 async def poll_updates(bot: Bot, ingest: Any, *, wait: int = 25) -> None:

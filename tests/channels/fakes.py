@@ -2,7 +2,8 @@
 
 One HTTP server speaks both APIs (their paths differ). Tell it to fail:
 `fake.fail("twilio", 500)`, `fake.fail("telegram", 429, retry_after=1)`; each failure is used
-once, in order. By hand: `python -m tests.channels.fakes --port 8099` prints every request.
+once, in order. By hand: `python -m tests.channels.fakes --port 8099` prints every request; POST an Update to
+/fake/telegram/updates to have getUpdates (`relais telegram poll`) return it.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ class FakeProviders:
         self._failures: dict[str, deque[Failure]] = {"twilio": deque(), "telegram": deque()}
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
+        self.server = _Server(("127.0.0.1", port), self._handler())
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -131,7 +132,11 @@ class FakeProviders:
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length)
                 path = self.path.split("?")[0]
-                if m := TWILIO_MESSAGES.match(path):
+                if path == "/fake/telegram/updates":  # queue an update for getUpdates, by hand
+                    with fake._lock:
+                        fake.updates.append(json.loads(body))
+                    self._reply(200, b'{"queued":true}')
+                elif m := TWILIO_MESSAGES.match(path):
                     self._twilio(m["sid"], body)
                 elif m := TELEGRAM_METHOD.match(path):
                     self._telegram(m["token"], m["method"], self._params(body))
@@ -277,6 +282,17 @@ class FakeProviders:
             shown = {k: v for k, v in call.params.items() if k != "reply_markup"}
             dumped = json.dumps(shown, ensure_ascii=False)[:300]
             print(f"{call.api:8} {call.method:14} {call.status}  {dumped}", flush=True)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hung up (a long poll cancelled at shutdown) is not an error here.
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
 
 
 def main() -> None:
