@@ -37,10 +37,11 @@ def _num(value: float) -> str:
     return f"{value:g}"
 
 
-def _svg(height: float, label: str, body: list[str]) -> Markup:
+def _svg(height: float, label: str, body: list[str], width: float = WIDTH, css: str = "") -> Markup:
     # Safe: every text in `body` went through `escape`; numbers and colours are ours.
     return Markup(  # noqa: S704
-        f'<svg class="chart" viewBox="0 0 {WIDTH} {_num(height)}" role="img" '
+        f'<svg class="chart{" " + css if css else ""}" viewBox="0 0 {_num(width)} {_num(height)}" '
+        f'role="img" '
         f'aria-label="{escape(label)}" preserveAspectRatio="xMidYMid meet" '
         f'xmlns="http://www.w3.org/2000/svg"><title>{escape(label)}</title>'
         + "".join(body)
@@ -62,19 +63,22 @@ def stacked_columns(
     label: str,
     height: float = 170,
     label_every: int = 7,
+    width: float = WIDTH,
+    css: str = "",
 ) -> Markup:
-    """Vertical bars, one per label (a day), each stacked by series (a channel)."""
+    """Vertical bars, one per label (a day), each stacked by series (a channel); `width`
+    above the phone's 360 draws a wider box (for a wide screen) with text of the same size."""
     top, bottom, left, right = 14.0, 20.0, 26.0, 4.0
     plot_h = height - top - bottom
     n = max(1, len(labels))
     totals = [sum(s.values[i] for s in series) for i in range(len(labels))]
     vmax = nice_ceiling(max(totals, default=0))
-    step = (WIDTH - left - right) / n
+    step = (width - left - right) / n
     bar_w = max(1.0, step * 0.78)
     body = [
-        f'<line class="axis" x1="{left}" y1="{top + plot_h}" x2="{WIDTH - right}" '
+        f'<line class="axis" x1="{left}" y1="{top + plot_h}" x2="{width - right}" '
         f'y2="{top + plot_h}"/>',
-        f'<line class="grid" x1="{left}" y1="{top}" x2="{WIDTH - right}" y2="{top}"/>',
+        f'<line class="grid" x1="{left}" y1="{top}" x2="{width - right}" y2="{top}"/>',
         f'<text class="tick" x="{left - 3}" y="{top + 4}" text-anchor="end">{_num(vmax)}</text>',
         f'<text class="tick" x="{left - 3}" y="{top + plot_h + 4}" text-anchor="end">0</text>',
     ]
@@ -101,7 +105,7 @@ def stacked_columns(
                 f'<text class="tick" x="{tx:.2f}" y="{height - 5}" text-anchor="{anchor}">'
                 f"{escape(day)}</text>"
             )
-    return _svg(height, label, body)
+    return _svg(height, label, body, width, css)
 
 
 @dataclass(frozen=True, slots=True)

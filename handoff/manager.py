@@ -34,7 +34,7 @@ from handoff import charts, reports
 from handoff.auth import csrf_protect, require_role, runtime_of, safe_next
 from handoff.i18n import MESSAGES, register, request_language, translate
 from handoff.templating import render
-from nlu.types import INTENTS
+from nlu.types import INTENTS, TOPIC_INTENTS
 
 manager_only = require_role("manager")
 router = APIRouter(
@@ -188,6 +188,7 @@ register(
         "mgr.nlu.apply": {"fr": "Corriger", "en": "Relabel"},
         "mgr.nlu.undo": {"fr": "Annuler la correction", "en": "Undo the relabel"},
         "mgr.nlu.none": {"fr": "Rien à relire.", "en": "Nothing to review."},
+        "mgr.nlu.count": {"fr": "{n} message(s)", "en": "{n} message(s)"},
         "mgr.nlu.open": {"fr": "voir la conversation", "en": "open the conversation"},
         # Audit
         "mgr.audit.title": {"fr": "Journal des actions", "en": "Audit log"},
@@ -196,6 +197,7 @@ register(
         "mgr.audit.target": {"fr": "Objet", "en": "Target"},
         "mgr.audit.when": {"fr": "Quand", "en": "When"},
         "mgr.audit.none": {"fr": "Aucune entrée.", "en": "No entry."},
+        "mgr.audit.count": {"fr": "{n} entrée(s)", "en": "{n} entry(ies)"},
         "mgr.audit.system": {"fr": "système", "en": "system"},
     }
 )
@@ -352,18 +354,31 @@ def _dashboard_charts(
 
     channel_colors = {c: charts.color(i) for i, c in enumerate(volume.channels)}
     day_fmt = "%d/%m" if lang == "fr" else "%m/%d"
+    day_labels = [d.strftime(day_fmt) for d in volume.days]
+    series = [
+        charts.Series(
+            _label(lang, "channel", c),
+            [volume.counts.get((d, c), 0) for d in volume.days],
+            channel_colors[c],
+        )
+        for c in volume.channels
+    ]
+    # Two drawings of the same figure, one shown by the stylesheet: a phone-sized one and a
+    # wide one (text stays the same size in both, which one scaled drawing cannot do).
     volume_chart = charts.stacked_columns(
-        [d.strftime(day_fmt) for d in volume.days],
-        [
-            charts.Series(
-                _label(lang, "channel", c),
-                [volume.counts.get((d, c), 0) for d in volume.days],
-                channel_colors[c],
-            )
-            for c in volume.channels
-        ],
+        day_labels,
+        series,
         label=tr("mgr.chart.volume"),
         label_every=max(1, len(volume.days) // 5),
+        css="narrow-only",
+    ) + charts.stacked_columns(
+        day_labels,
+        series,
+        label=tr("mgr.chart.volume"),
+        label_every=max(1, len(volume.days) // 10),
+        width=1000,
+        height=240,
+        css="wide-only",
     )
     residences = [name for name, _ in handoffs.residences()]
     residence_colors = {r: charts.color(i) for i, r in enumerate(residences)}
@@ -592,6 +607,17 @@ def _query_of(back: str) -> str:
 # -- NLU review ---------------------------------------------------------------------------
 
 
+def quick_intents(row: reports.ReviewRow, limit: int = 6) -> list[str]:
+    """The one-click choices: the NLU's reading (to confirm it), its runners-up, then the
+    topics, which most corrections are; the select offers the rest."""
+    ordered = [row.intent, *(i for i, _ in row.ranking[:3]), *TOPIC_INTENTS]
+    out: list[str] = []
+    for intent in ordered:
+        if intent in INTENTS and intent not in out and intent != row.corrected_intent:
+            out.append(intent)
+    return out[:limit]
+
+
 @router.get("/nlu")
 async def nlu_review(request: Request, staff: StaffUser = Depends(manager_only)) -> Response:  # noqa: B008
     kind = request.query_params.get("kind", "todo")
@@ -615,6 +641,7 @@ async def nlu_review(request: Request, staff: StaffUser = Depends(manager_only))
             page=page,
             page_size=PAGE_SIZE,
             threshold_pct=round(reports.LOW_CONFIDENCE * 100),
+            quick_intents=quick_intents,
             here=request.url.path + ("?" + request.url.query if request.url.query else ""),
         ),
     )

@@ -352,3 +352,16 @@ async def test_a_signed_out_manager_page_redirects_to_sign_in(client_for: Client
     r = await c.get("/console/manager/conversations?q=x")
     assert r.status_code == 303
     assert r.headers["location"] == "/console/login?next=%2Fconsole%2Fmanager%2Fconversations%3Fq%3Dx"
+
+
+def test_quick_intents_confirm_then_runners_up_then_topics() -> None:
+    from datetime import UTC, datetime
+
+    from handoff.manager import quick_intents
+    from handoff.reports import ReviewRow
+
+    row = ReviewRow(1, 1, datetime.now(UTC), "sms", "x", "out_of_scope", 0.3, None,
+                    [("out_of_scope", 0.3), ("greet", 0.2), ("repair", 0.1)])
+    assert quick_intents(row) == ["out_of_scope", "greet", "repair", "nuisance", "bulky_waste", "question"]
+    relabelled = ReviewRow(1, 1, datetime.now(UTC), "sms", "x", "question", 0.5, "repair", [])
+    assert quick_intents(relabelled) == ["question", "nuisance", "bulky_waste", "emergency"]
