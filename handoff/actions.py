@@ -345,13 +345,13 @@ async def _finish(
         if closed:
             fresh = await load_conversation(s, conv.id)
             if fresh is not None:
-                await _on_closed(s, fresh)
+                await _on_closed(s, fresh, rt)
     rt.outbox.wake()
     await _event(rt, "assignment", conv, state=state, staff_id=None)
 
 
-async def _on_closed(s: AsyncSession, conv: Conversation) -> None:
-    """The dialogue's hook (the satisfaction question), when the dialogue module has one."""
+async def _on_closed(s: AsyncSession, conv: Conversation, rt: Runtime) -> None:
+    """The dialogue's hook (it queues the satisfaction question), in the closing transaction."""
     try:
         hooks = importlib.import_module("bot.dialogue_hooks")
     except ModuleNotFoundError as exc:
@@ -361,6 +361,6 @@ async def _on_closed(s: AsyncSession, conv: Conversation) -> None:
     hook = getattr(hooks, "on_closed", None)
     if hook is None:
         return
-    result = hook(s, conv)
+    result = hook(s, conv, rt.texts)
     if inspect.isawaitable(result):
         await result

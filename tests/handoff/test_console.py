@@ -7,8 +7,9 @@ import asyncio
 import httpx
 from sqlalchemy import func, select
 
-from bot.models import AuditLog, Conversation, Handoff, Message, Outbox
+from bot.models import Attachment, AuditLog, Conversation, Handoff, Message, Outbox
 from bot.runtime import Runtime
+from bot.types import Media
 from tests.bot.test_pipeline import send, settled
 from tests.fakes import RecordingChannel
 from tests.handoff.conftest import ClientFactory, csrf_for
@@ -206,7 +207,9 @@ async def test_transfer_to_a_colleague_of_the_residence_only(
     assert (await post(karim, f"/console/c/{conv}/reply", text="x")).status_code == 409
 
 
-async def test_close_then_give_back(runtime: Runtime, client_for: ClientFactory) -> None:
+async def test_close_then_give_back(
+    runtime: Runtime, client_for: ClientFactory, recording: RecordingChannel
+) -> None:
     conv = await queued(runtime, HUMAN, pid="c1")
     karim = await client_for("karim")
     await post(karim, f"/console/c/{conv}/take")
@@ -218,6 +221,8 @@ async def test_close_then_give_back(runtime: Runtime, client_for: ClientFactory)
         h = (await s.execute(select(Handoff))).scalar_one()
     assert c is not None and c.state == "closed" and c.last_caretaker_id is not None
     assert h.closed_at is not None and h.resolution == "joint changé"
+    await settled(runtime)
+    assert recording.sent[-1].address == NADIA  # the dialogue's satisfaction question
     conv2 = await queued(runtime, HUMAN, address=JEAN, pid="c2")
     sophie = await client_for("sophie")
     assert (await post(sophie, f"/console/c/{conv2}/give-back")).status_code == 303
@@ -225,3 +230,42 @@ async def test_close_then_give_back(runtime: Runtime, client_for: ClientFactory)
         c2 = await s.get(Conversation, conv2)
         h2 = (await s.execute(select(Handoff).where(Handoff.conversation_id == conv2))).scalar_one()
     assert c2 is not None and c2.state == "bot" and h2.closed_at is not None
+
+
+async def test_photos_are_served_to_those_who_may_see_them(
+    runtime: Runtime, client_for: ClientFactory, app: object
+) -> None:
+    webchat = runtime.channels["webchat"]
+    ref = "0123456789abcdef/" + "a" * 32 + ".png"
+    path = webchat.upload_path(ref)  # type: ignore[attr-defined]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n-photo-")
+    twilio = "https://api.twilio.com/2010-04-01/Accounts/AC1/Messages/MM1/Media/ME1"
+    await send(
+        runtime,
+        HUMAN,
+        address=NADIA,
+        pid="p",
+        media=(
+            Media(url=twilio, content_type="image/jpeg"),
+            Media(url=f"/channels/webchat/media/{ref}", content_type="image/png"),
+            Media(file_id="AgACAgQAAx0", content_type="image/jpeg"),
+        ),
+    )
+    await settled(runtime)
+    async with runtime.db.session() as s:
+        ids = list((await s.execute(select(Attachment.id).order_by(Attachment.id))).scalars())
+    karim, sophie = await client_for("karim"), await client_for("sophie")
+    r = await karim.get(f"/console/media/{ids[0]}")
+    assert r.status_code == 302 and r.headers["location"] == twilio
+    r = await karim.get(f"/console/media/{ids[1]}")
+    assert r.status_code == 200 and r.content.endswith(b"-photo-")
+    assert r.headers["content-type"] == "image/png"
+    assert (await karim.get(f"/console/media/{ids[2]}")).status_code == 404  # no Telegram here
+    for i in ids:
+        assert (await sophie.get(f"/console/media/{i}")).status_code == 403
+    async with runtime.db.session() as s:
+        conv_id = (await s.execute(select(Conversation.id))).scalar_one()
+    conv_page = (await karim.get(f"/console/c/{conv_id}")).text
+    assert f'src="{twilio}"' in conv_page and f'src="/console/media/{ids[1]}"' in conv_page
+    assert "non affichable" in conv_page
