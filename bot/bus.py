@@ -322,6 +322,13 @@ class RedisBus(Bus):
             except Exception as exc:
                 log.warning("redis bus: partition %s read failed (%s)", p, type(exc).__name__)
                 claimed_backlog = False
+                if "NOGROUP" in str(exc):
+                    # Redis restarted without its data: the streams and the consumer group are
+                    # gone; create them again (what they held is re-enqueued by the recovery
+                    # sweep from the database, where every message is stored).
+                    self._groups_ready = False
+                    with contextlib.suppress(Exception):
+                        await self._ensure_groups()
                 await asyncio.sleep(0.5)
 
     async def _process(

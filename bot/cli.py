@@ -52,15 +52,28 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     log_level: Annotated[str, typer.Option(help="Log level.")] = "info",
     access_log: Annotated[bool, typer.Option(help="Log every HTTP request.")] = True,
+    worker: Annotated[
+        bool,
+        typer.Option(help="Also process messages and deliver replies (off: `relais worker` do)."),
+    ] = True,
 ) -> None:
     """Run the gateway: webhooks, web chat, console and an in-process worker."""
     import uvicorn
 
     from bot.app import create_app
+    from bot.runtime import Roles
 
     settings = Settings()
     setup_logging(log_level, settings)
-    application = create_app(settings)
+    if not worker and not settings.redis_url:
+        typer.echo("--no-worker needs RELAIS_REDIS_URL: nothing else would process messages.")
+        raise typer.Exit(2)
+    # With --no-worker this process only answers webhooks, web chat and the console, so that
+    # their answers never wait behind NLU work; `relais worker` processes do the rest.
+    roles = (
+        Roles() if worker else Roles(consume=False, outbox=False, recover=False, retention=False)
+    )
+    application = create_app(settings, roles=roles)
     base = f"http://{host if host not in ('0.0.0.0', '::') else '127.0.0.1'}:{port}"  # noqa: S104
     application.state.banner = base
     uvicorn.run(

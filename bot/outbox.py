@@ -44,8 +44,11 @@ class OutboxDispatcher:
         batch: int = 50,
         concurrency: int = 16,
         clock: Callable[[], datetime] | None = None,
+        lease: timedelta = LEASE,
     ) -> None:
         self.db = db
+        # How long a row claimed by a process that then died waits before another sends it.
+        self.lease = lease
         self.channels = channels
         self.bus = bus
         self.max_attempts = max_attempts
@@ -98,7 +101,9 @@ class OutboxDispatcher:
             await s.execute(
                 update(Outbox)
                 .where(Outbox.id.in_(ids))
-                .values(status="sending", lease_until=now + LEASE, attempts=Outbox.attempts + 1)
+                .values(
+                    status="sending", lease_until=now + self.lease, attempts=Outbox.attempts + 1
+                )
             )
             rows = list(
                 (

@@ -77,6 +77,7 @@ class Runtime:
             max_attempts=settings.outbox_max_attempts,
             backoff_seconds=settings.outbox_backoff_seconds,
             clock=self.clock,
+            lease=timedelta(seconds=settings.outbox_lease_seconds),
         )
         self.limiter = limiter or build_rate_limiter(
             settings.redis_url,
@@ -253,13 +254,15 @@ class Runtime:
             log.info("recovery: %s unprocessed message(s) enqueued again", len(rows))
         return len(rows)
 
-    async def _recovery_loop(self, every: float = 15.0) -> None:
+    async def _recovery_loop(self) -> None:
+        every = self.settings.recovery_every_seconds
+        age = timedelta(seconds=self.settings.recovery_after_seconds)
         first = True
         while not self._stop.is_set():
             try:
                 # At start everything unprocessed is taken up; later only what has waited
                 # long enough that it cannot merely be sitting in the bus.
-                await self.recover(timedelta(0) if first else timedelta(seconds=60))
+                await self.recover(timedelta(0) if first else age)
                 first = False
             except asyncio.CancelledError:
                 raise

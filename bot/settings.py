@@ -57,6 +57,15 @@ class Settings(BaseSettings):
     # Delivery.
     outbox_max_attempts: int = 6
     outbox_backoff_seconds: float = 2.0
+    outbox_lease_seconds: float = Field(
+        default=60, gt=0, description="A reply claimed by a process that died is sent after this."
+    )
+    recovery_every_seconds: float = Field(
+        default=15, gt=0, description="How often stored, unprocessed messages are looked for."
+    )
+    recovery_after_seconds: float = Field(
+        default=60, ge=0, description="How long a message may wait in the bus before that."
+    )
 
     # Console: an untaken handoff is pushed to a caretaker's phone, then to on call.
     escalate_after_minutes: float = Field(default=15, gt=0)

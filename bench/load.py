@@ -1,0 +1,422 @@
+"""Load bench: the real stack (gateway + workers on PostgreSQL and Redis, fake providers) under
+signed webhooks on the three channels at a target rate, with retried duplicates.
+
+    .venv/bin/python bench/load.py                 # 300 msg/s for 20 s, 2 workers
+    .venv/bin/python bench/load.py --rate 100 --seconds 10
+
+It prints the webhook answer and webhook-to-reply latencies, the counts (sent, stored, replied,
+doubled, lost) and, from the same run, the throughput of a bare ASGI endpoint served by uvicorn
+the same way, as the ceiling the gateway is compared with.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import aiohttp
+
+from bench.stack import (
+    PG_ADMIN_URL,
+    REPO,
+    WEBCHAT_WS,
+    RedisServer,
+    Stack,
+    create_database,
+    drop_database,
+    free_port,
+    new_sid,
+    settle,
+    telegram_request,
+    twilio_request,
+    wait_http,
+)
+
+TEXTS = [
+    "Bonjour, j'ai une fuite d'eau sous l'évier depuis ce matin",
+    "le chauffage marche pa depuis 3 jours",
+    "ya du bruit chez le voisin du dessus toute la nuit",
+    "je voudrais une attestation de loyer svp",
+    "comment je fais pour jeter un vieux canapé ?",
+    "l'ascenseur est en panne au bâtiment B",
+    "Hello, the light in the hallway is broken",
+    "merci beaucoup",
+    "bonjour",
+    "où en est ma demande ?",
+]
+
+
+@dataclass
+class Sent:
+    channel: str
+    address: str
+    sent_at: float
+    answered_ms: float | None = None
+    status: int | None = None
+    reply_at: float | None = None
+    duplicate_status: int | None = None
+
+
+@dataclass
+class Run:
+    sent: list[Sent] = field(default_factory=list)
+    duplicates: int = 0
+    duplicate_ms: list[float] = field(default_factory=list)
+    errors: Counter[str] = field(default_factory=Counter)
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, round(q / 100 * (len(values) - 1)))]
+
+
+async def post(
+    http: aiohttp.ClientSession, req: tuple[str, bytes, dict[str, str]]
+) -> tuple[int, float]:
+    url, body, headers = req
+    started = time.perf_counter()
+    async with http.post(url, data=body, headers=headers) as resp:
+        await resp.read()
+        return resp.status, (time.perf_counter() - started) * 1000
+
+
+async def provider_call(
+    run: Run, http: aiohttp.ClientSession, item: Sent, req: Any, duplicate: bool
+) -> None:
+    try:
+        item.status, item.answered_ms = await post(http, req)
+        if duplicate:
+            # A provider retrying a delivery it thinks failed: same payload, a moment later.
+            await asyncio.sleep(random.uniform(0.05, 0.5))
+            item.duplicate_status, ms = await post(http, req)
+            run.duplicate_ms.append(ms)
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        run.errors[type(exc).__name__] += 1
+
+
+async def webchat_call(
+    run: Run, http: aiohttp.ClientSession, base: str, item: Sent, text: str, duplicate: bool
+) -> None:
+    try:
+        async with http.ws_connect(base.replace("http", "ws") + WEBCHAT_WS) as ws:
+            await ws.send_json({"type": "hello"})
+            while True:
+                msg = await ws.receive_json(timeout=10)
+                if msg.get("type") == "welcome":
+                    item.address = msg["session"]
+                if msg.get("type") == "history":
+                    break
+            client_id = uuid.uuid4().hex[:16]
+            item.sent_at = time.time()
+            started = time.perf_counter()
+            await ws.send_json({"type": "message", "id": client_id, "text": text})
+            acks = 0
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                msg = await ws.receive_json(timeout=max(deadline - time.monotonic(), 0.1))
+                if msg.get("type") == "ack" and msg.get("id") == client_id:
+                    acks += 1
+                    if acks == 1:
+                        item.answered_ms = (time.perf_counter() - started) * 1000
+                        item.status = 200 if msg.get("message_id") else 503
+                        if duplicate:
+                            await ws.send_json({"type": "message", "id": client_id, "text": text})
+                    else:
+                        item.duplicate_status = 200 if msg.get("message_id") else 503
+                elif msg.get("type") == "error":
+                    run.errors["webchat error: " + str(msg.get("reason"))] += 1
+                elif msg.get("type") == "message" and msg["message"].get("author") != "tenant":
+                    item.reply_at = time.time()
+                if item.reply_at and (acks >= 2 or not duplicate):
+                    return
+    except (aiohttp.ClientError, TimeoutError, KeyError, ValueError) as exc:
+        run.errors["webchat " + type(exc).__name__] += 1
+
+
+async def drive(
+    base: str, rate: float, seconds: float, dup_share: float, web_share: float, tag: str
+) -> Run:
+    """Open loop: message i leaves at t0 + i/rate whatever the answers before it."""
+    run = Run()
+    total = int(rate * seconds)
+    connector = aiohttp.TCPConnector(limit=512)
+    timeout = aiohttp.ClientTimeout(total=30)
+    tasks: set[asyncio.Task[None]] = set()
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        for i in range(total):
+            delay = t0 + i / rate - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            text = TEXTS[i % len(TEXTS)]
+            duplicate = random.random() < dup_share
+            run.duplicates += duplicate
+            r = random.random()
+            if r < web_share:
+                item = Sent("webchat", "", time.time())
+                coro: Any = webchat_call(run, http, base, item, text, duplicate)
+            elif r < web_share + (1 - web_share) / 2:
+                item = Sent("sms", f"+3369{tag}{i:06d}", time.time())
+                coro = provider_call(
+                    run, http, item, twilio_request(base, item.address, text, new_sid()), duplicate
+                )
+            else:
+                chat = int(f"7{tag}{i:06d}")
+                item = Sent("telegram", str(chat), time.time())
+                update_id = int(f"1{tag}{i:07d}")
+                coro = provider_call(
+                    run, http, item, telegram_request(base, chat, text, update_id), duplicate
+                )
+            run.sent.append(item)
+            task = asyncio.create_task(coro)
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        if tasks:
+            await asyncio.wait(tasks, timeout=60)
+    return run
+
+
+async def saturate(url: str, make: Any, seconds: float, concurrency: int) -> float:
+    """Closed loop: `concurrency` clients posting back to back; requests per second."""
+    done = 0
+    stop = time.perf_counter() + seconds
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as http:
+
+        async def client() -> None:
+            nonlocal done
+            while time.perf_counter() < stop:
+                status, _ = await post(http, make())
+                done += status == 200
+
+        started = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(concurrency)))
+        return done / (time.perf_counter() - started)
+
+
+async def count_db(database_url: str, tag: str) -> dict[str, Any]:
+    """Inbound messages stored and replies sent, per address, for this run's addresses."""
+    from sqlalchemy import func, select
+
+    from bot.db import Database
+    from bot.models import Conversation, Message, Outbox
+
+    db = Database(database_url)
+    try:
+        async with db.session() as s:
+            inbound = dict(
+                (
+                    await s.execute(
+                        select(Conversation.address, func.count(Message.id))
+                        .join(Message, Message.conversation_id == Conversation.id)
+                        .where(Message.direction == "in")
+                        .group_by(Conversation.address)
+                    )
+                ).all()
+            )
+            sent = dict(
+                (
+                    await s.execute(
+                        select(Outbox.address, func.count(Outbox.id))
+                        .where(Outbox.status == "sent")
+                        .group_by(Outbox.address)
+                    )
+                ).all()
+            )
+            statuses = dict(
+                (
+                    await s.execute(
+                        select(Outbox.status, func.count(Outbox.id)).group_by(Outbox.status)
+                    )
+                ).all()
+            )
+    finally:
+        await db.dispose()
+    return {"inbound": inbound, "sent": sent, "outbox": statuses}
+
+
+def train_model(path: Path) -> float:
+    from nlu.training import ensure_model
+
+    started = time.perf_counter()
+    ensure_model(REPO / "data", path)
+    return time.perf_counter() - started
+
+
+async def bare_ceiling(seconds: float, concurrency: int) -> float:
+    port = free_port()
+    proc = subprocess.Popen(  # noqa: ASYNC220 - started once, before the measure
+        [sys.executable, "-m", "bench.fakes", "--bare", "--port", str(port)], cwd=REPO
+    )
+    try:
+        await asyncio.to_thread(wait_http, f"http://127.0.0.1:{port}/", 30, proc)
+        url = f"http://127.0.0.1:{port}/channels/sms/twilio"
+        return await saturate(
+            url,
+            lambda: twilio_request(f"http://127.0.0.1:{port}", "+33600000000", "x", new_sid()),
+            seconds,
+            concurrency,
+        )
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def report(
+    run: Run, db: dict[str, Any], received: list[dict[str, Any]], wall: float
+) -> dict[str, Any]:
+    first_reply: dict[str, float] = {}
+    per_address: Counter[str] = Counter()
+    for rec in received:
+        per_address[rec["to"]] += 1
+        first_reply.setdefault(rec["to"], rec["t"])
+    answered = [s.answered_ms for s in run.sent if s.answered_ms is not None]
+    to_reply: list[float] = []
+    replied = lost = stored = doubled = refused = 0
+    by_channel: dict[str, list[float]] = defaultdict(list)
+    for s in run.sent:
+        if s.status != 200:
+            refused += 1
+        if db["inbound"].get(s.address, 0) >= 1:
+            stored += 1
+        reply_at = s.reply_at or first_reply.get(s.address)
+        if reply_at is not None:
+            replied += 1
+            to_reply.append((reply_at - s.sent_at) * 1000)
+            by_channel[s.channel].append((reply_at - s.sent_at) * 1000)
+        elif s.status == 200:
+            lost += 1  # acknowledged, and no reply ever reached the tenant
+        # Doubled: a message stored twice, or a provider getting more replies than were sent.
+        if db["inbound"].get(s.address, 0) > 1 or (
+            s.channel != "webchat" and per_address[s.address] > db["sent"].get(s.address, 0)
+        ):
+            doubled += 1
+    return {
+        "sent": len(run.sent),
+        "duplicates_sent": run.duplicates,
+        "acknowledged": len(run.sent) - refused,
+        "stored": stored,
+        "replied": replied,
+        "duplicates_replied": doubled,
+        "lost": lost,
+        "throughput": len(run.sent) / wall,
+        "answer_p50_ms": pct(answered, 50),
+        "answer_p99_ms": pct(answered, 99),
+        "duplicate_answer_p99_ms": pct(run.duplicate_ms, 99),
+        "reply_p50_ms": pct(to_reply, 50),
+        "reply_p99_ms": pct(to_reply, 99),
+        "reply_p99_by_channel_ms": {k: round(pct(v, 99)) for k, v in by_channel.items()},
+        "errors": dict(run.errors),
+        "outbox": db["outbox"],
+    }
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=300.0, help="messages per second")
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--duplicates", type=float, default=0.10, help="share retried")
+    parser.add_argument("--webchat", type=float, default=0.10, help="share over web chat")
+    parser.add_argument("--pg-admin-url", default=PG_ADMIN_URL)
+    parser.add_argument("--keep", action="store_true", help="keep the database and logs")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
+    args = parser.parse_args()
+
+    model = REPO / "var" / "nlu" / "model.pkl"
+    print(f"NLU model ready ({train_model(model):.1f}s)", flush=True)
+    ceiling = await bare_ceiling(5, 32)
+    print(f"Bare ASGI ceiling: {ceiling:.0f} req/s (uvicorn, 1 process, 32 clients)", flush=True)
+
+    database_url = await create_database(args.pg_admin_url)
+    redis = RedisServer().start()
+    stack = Stack(database_url, redis.url, nlu_model_path=model, workers=args.workers)
+    try:
+        started = time.perf_counter()
+        await asyncio.to_thread(stack.start)
+        print(
+            f"Stack up in {time.perf_counter() - started:.1f}s: gateway + {args.workers} "
+            f"workers, database {database_url.rsplit('/', 1)[1]}, logs in {stack.logs}",
+            flush=True,
+        )
+        await drive(stack.base, 20, 2, 0.0, args.webchat, "0")  # warm-up, not counted
+        await settle(database_url, 30)
+        mark = len(stack.received())
+
+        print(f"Sending {args.rate:.0f} msg/s for {args.seconds:.0f}s...", flush=True)
+        t0 = time.perf_counter()
+        run = await drive(stack.base, args.rate, args.seconds, args.duplicates, args.webchat, "1")
+        wall = args.seconds
+        left = await settle(database_url, 90)
+        drained = time.perf_counter() - t0
+        await asyncio.sleep(0.5)
+        received = stack.received()[mark:]
+        db = await count_db(database_url, "1")
+        figures = report(run, db, received, wall)
+        figures["drained_s"] = round(drained, 1)
+        figures["left_after_wait"] = left
+
+        gateway = await saturate(
+            stack.base + "/channels/sms/twilio",
+            lambda: twilio_request(
+                stack.base, f"+3368{random.randrange(10**7):07d}", "bonjour", new_sid()
+            ),
+            5,
+            32,
+        )
+        figures["gateway_saturated_rps"] = gateway
+        figures["bare_rps"] = ceiling
+    finally:
+        stack.stop()
+        redis.stop()
+        if not args.keep:
+            await drop_database(database_url, args.pg_admin_url)
+
+    f = figures
+    print(
+        "\n".join(
+            [
+                "",
+                f"Run: {f['sent']} messages at {args.rate:.0f}/s target over {args.seconds:.0f}s "
+                f"({f['duplicates_sent']} of them also retried as duplicates); "
+                f"all processed and delivered {f['drained_s']}s after the first was sent",
+                f"  throughput sent            {f['throughput']:.0f} msg/s",
+                f"  webhook answered           p50 {f['answer_p50_ms']:.1f} ms   "
+                f"p99 {f['answer_p99_ms']:.1f} ms  (target p99 < 50 ms)",
+                f"  webhook -> reply received  p50 {f['reply_p50_ms']:.0f} ms   "
+                f"p99 {f['reply_p99_ms']:.0f} ms  (target p99 < 1000 ms) "
+                f"by channel p99 {f['reply_p99_by_channel_ms']}",
+                f"  sent {f['sent']}  acknowledged {f['acknowledged']}  stored {f['stored']}  "
+                f"replied {f['replied']}  duplicates replied {f['duplicates_replied']} (must be 0)"
+                f"  lost {f['lost']} (must be 0)",
+                f"  outbox {f['outbox']}  errors {f['errors'] or 'none'}",
+                f"Ceiling: bare ASGI endpoint {f['bare_rps']:.0f} req/s; gateway saturated "
+                f"(SMS webhooks, 32 clients) {f['gateway_saturated_rps']:.0f} req/s = "
+                f"{f['gateway_saturated_rps'] / f['bare_rps']:.0%} of the ceiling; "
+                f"this run's rate = {f['throughput'] / f['bare_rps']:.0%} of it",
+            ]
+        )
+    )
+    if args.json:
+        print(json.dumps(figures, default=str))
+    ok = f["lost"] == 0 and f["duplicates_replied"] == 0
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
