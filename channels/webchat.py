@@ -273,8 +273,13 @@ def router(channel: WebChatChannel, runtime: Runtime) -> APIRouter:
             await websocket.close(code=1008)
             return
         await websocket.accept()
-        with contextlib.suppress(WebSocketDisconnect):
+        try:
             await WebChatSocket(websocket, channel, runtime).run()
+        except TimeoutError:  # no hello in time
+            with contextlib.suppress(RuntimeError):
+                await websocket.close(code=1008)
+        except WebSocketDisconnect:
+            pass
 
     return r
 
@@ -289,7 +294,10 @@ class WebChatSocket:
         self.session = ""
 
     async def receive(self) -> dict[str, Any] | None:
-        raw = await self.ws.receive_text()
+        message = await self.ws.receive()
+        if message["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(message.get("code", 1000))
+        raw = message.get("text") or ""  # binary frames are not part of the protocol
         if len(raw) > MAX_FRAME:
             await self.ws.close(code=1009)
             raise WebSocketDisconnect(1009)

@@ -264,6 +264,24 @@ async def test_a_reply_sent_by_another_process_reaches_the_socket_through_redis(
         await cleanup.redis.aclose()
 
 
+async def test_bad_frames_are_ignored_and_an_oversized_one_closes(
+    gateway: Gateway, served: str
+) -> None:
+    tab = await Tab.open(served)
+    await tab.ws.send(b"\x00\x01")
+    await tab.ws.send("not json")
+    await tab.ws.send(json.dumps({"type": "message", "id": "bad id!", "text": "x"}))
+    assert (await tab.next("error"))["reason"] == "bad message id"
+    assert (await tab.say("Bonjour", "client-ok-01"))["message_id"]
+    await tab.ws.send("x" * (17 * 1024))
+    with pytest.raises(websockets.exceptions.ConnectionClosed):
+        while True:
+            await asyncio.wait_for(tab.ws.recv(), 5)
+    assert tab.ws.close_code == 1009
+    await gateway.settled()
+    assert len(await gateway.messages("in")) == 1
+
+
 def test_widget_is_one_small_file() -> None:
     widget = Path(__file__).parents[2] / "channels" / "webchat_static" / "widget.js"
     assert widget.stat().st_size < 30 * 1024
