@@ -233,7 +233,8 @@ def parse_period(request: Request, default_days: int | None) -> reports.Period |
             return None
         return reports.Period.last_days(default_days, today, tz)
     last = last or today
-    first = first or last - timedelta(days=29)
+    # Only an end: the dashboard shows a month up to it, a search everything before it.
+    first = first or last - timedelta(days=(default_days or MAX_DAYS) - 1)
     if first > last:
         first, last = last, first
     first = max(first, last - timedelta(days=MAX_DAYS))

@@ -229,6 +229,8 @@ def test_manager_finds_exports_and_sees_it_counted(server: Server, browser: Any)
     results.first.locator("a.row").click()
     page.wait_for_selector(f"ol.thread >> text={NEEDLE}")
     assert page.locator("textarea").count() == 0
+    assert fits_the_width(page)
+    shot(page, "manager-conversation-phone")
     conv_url = page.url
 
     # The dashboard counts it: every tenant message of the last 30 days, today's included.
@@ -245,6 +247,7 @@ def test_manager_finds_exports_and_sees_it_counted(server: Server, browser: Any)
     # The export and the reading are in the audit log.
     page.click("nav.subnav >> text=Journal")
     entries = page.locator("ol.audit").inner_text()
+    shot(page, "manager-audit-phone")
     assert "export" in entries and "read" in entries and "Claire Dubois" in entries
     assert page.dialogs == []
     assert conv_url.startswith(server.url + "/console/manager/conversations/")
