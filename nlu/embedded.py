@@ -102,6 +102,11 @@ class EmbeddedEngine:
         )
         ranking = self._ranking(normalized)
         intent, confidence = decide(ranking, normalized, self.threshold, emergency=emergency)
+        extras = self._extra_intents(parts, intent)
+        if intent == "out_of_scope" and extras:
+            # Two needs split the whole message's vote below the threshold, yet each sentence
+            # is clear on its own: the first one becomes the intent.
+            (intent, confidence), extras = extras[0], extras[1:]
         return Parse(
             text=text,
             intent=intent,
@@ -109,7 +114,7 @@ class EmbeddedEngine:
             language=language,
             entities=entities,
             ranking=ranking,
-            extra_intents=self._extra_intents(parts, intent),
+            extra_intents=tuple(name for name, _ in extras),
         )
 
     def _parts(self, head: str) -> list[str]:
@@ -117,19 +122,20 @@ class EmbeddedEngine:
         parts = [p for p in _PART_SPLIT.split(fold(head)) if p and p.strip()]
         return [normalize(p) for p in parts[:EXTRA_MAX_PARTS]]
 
-    def _extra_intents(self, parts: list[str], main: str) -> tuple[str, ...]:
+    def _extra_intents(self, parts: list[str], main: str) -> list[tuple[str, float]]:
+        """Topics that single sentences state clearly, other than `main`, in order of appearance."""
         if len(parts) < 2:
-            return ()
-        extras: list[str] = []
+            return []
+        extras: list[tuple[str, float]] = []
         for normalized in parts:
             if len(normalized.split()) < EXTRA_MIN_WORDS:
                 continue
             if emergency_rule(normalized):
-                found = "emergency"
+                found, confidence = "emergency", 0.99
             else:
                 found, confidence = self._ranking(normalized)[0]
                 if confidence < max(EXTRA_MIN_CONFIDENCE, self.threshold):
                     continue
-            if found in TOPIC_INTENTS and found != main and found not in extras:
-                extras.append(found)
-        return tuple(extras)
+            if found in TOPIC_INTENTS and found != main and found not in (n for n, _ in extras):
+                extras.append((found, confidence))
+        return extras

@@ -257,3 +257,13 @@ def test_decide(ranking: list[tuple[str, float]], text: str, expected: str) -> N
     from nlu.embedded import decide
 
     assert decide(ranking, text, 0.3)[0] == expected
+
+
+def test_two_needs_below_threshold_take_the_first_clear_sentence(engine: EmbeddedEngine) -> None:
+    strict = EmbeddedEngine(engine.model, threshold=0.99)
+    parse = strict.parse_sync(
+        "Le chauffage est en panne depuis trois jours dans tout l'appartement. "
+        "Autre question, comment obtenir une attestation de loyer pour la CAF ?"
+    )
+    assert parse.intent in {"repair", "question"}
+    assert parse.intent not in parse.extra_intents
