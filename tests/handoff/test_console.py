@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 import httpx
 from sqlalchemy import func, select
@@ -114,6 +115,7 @@ async def test_take_reply_reaches_the_tenant_and_is_audited(
 ) -> None:
     conv = await queued(runtime, HUMAN, pid="t")
     karim = await client_for("karim")
+    assert (await karim.get(f"/console/c/{conv}")).status_code == 200
     r = await post(karim, f"/console/c/{conv}/take")
     assert r.status_code == 303
     r = await post(karim, f"/console/c/{conv}/reply", text="Je passe à 14h.", nonce="n1")
@@ -132,6 +134,7 @@ async def test_take_reply_reaches_the_tenant_and_is_audited(
     assert h.taken_at is not None and h.first_reply_at is not None
     assert staff_msg.delivery_status == "sent"
     assert [a for a in actions if a in ("take", "reply")] == ["take", "reply"]
+    assert "read" in actions  # opening the conversation is recorded too
 
 
 async def test_two_caretakers_taking_at_once_one_wins(
@@ -269,3 +272,16 @@ async def test_photos_are_served_to_those_who_may_see_them(
     conv_page = (await karim.get(f"/console/c/{conv_id}")).text
     assert f'src="{twilio}"' in conv_page and f'src="/console/media/{ids[1]}"' in conv_page
     assert "non affichable" in conv_page
+
+
+async def test_outside_lodge_hours_the_queue_shows_who_is_on_call(
+    runtime: Runtime, client_for: ClientFactory
+) -> None:
+    runtime.clock = lambda: datetime(2026, 12, 1, 9, 0, tzinfo=UTC)  # Tuesday 10:00 in Paris
+    karim = await client_for("karim")
+    assert "Loge fermée" not in (await karim.get("/console")).text
+    runtime.clock = lambda: datetime(2026, 12, 1, 18, 30, tzinfo=UTC)  # Tuesday 19:30
+    page = (await karim.get("/console")).text
+    assert "Loge fermée : Résidence Les Fleurs" in page
+    assert "Astreinte technique +33611000009" in page
+    assert "02/12 08:00" in page  # when the lodge opens again
