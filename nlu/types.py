@@ -21,7 +21,7 @@ INTENTS: tuple[str, ...] = TOPIC_INTENTS + CONVERSATION_INTENTS
 
 @dataclass(frozen=True, slots=True)
 class Entity:
-    """One thing found in the text: `type` is e.g. place, object, floor, apartment, date, reference."""
+    """One thing found in the text; `type` is place, object, floor, apartment, date or reference."""
 
     type: str
     value: str
