@@ -65,7 +65,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "fr": "Loge fermée : {residence}",
         "en": "Lodge closed: {residence}",
     },
-    "queue.oncall": {"fr": "Astreinte : {who}", "en": "On call: {who}"},
+    "queue.oncall": {"fr": "Astreinte :{who}", "en": "On call:{who}"},
     "queue.reopens": {"fr": "réouverture {when}", "en": "reopens {when}"},
     "queue.waited": {"fr": "attend depuis", "en": "waiting for"},
     # Intents, channels, states

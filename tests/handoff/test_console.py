@@ -283,5 +283,5 @@ async def test_outside_lodge_hours_the_queue_shows_who_is_on_call(
     runtime.clock = lambda: datetime(2026, 12, 1, 18, 30, tzinfo=UTC)  # Tuesday 19:30
     page = (await karim.get("/console")).text
     assert "Loge fermée : Résidence Les Fleurs" in page
-    assert "Astreinte technique +33611000009" in page
+    assert 'Astreinte technique <a href="tel:+33611000009">' in page
     assert "02/12 08:00" in page  # when the lodge opens again
