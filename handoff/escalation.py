@@ -2,8 +2,9 @@
 
 Level 1 goes to the caretaker who last handled this tenant's conversation (a tenant who
 comes back finds the same person), else to the residence's caretakers; outside the lodge's
-opening hours it skips straight to level 2, the on-call staff. Emergencies wait
-`escalate_emergency_after_minutes` per level, everything else `escalate_after_minutes`.
+opening hours it skips straight to level 2, the on-call staff. Emergencies go to on call at
+once (the caretakers see them first in their queue); everything else waits
+`escalate_after_minutes` per level.
 
 Every process may run the loop: a level is claimed by a conditional UPDATE, and the outbox
 idempotency keys (`escalate:{handoff}:{level}:{staff}`) make a repeated alert impossible.
@@ -198,6 +199,8 @@ async def escalate_due(rt: Runtime) -> int:
     for h in waiting:
         since = h.escalated_at or h.created_at
         delay = urgent if h.priority >= EMERGENCY else normal
+        if h.priority >= EMERGENCY and h.escalation_level == 0:
+            delay = timedelta(0)  # the on-call team is alerted of an emergency at once
         if now - since < delay:
             continue
         try:
@@ -219,9 +222,8 @@ async def _escalate(rt: Runtime, h: Handoff, now: datetime, tz: ZoneInfo) -> int
             .scalar_one()
         )
         residence = await s.get(Residence, conv.residence_id) if conv.residence_id else None
-        level, people = await targets(
-            s, conv, h.escalation_level + 1, _lodge_open(residence, now, tz)
-        )
+        wanted = ONCALL if h.priority >= EMERGENCY else h.escalation_level + 1
+        level, people = await targets(s, conv, wanted, _lodge_open(residence, now, tz))
         claimed = await s.execute(
             update(Handoff)
             .where(
