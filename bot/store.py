@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from bot.models import (
     Attachment,
@@ -175,6 +176,80 @@ async def record_inbound(session: AsyncSession, inbound: Inbound) -> Recorded:
         update(Conversation).where(Conversation.id == conv_id).values(last_message_at=now)
     )
     return Recorded(new_id, conv_id, created=True)
+
+
+# The common case on PostgreSQL (a text message with a provider id) in one statement, run
+# outside an explicit transaction: one round trip instead of six (BEGIN, conversation, message,
+# conversation update, COMMIT). Ingest-path speed, measured by bench/load.py. The order of the
+# row locks is the one of `record_inbound`: message first, conversation last.
+_RECORD_PG = text(
+    """
+WITH c_ins AS (
+    INSERT INTO conversations
+        (channel, address, state, language, dialogue, priority,
+         created_at, updated_at, last_message_at)
+    VALUES (:channel, :address, 'bot', 'fr', CAST('{}' AS json), 0, :now, :now, :now)
+    ON CONFLICT (channel, address) DO NOTHING
+    RETURNING id
+), c AS (
+    SELECT id FROM c_ins
+    UNION ALL
+    SELECT id FROM conversations WHERE channel = :channel AND address = :address
+    LIMIT 1
+), m AS (
+    INSERT INTO messages
+        (conversation_id, channel, direction, author, text, media, internal,
+         provider_id, received_at, created_at, raw)
+    SELECT c.id, :channel, 'in', 'tenant', :text, CAST('[]' AS json), false,
+           :provider_id, :received_at, :now, CAST(:raw AS json)
+    FROM c
+    ON CONFLICT (channel, provider_id) DO NOTHING
+    RETURNING id, conversation_id
+), u AS (
+    UPDATE conversations SET last_message_at = :now
+    WHERE id IN (SELECT conversation_id FROM m)
+)
+SELECT (SELECT id FROM c) AS conversation_id, (SELECT id FROM m) AS message_id
+"""
+)
+
+
+def fast_recordable(inbound: Inbound) -> bool:
+    return inbound.provider_id is not None and not inbound.media
+
+
+async def record_inbound_pg(conn: AsyncConnection, inbound: Inbound) -> Recorded | None:
+    """`record_inbound` for a text message on PostgreSQL, in autocommit; None when it could
+    not tell (a conversation created concurrently): the caller uses `record_inbound`."""
+    assert inbound.provider_id is not None and not inbound.media
+    now = datetime.now(UTC)
+    row = (
+        await conn.execute(
+            _RECORD_PG,
+            {
+                "channel": inbound.channel,
+                "address": inbound.address,
+                "now": now,
+                "text": clean_text(inbound.text),
+                "provider_id": inbound.provider_id,
+                "received_at": inbound.received_at,
+                "raw": json.dumps(inbound.raw) if inbound.raw is not None else None,
+            },
+        )
+    ).one()
+    conv_id, message_id = row
+    if conv_id is None:
+        return None
+    if message_id is not None:
+        return Recorded(int(message_id), int(conv_id), created=True)
+    existing = (
+        await conn.execute(
+            select(Message.id).where(
+                Message.channel == inbound.channel, Message.provider_id == inbound.provider_id
+            )
+        )
+    ).scalar_one()
+    return Recorded(int(existing), int(conv_id), created=False)
 
 
 def _media_dict(m: Any) -> dict[str, Any]:

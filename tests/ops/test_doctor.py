@@ -49,7 +49,9 @@ def test_bad_credentials_are_named(sqlite_url: str) -> None:
 
 
 def test_public_url_must_be_reachable_https_with_providers(sqlite_url: str) -> None:
-    msgs = fails(check_settings(make_settings(sqlite_url, **{**GOOD, "public_url": "http://127.0.0.1:8000"})))
+    msgs = fails(
+        check_settings(make_settings(sqlite_url, **{**GOOD, "public_url": "http://127.0.0.1:8000"}))
+    )
     assert any("cannot reach" in m for m in msgs) and any("https" in m for m in msgs)
     # Without providers, the local default is fine.
     assert fails(check_settings(make_settings(sqlite_url))) == []
@@ -80,7 +82,9 @@ async def test_redis_checks(sqlite_url: str) -> None:
 def test_report_exit_code(sqlite_url: str) -> None:
     _, code = report(check_settings(make_settings(sqlite_url)))
     assert code == 0
-    text, code = report(check_settings(make_settings(sqlite_url, **{**GOOD, "twilio_auth_token": SecretStr("x")})))
+    text, code = report(
+        check_settings(make_settings(sqlite_url, **{**GOOD, "twilio_auth_token": SecretStr("x")}))
+    )
     assert code == 1 and "FAIL" in text and "problem(s)" in text
 
 
@@ -89,13 +93,21 @@ def test_cli(sqlite_url: str) -> None:
     env.pop("RELAIS_REDIS_URL", None)
     proc = subprocess.run(
         [sys.executable, "-c", "from bot.cli import main; main()", "doctor"],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60,
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "RELAIS_TWILIO_ACCOUNT_SID" in proc.stdout and "database" in proc.stdout
     env["RELAIS_RETENTION_MONTHS"] = "zero"
     proc = subprocess.run(
         [sys.executable, "-c", "from bot.cli import main; main()", "doctor"],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60,
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 1 and "RELAIS_RETENTION_MONTHS" in proc.stdout

@@ -33,8 +33,20 @@ async def converse(rt: Runtime) -> None:
     await settled(rt)
     # A request as the dialogue opens one (its questions are the dialogue's own tests).
     async with rt.db.transaction() as s:
-        conv = (await s.execute(select(Conversation).where(Conversation.address == KNOWN))).unique().scalar_one()
-        s.add(Request(kind="repair", tenant_id=conv.tenant_id, conversation_id=conv.id, summary="fuite · évier", details={"text": "fuite sous l'évier"}))
+        conv = (
+            (await s.execute(select(Conversation).where(Conversation.address == KNOWN)))
+            .unique()
+            .scalar_one()
+        )
+        s.add(
+            Request(
+                kind="repair",
+                tenant_id=conv.tenant_id,
+                conversation_id=conv.id,
+                summary="fuite · évier",
+                details={"text": "fuite sous l'évier"},
+            )
+        )
 
 
 async def test_export_holds_everything_and_is_audited(runtime: Runtime) -> None:
@@ -47,7 +59,10 @@ async def test_export_holds_everything_and_is_audited(runtime: Runtime) -> None:
     assert "Bonjour" in texts and any("fuite" in t for t in texts)
     assert any(m["direction"] == "out" for m in data["messages"])
     assert any(m["attachments"] for m in data["messages"])
-    assert not any(m["text"] == "Bonjour" and m["conversation_id"] != data["conversations"][0]["id"] for m in data["messages"])
+    assert not any(
+        m["text"] == "Bonjour" and m["conversation_id"] != data["conversations"][0]["id"]
+        for m in data["messages"]
+    )
     assert data["requests"] and data["requests"][0]["kind"] == "repair"
     async with runtime.db.session() as s:
         entry = (await s.execute(select(AuditLog))).scalars().one()
@@ -59,21 +74,45 @@ async def test_erase_keeps_counts_and_drops_personal_data(runtime: Runtime) -> N
     async with runtime.db.session() as s:
         before = (await s.execute(select(func.count(Message.id)))).scalar_one()
         intents = sorted(
-            str(i) for i in (await s.execute(select(Message.intent).where(Message.intent.is_not(None)))).scalars()
+            str(i)
+            for i in (
+                await s.execute(select(Message.intent).where(Message.intent.is_not(None)))
+            ).scalars()
         )
     done = await erase_tenant(runtime.db, "L-10231")
     assert done.conversations == 1 and done.messages >= 4 and done.requests == 1
     async with runtime.db.session() as s:
         assert (await s.execute(select(func.count(Message.id)))).scalar_one() == before
-        assert sorted(
-            str(i) for i in (await s.execute(select(Message.intent).where(Message.intent.is_not(None)))).scalars()
-        ) == intents, "intents stay for statistics"
-        tenant = (await s.execute(select(Tenant).where(Tenant.reference == "L-10231"))).unique().scalar_one()
+        assert (
+            sorted(
+                str(i)
+                for i in (
+                    await s.execute(select(Message.intent).where(Message.intent.is_not(None)))
+                ).scalars()
+            )
+            == intents
+        ), "intents stay for statistics"
+        tenant = (
+            (await s.execute(select(Tenant).where(Tenant.reference == "L-10231")))
+            .unique()
+            .scalar_one()
+        )
         assert tenant.erased_at is not None
-        assert (tenant.first_name, tenant.last_name, tenant.phone, tenant.telegram_chat_id) == ("", "", None, None)
-        conv = (await s.execute(select(Conversation).where(Conversation.tenant_id == tenant.id))).unique().scalar_one()
+        assert (tenant.first_name, tenant.last_name, tenant.phone, tenant.telegram_chat_id) == (
+            "",
+            "",
+            None,
+            None,
+        )
+        conv = (
+            (await s.execute(select(Conversation).where(Conversation.tenant_id == tenant.id)))
+            .unique()
+            .scalar_one()
+        )
         assert conv.address.startswith("erased:") and conv.dialogue == {}
-        for m in (await s.execute(select(Message).where(Message.conversation_id == conv.id))).scalars():
+        for m in (
+            await s.execute(select(Message).where(Message.conversation_id == conv.id))
+        ).scalars():
             assert m.text in (ERASED_TEXT, "") and m.media == [] and m.raw is None
             assert m.created_at is not None
             assert "text" not in (m.nlu or {}) and "entities" not in (m.nlu or {})
@@ -81,11 +120,23 @@ async def test_erase_keeps_counts_and_drops_personal_data(runtime: Runtime) -> N
                 assert a.url is None and a.file_id is None
         req = (await s.execute(select(Request))).scalars().one()
         assert req.summary == ERASED_TEXT and req.details == {} and req.kind == "repair"
-        for o in (await s.execute(select(Outbox).where(Outbox.conversation_id == conv.id))).scalars():
+        for o in (
+            await s.execute(select(Outbox).where(Outbox.conversation_id == conv.id))
+        ).scalars():
             assert KNOWN not in o.address and o.text == ""
         # The other tenant is untouched.
-        other = (await s.execute(select(Conversation).where(Conversation.address == OTHER))).unique().scalar_one()
-        assert (await s.execute(select(Message.text).where(Message.conversation_id == other.id, Message.direction == "in"))).scalar_one() == "Bonjour"
+        other = (
+            (await s.execute(select(Conversation).where(Conversation.address == OTHER)))
+            .unique()
+            .scalar_one()
+        )
+        assert (
+            await s.execute(
+                select(Message.text).where(
+                    Message.conversation_id == other.id, Message.direction == "in"
+                )
+            )
+        ).scalar_one() == "Bonjour"
         actions = [a.action for a in (await s.execute(select(AuditLog))).scalars()]
         assert actions == ["gdpr_erase"]
     export = await export_tenant(runtime.db, "L-10231")
@@ -95,13 +146,21 @@ async def test_erase_keeps_counts_and_drops_personal_data(runtime: Runtime) -> N
 async def test_purge_erases_old_conversations_only(runtime: Runtime) -> None:
     await converse(runtime)
     async with runtime.db.transaction() as s:
-        old = (await s.execute(select(Conversation).where(Conversation.address == OTHER))).unique().scalar_one()
+        old = (
+            (await s.execute(select(Conversation).where(Conversation.address == OTHER)))
+            .unique()
+            .scalar_one()
+        )
         old.last_message_at = datetime.now(UTC) - timedelta(days=24 * 31 + 5)
     done = await purge(runtime.db, 24)
     assert done.conversations == 1
     assert (await purge(runtime.db, 24)).conversations == 0, "idempotent"
     async with runtime.db.session() as s:
-        rows = (await s.execute(select(Conversation.address).order_by(Conversation.id))).scalars().all()
+        rows = (
+            (await s.execute(select(Conversation.address).order_by(Conversation.id)))
+            .scalars()
+            .all()
+        )
         assert rows[0] == KNOWN and rows[1].startswith("erased:")
         audits = [(a.action, a.actor) for a in (await s.execute(select(AuditLog))).scalars()]
         assert audits == [("gdpr_purge", "cli")]
@@ -110,4 +169,6 @@ async def test_purge_erases_old_conversations_only(runtime: Runtime) -> None:
 def test_months_before() -> None:
     assert months_before(datetime(2026, 3, 31, tzinfo=UTC), 1) == datetime(2026, 2, 28, tzinfo=UTC)
     assert months_before(datetime(2026, 1, 15, tzinfo=UTC), 24) == datetime(2024, 1, 15, tzinfo=UTC)
-    assert months_before(datetime(2026, 1, 15, tzinfo=UTC), 13) == datetime(2024, 12, 15, tzinfo=UTC)
+    assert months_before(datetime(2026, 1, 15, tzinfo=UTC), 13) == datetime(
+        2024, 12, 15, tzinfo=UTC
+    )

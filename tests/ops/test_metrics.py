@@ -29,7 +29,9 @@ async def test_metrics_from_the_database_and_counters(database_url: str) -> None
     sms = RecordingChannel("sms", fail_transient=1)
     rt = Runtime(make_settings(database_url), engine=KeywordEngine(), channels={"sms": sms})
     scraper = Scraper(rt.db, now=datetime.now(UTC) - timedelta(seconds=5))
-    app = create_app(rt.settings, runtime=rt, roles=Roles(recover=False, retention=False), prepare=False)
+    app = create_app(
+        rt.settings, runtime=rt, roles=Roles(recover=False, retention=False), prepare=False
+    )
     async with app.router.lifespan_context(app):
         await rt.ingest(Inbound("sms", "+33612345600", "Bonjour", provider_id="M1"))
         await rt.ingest(Inbound("sms", "+33612345600", "Bonjour", provider_id="M1"))
@@ -37,14 +39,27 @@ async def test_metrics_from_the_database_and_counters(database_url: str) -> None
         await settled(rt)
         async with rt.db.transaction() as s:
             conv = (await s.execute(select(Conversation).limit(1))).unique().scalar_one()
-            s.add(Handoff(conversation_id=conv.id, intent="repair", created_at=datetime.now(UTC) - timedelta(minutes=3)))
-            s.add(Handoff(conversation_id=conv.id, intent="repair", created_at=datetime.now(UTC) - timedelta(minutes=10), taken_at=datetime.now(UTC)))
+            s.add(
+                Handoff(
+                    conversation_id=conv.id,
+                    intent="repair",
+                    created_at=datetime.now(UTC) - timedelta(minutes=3),
+                )
+            )
+            s.add(
+                Handoff(
+                    conversation_id=conv.id,
+                    intent="repair",
+                    created_at=datetime.now(UTC) - timedelta(minutes=10),
+                    taken_at=datetime.now(UTC),
+                )
+            )
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://relais") as client:
             resp = await client.get("/metrics")
         assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/plain")
         text = resp.text
-        own = (await scraper.snapshot())
+        own = await scraper.snapshot()
     assert value(text, "relais_messages_total", 'channel="sms",direction="in"') == 2
     assert value(text, "relais_messages_total", 'channel="sms",direction="out"') >= 2
     assert value(text, "relais_queue_length") == 0
