@@ -46,6 +46,10 @@ log = logging.getLogger(__name__)
 
 SMS_CHANNELS = ("sms", "whatsapp")
 _STOP = re.compile(r"^\s*(stop|stop sms|arret|arrêt|unsubscribe)\s*[.!]?\s*$", re.IGNORECASE)
+# Letters of no French or English word (Polish, Turkish, Romanian...): the detector may still
+# have said "fr" for lack of stop words in that language.
+# (No IGNORECASE: the dotless ı would then match every i.)
+_FOREIGN_LETTERS = re.compile("[ąćęłńśźżğşţőűøåßĄĆĘŁŃŚŹŻĞŞŢŐŰØÅ]")
 _START = re.compile(r"^\s*(start|unstop|reprise)\s*[.!]?\s*$", re.IGNORECASE)
 
 
@@ -445,9 +449,11 @@ class Pipeline:
         """The reply language, and whether the tenant wrote in a language the bot does not speak
         (they get the French answer with a short English line)."""
         words = len(parse.text.split())
-        if parse.language in ("fr", "en") and words >= 3:
+        foreign = words >= 3 and (
+            parse.language not in ("fr", "en") or bool(_FOREIGN_LETTERS.search(parse.text))
+        )
+        if parse.language in ("fr", "en") and words >= 3 and not foreign:
             return parse.language, False
-        foreign = words >= 3 and parse.language not in ("fr", "en")
         if tenant is not None and tenant.language in ("fr", "en"):
             return tenant.language, foreign
         known = conv.language if conv.language in ("fr", "en") else "fr"

@@ -196,7 +196,8 @@ class _Policy:
 
     def start_message(self) -> None:
         p = self.turn.parse
-        main = p.intent
+        main = _main_intent(p)
+        self.d.intent = main
         extras = [i for i in p.extra_intents if i != main and i in _TOPIC_INTENTS]
         if "emergency" in extras:
             self.emergency(self.turn.text)
@@ -439,13 +440,17 @@ class _Policy:
             if obj is None and place == "ascenseur":
                 obj = "ascenseur"
             if place is None:
-                place = reading.OBJECT_PLACE.get(obj or "") or reading.place_from_text(text)
+                place = (
+                    reading.OBJECT_PLACE.get(obj or "")
+                    or reading.place_from_text(text)
+                    or reading.possessive_place(text, obj)
+                )
             slots.update(object=obj, place=place, since=values.get("date"))
             if obj or not reading.is_vague(text):
                 slots["what"] = text[:300]
         elif topic == "nuisance":
             slots.update(
-                when=values.get("date"),
+                when=values.get("date") or reading.time_cue(text),
                 where=values.get("apartment") or values.get("floor") or values.get("place"),
                 floor=values.get("floor"),
                 apartment=values.get("apartment"),
@@ -528,7 +533,7 @@ class _Policy:
             slots["photo"] = bool(self.turn.has_media)
         elif asked == "details":
             slots["details"] = text[:500]
-            slots["when"] = slots.get("when") or p.entity("date")
+            slots["when"] = slots.get("when") or p.entity("date") or reading.time_cue(text)
             slots["where"] = (
                 slots.get("where")
                 or p.entity("apartment")
@@ -689,6 +694,24 @@ class _Policy:
         if announce:
             self.say("bulky_report_created", reference=token, caretaker=self.caretaker())
         self.hand_off(HandoffSpec("bulky_waste", "items_left", self.priority()))
+
+
+# "Bonjour, je suis locataire au 12 et j'ai une fuite" reads as a greeting first: a long
+# polite message whose runner-up is a need is about that need.
+_SOCIAL = ("greet", "thanks", "goodbye", "affirm", "deny")
+_SOCIAL_RUNNER_UP = 0.15
+
+
+def _main_intent(p: Parse) -> str:
+    if p.intent not in _SOCIAL or len(p.text.split()) < 5:
+        return p.intent
+    for intent, score in p.ranking:
+        if (
+            intent in ("repair", "nuisance", "bulky_waste", "question")
+            and score >= _SOCIAL_RUNNER_UP
+        ):
+            return intent
+    return p.intent
 
 
 def _name(tenant: Any) -> str:

@@ -120,6 +120,30 @@ def place_from_text(text: str) -> str | None:
     return None
 
 
+_POSSESSIVE = re.compile(r"\b(mon|ma|mes|my)\b")
+
+
+def possessive_place(text: str, obj: str | None) -> str | None:
+    """ "la porte de mon placard", "my shower": the tenant's own things are in the dwelling."""
+    if obj and obj != "ascenseur" and _POSSESSIVE.search(fold(text)):
+        return "logement"
+    return None
+
+
+_TIME_CUE = re.compile(
+    r"\b(tous les (soirs|jours|matins|week-?ends?)|toute la (nuit|journee)|toutes les nuits|"
+    r"la nuit|le soir|le matin|le week-?end|jusqu'a \d{1,2} ?h\w*|apres minuit|vers \d{1,2} ?h\w*|"
+    r"\d{1,2} ?h(eures?)?\b|minuit|every (night|evening|day|morning)|at night|all (day|night)|"
+    r"weekends?|after midnight|until \d{1,2} ?(am|pm)?)"
+)
+
+
+def time_cue(text: str) -> str | None:
+    """When a nuisance happens, in the tenant's words ("tous les soirs jusqu'à 2h")."""
+    m = _TIME_CUE.search(fold(text))
+    return m.group(0) if m else None
+
+
 def area_of(place: str | None) -> str | None:
     if place in DWELLING_PLACES:
         return "dwelling"

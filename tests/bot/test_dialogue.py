@@ -429,3 +429,19 @@ def test_satisfaction_answer_is_stored_other_messages_go_on() -> None:
     assert d.satisfaction == 4 and d.replies[0].startswith("Merci pour votre note")
     d = run(turn("bonjour", "greet", state={"asked": "satisfaction"}))
     assert d.satisfaction is None and d.replies[0].startswith("Bonjour")
+
+
+def test_a_long_polite_message_with_a_need_is_about_the_need() -> None:
+    p = Parse("bonjour je suis locataire au 12 et j'ai une fuite", "greet", 0.58, "fr",
+              (Entity("object", "fuite"),), (("greet", 0.58), ("repair", 0.2)))
+    d = run(Turn(text=p.text, parse=p, channel="sms", now=TUESDAY_10AM, state={}, tenant=NADIA,
+                 landlord=LANDLORD))
+    assert d.intent == "repair" and d.state["topic"] == "repair"
+
+
+def test_nuisance_times_and_own_things_are_read_from_the_text() -> None:
+    d = run(turn("du bruit dans l'escalier tous les soirs jusqu'à 2h", "nuisance",
+                 ("place", "cage_escalier")))
+    assert d.requests and d.requests[0].details["when"] == "tous les soirs"
+    d = run(turn("la porte de mon placard est cassée", "repair", ("object", "porte")))
+    assert d.state["slots"]["place"] == "logement" and d.state["asked"] == "since"
