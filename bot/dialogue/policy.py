@@ -25,7 +25,7 @@ from bot.dialogue.types import (
     RequestSpec,
     Turn,
 )
-from bot.faq import Faq, FaqEntry, render
+from bot.faq import DEFAULT_THRESHOLD, SUGGEST_THRESHOLD, Faq, FaqEntry, render
 from bot.schedule import is_open, next_collection, next_opening
 from bot.texts import Texts
 from nlu.types import Entity, Parse
@@ -34,8 +34,8 @@ from nlu.types import Entity, Parse
 MAX_FAILURES = 2
 # FAQ: at or above CONFIDENT the answer is given; between SUGGEST and CONFIDENT it is given
 # with an offer to pass the question on; below SUGGEST a person answers.
-FAQ_CONFIDENT = 0.45
-FAQ_SUGGEST = 0.28
+FAQ_CONFIDENT = DEFAULT_THRESHOLD
+FAQ_SUGGEST = SUGGEST_THRESHOLD
 # A message that clearly starts another topic in the middle of an intake (not an answer).
 SWITCH_CONFIDENCE = 0.7
 
