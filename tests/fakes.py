@@ -61,8 +61,9 @@ class RecordingChannel(Channel):
 
     name: ClassVar[str] = "fake"
 
-    def __init__(self, name: str = "fake", *, fail_transient: int = 0,
-                 fail_permanent: bool = False) -> None:
+    def __init__(
+        self, name: str = "fake", *, fail_transient: int = 0, fail_permanent: bool = False
+    ) -> None:
         self.channel_name = name
         self.sent: list[Outbound] = []
         self.fail_transient = fail_transient
