@@ -105,7 +105,7 @@ RULES: tuple[Rule, ...] = (
             rf"{_DETECTOR_FAULT}|"
             r"\bcigarettes?\b|\bclopes?\b|\bshit\b|\bjoints?\b|\bchicha\b|\bcannabis\b|"
             r"\bweed\b|\btabac\b|\bfumeurs?\b|\bfument\b|\bbarbecue\b|\bbbq\b|\bcigarette\b|"
-            r"\b(?:voisin|voisine|voisins|jeunes|gens|il|elle|ils|elles)\s+(?:\w+\s+)?fume(?:nt)?\b|"
+            r"\b(?:voisin|voisine|voisins|jeunes|gens|il|elle|ils|elles)\s+(?:\w+\s+){0,3}fume(?:nt)?\b|"
             r"\bsmok(?:er|ers|es)\b|\bpot\b|\bne fume\b|\bil fume\b|\bils fument\b|\bpoisson\b"
         ),
     ),

@@ -33,6 +33,7 @@ NOT_EMERGENCIES = [
     "mon radiateur ne chauffe pas",
     "le détecteur de fumée bip, pile faible",
     "fumée de cigarette du voisin",
+    "le voisin du dessus fume sur son balcon et ça rentre chez moi",
     "mon voisin fume sur le palier et ça rentre chez moi",
     "l'ascenseur est bloqué au 2ème",
     "ma porte est coincée",
