@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import metrics
@@ -200,7 +201,9 @@ class Runtime:
                     async with self.db.transaction() as s:
                         await self._hold(s, recorded, notify=notify)
         except Exception as exc:
-            if is_unavailable(exc):
+            # A pool with no free connection for `pool_timeout` seconds is an overload: 503 too,
+            # so the provider retries later rather than seeing a 500.
+            if is_unavailable(exc) or isinstance(exc, PoolTimeout):
                 metrics.INGESTED.labels(inbound.channel, "unavailable").inc()
                 raise Unavailable("database unavailable") from exc
             raise
