@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import or_, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,7 +24,9 @@ from bot.models import (
     ConversationState,
     Direction,
     Handoff,
+    Incident,
     Message,
+    Request,
     StaffUser,
 )
 from bot.store import add_outbound, audit, clean_text
@@ -307,6 +309,30 @@ async def close(rt: Runtime, staff: StaffUser, conv_id: int, resolution: str) ->
         raise Refused(400, "action.resolution_needed")
     conv = await _check(rt, staff, conv_id)
     await _finish(rt, staff, conv, ConversationState.CLOSED.value, resolution, "close")
+    return Done(conv_id)
+
+
+async def close_incident(rt: Runtime, staff: StaffUser, conv_id: int, incident_id: int) -> Done:
+    """A shared building problem is fixed: close it and tell every tenant who reported it."""
+    from bot.dialogue_hooks import on_incident_closed
+
+    conv = await _check(rt, staff, conv_id)
+    async with rt.db.transaction() as s:
+        incident = await s.get(Incident, incident_id)
+        linked = (
+            await s.execute(
+                select(Request.id).where(
+                    Request.incident_id == incident_id, Request.conversation_id == conv.id
+                )
+            )
+        ).first()
+        if incident is None or linked is None or incident.residence_id != conv.residence_id:
+            raise Refused(404, "error.not_found")
+        if incident.status == "closed":
+            raise Refused(409, "action.incident_closed")
+        told = await on_incident_closed(s, incident, rt.texts, now=rt.clock())
+        await _audit(s, staff, "close_incident", conv.id, incident_id=incident_id, told=told)
+    rt.outbox.wake()
     return Done(conv_id)
 
 

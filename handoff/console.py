@@ -182,6 +182,15 @@ async def close(
     )
 
 
+@router.post("/console/c/{conv_id}/incident/{incident_id}/close")
+async def close_incident(
+    request: Request, conv_id: int, incident_id: int, staff: StaffUser = Checked
+) -> Response:
+    rt = runtime_of(request)
+    call = actions.close_incident(rt, staff, conv_id, incident_id)
+    return await _after(request, staff, conv_id, call)
+
+
 @router.post("/console/c/{conv_id}/give-back")
 async def give_back(request: Request, conv_id: int, staff: StaffUser = Checked) -> Response:
     rt = runtime_of(request)

@@ -140,6 +140,24 @@ MESSAGES: dict[str, dict[str, str]] = {
     "conv.open_requests": {"fr": "Demandes ouvertes", "en": "Open requests"},
     "conv.none": {"fr": "aucune", "en": "none"},
     "conv.request": {"fr": "Demande", "en": "Request"},
+    "conv.incident": {"fr": "Problème partagé", "en": "Shared problem"},
+    "conv.incident_reports": {
+        "fr": "{count} signalement(s) dans le bâtiment",
+        "en": "{count} report(s) in the building",
+    },
+    "conv.incident_is_closed": {"fr": "réglé", "en": "fixed"},
+    "conv.incident_close": {
+        "fr": "Problème réglé : prévenir les locataires",
+        "en": "Fixed: tell the tenants",
+    },
+    "conv.incident_close_hint": {
+        "fr": "Chaque locataire qui l'a signalé reçoit un message, et ses demandes sont closes.",
+        "en": "Every tenant who reported it gets a message, and their requests are closed.",
+    },
+    "action.incident_closed": {
+        "fr": "Ce problème est déjà réglé.",
+        "en": "This problem is already fixed.",
+    },
     "conv.nlu": {"fr": "Lecture du robot", "en": "The bot's reading"},
     "conv.intent": {"fr": "Intention", "en": "Intent"},
     "conv.confidence": {"fr": "Confiance", "en": "Confidence"},

@@ -17,6 +17,7 @@ from bot.models import (
     Conversation,
     ConversationState,
     Handoff,
+    Incident,
     Message,
     Request,
     Residence,
@@ -208,6 +209,8 @@ class ConversationView:
     authors: dict[int, str]  # staff id -> name
     nlu: dict[str, Any] | None  # the latest reading of a tenant message
     colleagues: list[StaffUser] = field(default_factory=list)
+    incident: Incident | None = None  # the shared building problem this request joined
+    incident_reports: int = 0
 
 
 async def load_conversation(s: AsyncSession, conv_id: int) -> Conversation | None:
@@ -283,6 +286,17 @@ async def load_view(s: AsyncSession, conv: Conversation, me: StaffUser) -> Conve
             ).scalars()
         )
     residence = await s.get(Residence, conv.residence_id) if conv.residence_id else None
+    incident = None
+    reports = 0
+    if request is not None and request.incident_id is not None:
+        incident = await s.get(Incident, request.incident_id)
+        reports = int(
+            (
+                await s.execute(
+                    select(func.count(Request.id)).where(Request.incident_id == request.incident_id)
+                )
+            ).scalar_one()
+        )
     authors = await staff_names(
         s,
         {m.staff_id for m in messages if m.staff_id}
@@ -302,6 +316,8 @@ async def load_view(s: AsyncSession, conv: Conversation, me: StaffUser) -> Conve
         authors=authors,
         nlu=nlu,
         colleagues=await colleagues_of(s, conv, me),
+        incident=incident,
+        incident_reports=reports,
     )
 
 
