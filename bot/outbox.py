@@ -188,8 +188,31 @@ class OutboxDispatcher:
             # retry than a lost reply; after max attempts the row is marked failed.
             log.exception("sender %s raised", row.channel)
             return await self._retry(row, f"{type(exc).__name__}: {exc}", None)
-        await self._finish(row, "sent", result=result, text=text if text != row.text else None)
+        await self._record_sent(row, result, text if text != row.text else None)
         return True
+
+    async def _record_sent(self, row: Outbox, result: SendResult, text: str | None) -> None:
+        """The provider has the message: recording that must outlast a database blip, or the
+        row would be sent again when its lease expires (the tenant would get it twice)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.lease.total_seconds() * 0.8
+        delay = 0.2
+        while True:
+            try:
+                await self._finish(row, "sent", result=result, text=text)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if loop.time() + delay > deadline:
+                    raise
+                log.warning(
+                    "outbox %s sent, but not yet recorded (%s); retrying",
+                    row.id,
+                    type(exc).__name__,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
 
     async def _retry(self, row: Outbox, error: str, retry_after: float | None) -> bool:
         if row.attempts >= self.max_attempts:

@@ -70,7 +70,7 @@ class Runtime:
         limiter: RateLimiter | None = None,
     ) -> None:
         self.settings = settings
-        self.db = db or Database(settings.database_url)
+        self.db = db or Database(settings.database_url, pool_pre_ping=settings.database_pre_ping)
         self.bus = bus or build_bus(settings.redis_url, partitions=settings.bus_partitions)
         self._engine = engine
         self.channels: dict[str, Channel] = dict(channels or {})

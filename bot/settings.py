@@ -22,6 +22,12 @@ class Settings(BaseSettings):
         description="SQLAlchemy async URL; sqlite+aiosqlite (default) or postgresql+asyncpg.",
     )
     redis_url: str | None = Field(default=None, description="Redis URL; enables the Redis bus.")
+    database_pre_ping: bool = Field(
+        default=True,
+        description="Test each pooled connection before use (one more round trip per "
+        "transaction). Off: after a database restart the first use of each stale connection "
+        "fails (webhook 503 and the provider retries; workers retry).",
+    )
     bus_partitions: int = Field(default=8, ge=1, le=256)
 
     # Web.

@@ -54,7 +54,7 @@ def faulty(nlu_model_path: Path) -> Iterator[Faulty]:
         workers=2,
         env={
             # Short enough for a test to see the recovery paths work.
-            "RELAIS_OUTBOX_LEASE_SECONDS": "5",
+            "RELAIS_OUTBOX_LEASE_SECONDS": "12",
             "RELAIS_RECOVERY_EVERY_SECONDS": "2",
             "RELAIS_RECOVERY_AFTER_SECONDS": "5",
         },
