@@ -18,6 +18,8 @@ from typing import Any, Literal
 # E.164 (+33612345678), French national numbers (06 12 34 56 78, 06.12.34.56.78), and any
 # other long run of digits (a phone without its +, a Telegram chat id).
 _PHONE = re.compile(r"(?<![\w+])(?:\+\d[\d .-]{6,18}\d|0[1-9](?:[ .-]?\d{2}){4}|\d{9,})(?!\w)")
+# A Telegram bot token (it is part of every Bot API URL a library may log).
+_TELEGRAM_TOKEN = re.compile(r"\d{5,}:[A-Za-z0-9_-]{30,}")
 # SQLAlchemy appends the statement's parameters (message texts, addresses) to its errors.
 _SQL_PARAMS = re.compile(r"\[parameters: .*?\]\n?(?=\(Background|\Z|\n)", re.DOTALL)
 
@@ -34,8 +36,9 @@ def mask_phone(match: re.Match[str]) -> str:
 
 
 def redact(text: str) -> str:
-    """The text with phone-like numbers and SQL parameters masked."""
+    """The text with phone-like numbers, Telegram tokens and SQL parameters masked."""
     text = _SQL_PARAMS.sub("[parameters: hidden]\n", text)
+    text = _TELEGRAM_TOKEN.sub("<telegram token>", text)
     return _PHONE.sub(mask_phone, text)
 
 

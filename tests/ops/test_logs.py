@@ -29,6 +29,10 @@ BODY = "il y a une fuite dans la salle de bain depuis hier soir"
         ("telegram chat 123456789", "telegram chat *******89"),
         ("message 4521 at 2026-11-28 12:00:01", "message 4521 at 2026-11-28 12:00:01"),
         ("outbox 12 retry in 2.0s", "outbox 12 retry in 2.0s"),
+        (
+            "POST https://api.telegram.org/bot123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw1/sendMessage",
+            "POST https://api.telegram.org/bot<telegram token>/sendMessage",
+        ),
     ],
 )
 def test_redact(text: str, masked: str) -> None:
