@@ -143,8 +143,10 @@ class Pipeline:
         if conv.channel in SMS_CHANNELS and await self._opt_out_keywords(s, msg, conv, fx):
             return
         tenant = await self._identify(s, conv)
+        linked_by_contact = False
         if tenant is None:
             tenant = await self._link_by_shared_contact(s, msg, conv)
+            linked_by_contact = tenant is not None
         residence = await s.get(Residence, conv.residence_id) if conv.residence_id else None
         event = {
             "type": "message",
@@ -194,43 +196,50 @@ class Pipeline:
                     )
             event["state"] = conv.state
             return
+        if linked_by_contact and tenant is not None:
+            # They shared their own phone number: greet them and take up what they asked.
+            decision = await self._after_link(s, msg, conv, tenant, lang)
+            residence = await s.get(Residence, tenant.residence_id)
+            await self._apply(s, msg, conv, decision, tenant, residence, fx)
+            return
         turn = await self._turn(s, msg, conv, parse, tenant, residence, lang, foreign=foreign)
         decision = dlg.decide(turn, self.texts, self.faq)
         if decision.identify and tenant is None:
             tenant = await self._link_by_identity(s, conv, decision.identify)
             if tenant is not None:
                 residence = await s.get(Residence, tenant.residence_id)
-                state = dict(conv.dialogue or {})
-                pending = state.pop("pending_text", None)
-                state.pop("awaiting", None)
-                conv.dialogue = state
-                lang = tenant.language or lang
-                replies = [
-                    self.texts.get(
-                        "linked_short" if pending else "linked",
-                        lang,
-                        first_name=tenant.first_name,
-                        residence=residence.name if residence else "",
-                        building=tenant.building,
-                    )
-                ]
-                if pending:
-                    # Take up the need they wrote before we knew who they were.
-                    again = await self.engine.parse(pending)
-                    turn = await self._turn(
-                        s, msg, conv, again, tenant, residence, lang, text=pending
-                    )
-                    decision = dlg.decide(turn, self.texts, self.faq)
-                    decision.replies[:0] = replies[:1]
-                    replies = []
-                if replies:
-                    decision = dlg.Decision(replies=replies, state=conv.dialogue)
+                decision = await self._after_link(s, msg, conv, tenant, lang)
             else:
                 decision = dlg.Decision(
                     replies=[self.texts.get("unknown_sender", lang)],
                     state={**(conv.dialogue or {}), "awaiting": "identity"},
                 )
         await self._apply(s, msg, conv, decision, tenant, residence, fx)
+
+    async def _after_link(
+        self, s: AsyncSession, msg: Message, conv: Conversation, tenant: Tenant, lang: str
+    ) -> dlg.Decision:
+        """The sender was just recognised: say so, and take up the need they wrote before."""
+        residence = await s.get(Residence, tenant.residence_id) if tenant.residence_id else None
+        state = dict(conv.dialogue or {})
+        pending = state.pop("pending_text", None)
+        state.pop("awaiting", None)
+        conv.dialogue = state
+        lang = tenant.language or lang
+        greeting = self.texts.get(
+            "linked_short" if pending else "linked",
+            lang,
+            first_name=tenant.first_name,
+            residence=residence.name if residence else "",
+            building=tenant.building,
+        )
+        if not pending:
+            return dlg.Decision(replies=[greeting], state=conv.dialogue)
+        again = await self.engine.parse(pending)
+        turn = await self._turn(s, msg, conv, again, tenant, residence, lang, text=pending)
+        decision = dlg.decide(turn, self.texts, self.faq)
+        decision.replies[:0] = [greeting]
+        return decision
 
     async def _incident_for(
         self, s: AsyncSession, spec: dlg.RequestSpec, row: Request
@@ -400,7 +409,9 @@ class Pipeline:
             now=self.clock().astimezone(self.tz),
             state=dict(conv.dialogue or {}),
             tenant=await self._tenant_view(s, tenant, residence),
-            has_media=bool(msg.media) and text is None,
+            # A shared contact or location is not a photo of the problem.
+            has_media=text is None
+            and any((m or {}).get("kind", "photo") == "photo" for m in msg.media or []),
             requests=requests,
             incidents=incidents,
             landlord=self.landlord,

@@ -51,7 +51,8 @@ async def test_location(gateway: Gateway) -> None:
 
 async def test_sharing_ones_own_contact_links_the_tenant(gateway: Gateway) -> None:
     await gateway.check_webhook("telegram/message_leak")
-    checked = await gateway.check_webhook("telegram/message_contact", replies=2)
+    # Linked, greeted, and the leak they reported first is taken up (the next question).
+    checked = await gateway.check_webhook("telegram/message_contact", replies=3)
     (contact,) = checked.inbound.media
     assert contact["data"] == {"phone": "+33612345600", "own": True}
     async with gateway.runtime.db.session() as s:
@@ -59,6 +60,8 @@ async def test_sharing_ones_own_contact_links_the_tenant(gateway: Gateway) -> No
         tenant = await s.get(Tenant, conv.tenant_id)
     assert tenant is not None and tenant.first_name == "Nadia"
     assert tenant.telegram_chat_id == CHAT
+    # Greeted by name and asked what they need, not thanked for a "photo".
+    assert "Nadia" in checked.replies[-2]["text"] and "photo" not in checked.replies[-2]["text"]
     # Once known, no more contact button.
     assert "reply_markup" not in checked.replies[-1]
 
