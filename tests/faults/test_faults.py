@@ -19,7 +19,9 @@ async def test_a_worker_killed_mid_burst(faulty: Faulty) -> None:
 
     sent = await burst(faulty, 150, rate=60, during=kill_at)
     assert set(sent.answers) == {200}, "the gateway does not depend on a worker"
-    await assert_once(faulty, sent)
+    # Killed between a provider's 201 and recording it, a reply is sent again after its lease:
+    # at most the sends the dead worker had in flight (its outbox runs up to 16 at once).
+    await assert_once(faulty, sent, crashed_sends=16)
     faulty.stack.start_worker(0)
 
 
