@@ -3,74 +3,41 @@ escaping, the SMS counter; screenshots at phone and desktop widths in artifacts/
 
 from __future__ import annotations
 
-import asyncio
-import os
 import re
-import socket
 import struct
 import threading
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 from bot.app import create_app
 from bot.runtime import Runtime
-from bot.settings import REPO_ROOT
 from bot.types import Inbound, Media
 from channels.gsm7 import fold, segments
+from tests.browser import DESKTOP, PHONE, SHOTS, launch, need_chromium, serve_in_thread
+from tests.browser import Server as LiveServer
 from tests.conftest import make_settings
 from tests.fakes import KeywordEngine, RecordingChannel
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
-SHOTS = REPO_ROOT / "artifacts" / "screenshots"
-PHONE = {"width": 360, "height": 740}
-DESKTOP = {"width": 1280, "height": 800}
 XSS = "<img src=x onerror=alert(1)>"
 HUMAN = "je veux parler à une personne"
 
 
 @pytest.fixture(scope="module")
 def chromium() -> Path:
-    if not CHROMIUM.exists():
-        reason = f"{CHROMIUM} is missing (apt-get install -y chromium)"
-        if os.environ.get("RELAIS_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"{reason}, and RELAIS_REQUIRE_SERVICES=1 says browser tests must run")
-        pytest.skip(reason)
-    return CHROMIUM
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return need_chromium()
 
 
 @dataclass
-class Server:
-    url: str
-    runtime: Runtime
-    loop: asyncio.AbstractEventLoop
-    sms: RecordingChannel
-
-    def run(self, coro: Any, timeout: float = 10) -> Any:
-        """Run a coroutine on the server's event loop (where the runtime lives)."""
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+class Server(LiveServer):
+    sms: RecordingChannel = field(default_factory=lambda: RecordingChannel("sms"))
 
     def ingest(self, text: str, address: str, media: tuple[Media, ...] = ()) -> int:
         rec = self.run(self.runtime.ingest(Inbound("sms", address, text, media=media)))
@@ -83,37 +50,14 @@ def server(sqlite_url: str, chromium: Path) -> Iterator[Server]:
     settings = make_settings(sqlite_url, public_url="http://127.0.0.1")
     runtime = Runtime(settings, engine=KeywordEngine(), channels={"sms": sms})
     app = create_app(settings, runtime=runtime, prepare=False)
-    port = free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=1
-    )
-    uv = uvicorn.Server(config)
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_until_complete, args=(uv.serve(),), daemon=True)
-    thread.start()
-    for _ in range(500):
-        if uv.started:
-            break
-        threading.Event().wait(0.02)
-    assert uv.started, "uvicorn did not start"
-    try:
-        yield Server(f"http://127.0.0.1:{port}", runtime, loop, sms)
-    finally:
-        uv.should_exit = True
-        thread.join(15)
-        loop.close()
+    with serve_in_thread(app, runtime) as live:
+        yield Server(live.url, runtime, live.loop, sms)
 
 
 @pytest.fixture
 def browser(chromium: Path) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(chromium), args=ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+    with launch(chromium) as b:
+        yield b
 
 
 def sign_in(browser: Any, server: Server, login: str, viewport: dict[str, int] = PHONE) -> Any:

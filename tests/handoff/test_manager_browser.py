@@ -3,46 +3,28 @@ export CSV, see it counted on the dashboard; screenshots at phone and desktop wi
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
-import os
-import socket
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from sqlalchemy import select
 
 from bot.app import create_app
 from bot.models import Conversation, Handoff, Message
 from bot.models import Request as Ticket
 from bot.runtime import Runtime
-from bot.settings import REPO_ROOT
 from bot.types import Inbound
 from tests.bot.test_pipeline import settled
+from tests.browser import DESKTOP, PHONE, SHOTS, Server, launch, need_chromium, serve_in_thread
 from tests.conftest import make_settings
 from tests.fakes import KeywordEngine, RecordingChannel
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
-SHOTS = REPO_ROOT / "artifacts" / "screenshots"
-PHONE = {"width": 360, "height": 740}
-DESKTOP = {"width": 1280, "height": 800}
 XSS = "<img src=x onerror=alert(1)>"
 NEEDLE = "compteur d'eau"
 
@@ -67,29 +49,7 @@ TENANT_MESSAGES = sum(len(texts) for _, _, texts, _, _, _ in STORY)
 
 @pytest.fixture(scope="module")
 def chromium() -> Path:
-    if not CHROMIUM.exists():
-        reason = f"{CHROMIUM} is missing (apt-get install -y chromium)"
-        if os.environ.get("RELAIS_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"{reason}, and RELAIS_REQUIRE_SERVICES=1 says browser tests must run")
-        pytest.skip(reason)
-    return CHROMIUM
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Server:
-    url: str
-    runtime: Runtime
-    loop: asyncio.AbstractEventLoop
-
-    def run(self, coro: Any, timeout: float = 30) -> Any:
-        """Run a coroutine on the server's event loop, where the runtime lives."""
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+    return need_chromium()
 
 
 async def tell_the_story(rt: Runtime) -> None:
@@ -101,28 +61,45 @@ async def tell_the_story(rt: Runtime) -> None:
     async with rt.db.transaction() as s:
         for channel, address, _, days, reply_minutes, score in STORY:
             conv = (
-                await s.execute(
-                    select(Conversation).where(
-                        Conversation.channel == channel, Conversation.address == address
+                (
+                    await s.execute(
+                        select(Conversation).where(
+                            Conversation.channel == channel, Conversation.address == address
+                        )
                     )
                 )
-            ).unique().scalar_one()
+                .unique()
+                .scalar_one()
+            )
             shift = timedelta(days=days)
             conv.created_at -= shift
             conv.last_message_at -= shift
             conv.satisfaction = score
-            for m in (await s.execute(select(Message).where(Message.conversation_id == conv.id))).scalars():
+            for m in (
+                await s.execute(select(Message).where(Message.conversation_id == conv.id))
+            ).scalars():
                 m.created_at -= shift
-            for h in (await s.execute(select(Handoff).where(Handoff.conversation_id == conv.id))).scalars():
+            for h in (
+                await s.execute(select(Handoff).where(Handoff.conversation_id == conv.id))
+            ).scalars():
                 h.created_at -= shift
                 if reply_minutes is not None:
                     h.taken_at = h.created_at + timedelta(minutes=reply_minutes / 2)
                     h.first_reply_at = h.created_at + timedelta(minutes=reply_minutes)
-            for r in (await s.execute(select(Ticket).where(Ticket.conversation_id == conv.id))).scalars():
+            for r in (
+                await s.execute(select(Ticket).where(Ticket.conversation_id == conv.id))
+            ).scalars():
                 r.created_at -= shift
         now = rt.clock()
         for i, age in enumerate((0.3, 2, 4, 9, 12, 40)):
-            s.add(Ticket(kind="repair", status="open", reference=f"R-DEMO-{i}", created_at=now - timedelta(days=age)))
+            s.add(
+                Ticket(
+                    kind="repair",
+                    status="open",
+                    reference=f"R-DEMO-{i}",
+                    created_at=now - timedelta(days=age),
+                )
+            )
 
 
 @pytest.fixture(scope="module")
@@ -137,39 +114,15 @@ def server(tmp_path_factory: pytest.TempPathFactory, chromium: Path) -> Iterator
     )
     # prepare=True: the lifespan migrates the SQLite file and loads the demo data.
     app = create_app(settings, runtime=runtime, prepare=True)
-    port = free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=1
-    )
-    uv = uvicorn.Server(config)
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_until_complete, args=(uv.serve(),), daemon=True)
-    thread.start()
-    for _ in range(1000):
-        if uv.started:
-            break
-        threading.Event().wait(0.02)
-    assert uv.started, "uvicorn did not start"
-    srv = Server(f"http://127.0.0.1:{port}", runtime, loop)
-    try:
+    with serve_in_thread(app, runtime) as srv:
         srv.run(tell_the_story(runtime), timeout=60)
         yield srv
-    finally:
-        uv.should_exit = True
-        thread.join(15)
-        loop.close()
 
 
 @pytest.fixture(scope="module")
 def browser(chromium: Path) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(chromium), args=ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+    with launch(chromium) as b:
+        yield b
 
 
 def sign_in(browser: Any, server: Server, viewport: dict[str, int]) -> Any:
