@@ -167,10 +167,15 @@ async def drive(
     """Open loop: message i leaves at t0 + i/rate whatever the answers before it."""
     run = Run()
     total = int(rate * seconds)
-    connector = aiohttp.TCPConnector(limit=512)
+    # No connection limit, and web chat sockets (open until their reply comes) on a session of
+    # their own: a webhook must never wait for a free client connection, or the bench would
+    # measure itself.
     timeout = aiohttp.ClientTimeout(total=30)
     tasks: set[asyncio.Task[None]] = set()
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
+    async with (
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), timeout=timeout) as http,
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), timeout=timeout) as ws,
+    ):
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         for i in range(total):
@@ -186,7 +191,7 @@ async def drive(
             r = random.random()
             if r < web_share:
                 item = Sent("webchat", "", time.time())
-                coro: Any = webchat_call(run, http, base, item, text, duplicate)
+                coro: Any = webchat_call(run, ws, base, item, text, duplicate)
             elif r < web_share + (1 - web_share) / 2:
                 item = Sent("sms", f"+3369{tag}{i:06d}", time.time())
                 req = to(base, twilio_request(public, item.address, text, new_sid()))
@@ -202,7 +207,7 @@ async def drive(
             tasks.add(task)
             task.add_done_callback(tasks.discard)
         if tasks:
-            await asyncio.wait(tasks, timeout=60)
+            await asyncio.wait(tasks, timeout=90)
     return run
 
 
@@ -375,6 +380,11 @@ async def main() -> int:
     parser.add_argument(
         "--worker-nice", type=int, default=10, help="nice level of the workers (0: same as gateway)"
     )
+    parser.add_argument(
+        "--workers-after",
+        action="store_true",
+        help="stop the workers while sending, start them after: the ingest alone is measured",
+    )
     parser.add_argument("--pg-admin-url", default=PG_ADMIN_URL)
     parser.add_argument("--keep", action="store_true", help="keep the database and logs")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
@@ -411,9 +421,16 @@ async def main() -> int:
 
         print(f"Sending {args.rate:.0f} msg/s for {args.seconds:.0f}s...", flush=True)
         t0 = time.perf_counter()
+        if args.workers_after:
+            # Ingest alone: what the gateway answers when no worker competes for the CPU.
+            for i in range(args.workers):
+                stack.kill(f"worker{i}")
         run = await drive(stack.bases, args.rate, args.seconds, args.duplicates, args.webchat, "1")
+        if args.workers_after:
+            for i in range(args.workers):
+                stack.start_worker(i)
         wall = args.seconds
-        left = await settle(database_url, 90)
+        left = await settle(database_url, 180)
         drained = time.perf_counter() - t0
         await asyncio.sleep(0.5)
         received = stack.received()[mark:]
