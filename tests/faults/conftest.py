@@ -7,6 +7,7 @@ redis-server they can restart; the providers are bench/fakes.py in its own proce
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -42,6 +43,11 @@ class Faulty:
 @pytest.fixture(scope="module")
 def faulty(nlu_model_path: Path) -> Iterator[Faulty]:
     services.need_postgres()
+    if shutil.which("redis-server") is None:
+        reason = "redis-server is not on the PATH (the fault tests start and restart their own)"
+        if services.required():
+            pytest.fail(reason)
+        pytest.skip(reason)
     url = in_thread(asyncio.run, create_database(services.PG_ADMIN_URL, "relais_faults"))
     host_port = url.split("@", 1)[1].split("/", 1)[0]
     host, _, port = host_port.partition(":")
