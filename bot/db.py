@@ -43,7 +43,10 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
         path = url.partition(":///")[2]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
+        # hide_parameters: an error must not carry a message body or a phone number into logs.
+        engine = create_async_engine(
+            url, connect_args={"timeout": 30}, hide_parameters=True, **kwargs
+        )
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -62,7 +65,7 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     kwargs.setdefault("pool_timeout", 5)
     connect_args = kwargs.pop("connect_args", {})
     connect_args.setdefault("timeout", 5)
-    return create_async_engine(url, connect_args=connect_args, **kwargs)
+    return create_async_engine(url, connect_args=connect_args, hide_parameters=True, **kwargs)
 
 
 class Database:

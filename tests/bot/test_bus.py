@@ -136,16 +136,24 @@ async def test_a_killed_worker_loses_nothing() -> None:
 
     a, b = start("a"), start("b")
     try:
-        for i in range(MESSAGES):
-            await producer.enqueue(i, f"sms:+3360000{i % CONVERSATIONS:04d}")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 30
-        while await r.scard(f"{prefix}:t:done") < MESSAGES // 4:
-            assert loop.time() < deadline
+        while await r.zcard(f"{prefix}:workers") < 2:  # both have joined: they share partitions
+            assert loop.time() < deadline, "the workers did not start"
+            await asyncio.sleep(0.05)
+        for i in range(MESSAGES):
+            await producer.enqueue(i, f"sms:+3360000{i % CONVERSATIONS:04d}")
+        deadline = loop.time() + 30
+        # Kill A once it has really taken a share (on a loaded machine it may start late).
+        while (
+            await r.scard(f"{prefix}:t:done") < MESSAGES // 4
+            or "a" not in await r.hvals(f"{prefix}:t:by")
+        ):
+            assert loop.time() < deadline, "worker a never started"
             await asyncio.sleep(0.01)
         a.send_signal(signal.SIGKILL)
         a.wait()
-        deadline = loop.time() + 60
+        deadline = loop.time() + 120
         while await r.scard(f"{prefix}:t:done") < MESSAGES:
             assert loop.time() < deadline, "messages lost after the kill"
             await asyncio.sleep(0.05)
@@ -156,7 +164,7 @@ async def test_a_killed_worker_loses_nothing() -> None:
             assert ids == sorted(ids), f"conversation {conv} out of order"
             assert len(ids) == len(set(ids))
         # Every entry ends acknowledged by the survivor.
-        deadline = loop.time() + 10
+        deadline = loop.time() + 60
         while True:
             pending = 0
             for p in range(producer.partitions):
