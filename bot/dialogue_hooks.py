@@ -82,7 +82,7 @@ async def on_incident_closed(
 
 
 def _what(key: str, texts: Texts, lang: str) -> str:
-    """"ascenseur" → "ascenseur"; "hall:lumiere" → "éclairage, hall"."""
+    """ "ascenseur" → "ascenseur"; "hall:lumiere" → "éclairage, hall"."""
     place, _, obj = key.partition(":")
     if not obj:
         return texts.label("objects", place, lang)

@@ -139,9 +139,7 @@ class TwilioChannel(WebhookChannel):
             data["MediaUrl"] = urls[:MAX_MEDIA]
         url = f"{self.api_base}/2010-04-01/Accounts/{self.account_sid}/Messages.json"
         try:
-            resp = await self.client.post(
-                url, data=data, auth=(self.account_sid, self.auth_token)
-            )
+            resp = await self.client.post(url, data=data, auth=(self.account_sid, self.auth_token))
         except httpx.TimeoutException as exc:
             raise TransientSendError(f"Twilio timed out ({type(exc).__name__})") from exc
         except httpx.TransportError as exc:

@@ -91,8 +91,11 @@ class TelegramChannel(WebhookChannel):
                 one_time_keyboard=True,
             )
         photo = next(
-            (m.file_id or m.url for m in outbound.media if m.kind == "photo" and (m.file_id or (
-                m.url or "").startswith("http"))),
+            (
+                m.file_id or m.url
+                for m in outbound.media
+                if m.kind == "photo" and (m.file_id or (m.url or "").startswith("http"))
+            ),
             None,
         )
         try:
@@ -160,7 +163,7 @@ def parse_update(update: Any) -> list[Inbound]:
     try:
         if msg.get("photo"):
             # Telegram sends several sizes of the same photo; the largest is what staff want.
-            best = max(msg["photo"], key=lambda p: (p.get("width", 0) * p.get("height", 0)))
+            best = max(msg["photo"], key=lambda p: p.get("width", 0) * p.get("height", 0))
             media.append(
                 Media(
                     kind="photo",
@@ -185,8 +188,10 @@ def parse_update(update: Any) -> list[Inbound]:
         if isinstance(msg.get("location"), dict):
             loc = msg["location"]
             media.append(
-                Media(kind="location", data={"lat": float(loc["latitude"]),
-                                             "lon": float(loc["longitude"])})
+                Media(
+                    kind="location",
+                    data={"lat": float(loc["latitude"]), "lon": float(loc["longitude"])},
+                )
             )
         if isinstance(msg.get("contact"), dict):
             contact = msg["contact"]

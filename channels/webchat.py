@@ -379,9 +379,7 @@ class WebChatSocket:
                 {"type": "error", "id": client_id, "reason": exc.reason, "retry": True}
             )
             return
-        await self.ws.send_json(
-            {"type": "ack", "id": client_id, "message_id": recorded.message_id}
-        )
+        await self.ws.send_json({"type": "ack", "id": client_id, "message_id": recorded.message_id})
         if recorded.created:
             await self.announce(recorded.message_id, recorded.conversation_id)
 

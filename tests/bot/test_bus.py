@@ -145,9 +145,8 @@ async def test_a_killed_worker_loses_nothing() -> None:
             await producer.enqueue(i, f"sms:+3360000{i % CONVERSATIONS:04d}")
         deadline = loop.time() + 30
         # Kill A once it has really taken a share (on a loaded machine it may start late).
-        while (
-            await r.scard(f"{prefix}:t:done") < MESSAGES // 4
-            or "a" not in await r.hvals(f"{prefix}:t:by")
+        while await r.scard(f"{prefix}:t:done") < MESSAGES // 4 or "a" not in await r.hvals(
+            f"{prefix}:t:by"
         ):
             assert loop.time() < deadline, "worker a never started"
             await asyncio.sleep(0.01)

@@ -58,7 +58,9 @@ class Chat:
                 msg = await s.get(Message, message_id)
                 pending = (
                     await s.execute(
-                        select(func.count(Outbox.id)).where(Outbox.status.in_(("pending", "sending")))
+                        select(func.count(Outbox.id)).where(
+                            Outbox.status.in_(("pending", "sending"))
+                        )
                     )
                 ).scalar_one()
             if msg is not None and msg.processed_at is not None and not pending:
@@ -73,14 +75,25 @@ class Chat:
     async def conversation(self, address: str) -> Conversation:
         async with self.rt.db.session() as s:
             return (
-                await s.execute(select(Conversation).where(Conversation.address == address))
-            ).unique().scalar_one()
+                (await s.execute(select(Conversation).where(Conversation.address == address)))
+                .unique()
+                .scalar_one()
+            )
 
     async def requests(self, address: str) -> list[Request]:
         async with self.rt.db.session() as s:
-            tenant = (await s.execute(select(Tenant).where(Tenant.phone == address))).unique().scalar_one()
-            return list((await s.execute(select(Request).where(
-                Request.tenant_id == tenant.id).order_by(Request.id))).scalars())
+            tenant = (
+                (await s.execute(select(Tenant).where(Tenant.phone == address)))
+                .unique()
+                .scalar_one()
+            )
+            return list(
+                (
+                    await s.execute(
+                        select(Request).where(Request.tenant_id == tenant.id).order_by(Request.id)
+                    )
+                ).scalars()
+            )
 
 
 @pytest.fixture(scope="session")
@@ -104,6 +117,7 @@ async def chat(sqlite_url: str, engine_model: Path) -> AsyncIterator[Chat]:
 
 # -- questions ----------------------------------------------------------------------------------
 
+
 async def test_question_answered_with_the_residence_data_fr_and_en(chat: Chat) -> None:
     replies = await chat.say(NADIA, "bonjour c koi le numero du gardien svp")
     assert "Karim Benali" in replies[0] and "lundi au vendredi" in replies[0]
@@ -123,6 +137,7 @@ async def test_question_without_a_good_answer_is_passed_on(chat: Chat) -> None:
 
 # -- bulky waste ----------------------------------------------------------------------------------
 
+
 async def test_bulky_waste_next_collection_for_a_fixed_today(chat: Chat) -> None:
     replies = await chat.say(NADIA, "bonjour quand passent les encombrants ?")
     assert "mardi 10 mars" in replies[0] and "local vélos" in replies[0] and "pneus" in replies[0]
@@ -141,6 +156,7 @@ async def test_items_dumped_in_a_common_area_become_a_request(chat: Chat) -> Non
 
 
 # -- repairs and incidents ------------------------------------------------------------------------
+
 
 async def test_repair_intake_over_several_turns_makes_one_complete_request(chat: Chat) -> None:
     assert (await chat.say(NADIA, "bonjour le chauffage marche plus")) == ["Depuis quand ?"]
@@ -207,6 +223,7 @@ async def test_vulnerable_tenant_without_heating_goes_to_a_person_at_once(chat: 
 
 # -- emergencies -----------------------------------------------------------------------------------
 
+
 async def test_emergency_gets_safety_instructions_before_anything_else(chat: Chat) -> None:
     chat.at(SATURDAY_NIGHT)
     replies = await chat.say(NADIA, "ça sent le gaz dans la cuisine")
@@ -224,6 +241,7 @@ async def test_emergency_in_the_middle_of_a_repair_intake(chat: Chat) -> None:
 
 
 # -- status, people, failures, identity ---------------------------------------------------------------
+
 
 async def test_status_request_quoting_the_reference(chat: Chat) -> None:
     await chat.say(NADIA, "la porte du hall ferme plus depuis hier")
@@ -264,6 +282,7 @@ async def test_unknown_sender_answered_then_linked_and_resumed(chat: Chat) -> No
 
 
 # -- nuisance, several needs, language, satisfaction, restart ------------------------------------
+
 
 async def test_nuisance_acknowledged_asked_and_handed_off_anonymously(chat: Chat) -> None:
     first = await chat.say(NADIA, "mon voisin du dessus fait la fête toutes les nuits")

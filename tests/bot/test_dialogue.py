@@ -33,7 +33,11 @@ FAQ = load_faq(DATA_DIR)
 PARIS = ZoneInfo("Europe/Paris")
 TUESDAY_10AM = datetime(2026, 3, 3, 10, 0, tzinfo=PARIS)
 SATURDAY_NIGHT = datetime(2026, 3, 7, 23, 30, tzinfo=PARIS)
-LANDLORD = {"name": "Habitat Nord Solidaire", "website": "https://hns.example", "gas_emergency": "0 800 47 33 33"}
+LANDLORD = {
+    "name": "Habitat Nord Solidaire",
+    "website": "https://hns.example",
+    "gas_emergency": "0 800 47 33 33",
+}
 
 
 def _residences() -> dict[str, ResidenceView]:
@@ -62,8 +66,14 @@ MONIQUE = TenantView(11, "L-10241", "Monique", "fr", True, "T", "003", RES["HORI
 EMILY = TenantView(15, "L-10245", "Emily", "en", False, "T", "1203", RES["HORIZON"])
 
 
-def parse(text: str, intent: str, *entities: tuple[str, str], lang: str = "fr",
-          extra: tuple[str, ...] = (), confidence: float = 0.9) -> Parse:
+def parse(
+    text: str,
+    intent: str,
+    *entities: tuple[str, str],
+    lang: str = "fr",
+    extra: tuple[str, ...] = (),
+    confidence: float = 0.9,
+) -> Parse:
     ents = []
     low = text.lower()
     for type_, value in entities:
@@ -72,13 +82,31 @@ def parse(text: str, intent: str, *entities: tuple[str, str], lang: str = "fr",
     return Parse(text, intent, confidence, lang, tuple(ents), ((intent, confidence),), extra)
 
 
-def turn(text: str, intent: str, *entities: tuple[str, str], tenant: TenantView | None = NADIA,
-         state: dict[str, Any] | None = None, now: datetime = TUESDAY_10AM, lang: str | None = None,
-         media: bool = False, extra: tuple[str, ...] = (), **kw: Any) -> Turn:
+def turn(
+    text: str,
+    intent: str,
+    *entities: tuple[str, str],
+    tenant: TenantView | None = NADIA,
+    state: dict[str, Any] | None = None,
+    now: datetime = TUESDAY_10AM,
+    lang: str | None = None,
+    media: bool = False,
+    extra: tuple[str, ...] = (),
+    **kw: Any,
+) -> Turn:
     language = lang or (tenant.language if tenant else "fr")
-    return Turn(text=text, parse=parse(text, intent, *entities, lang=language, extra=extra),
-                channel="sms", now=now, state=state or {}, tenant=tenant, has_media=media,
-                landlord=LANDLORD, language=language, **kw)
+    return Turn(
+        text=text,
+        parse=parse(text, intent, *entities, lang=language, extra=extra),
+        channel="sms",
+        now=now,
+        state=state or {},
+        tenant=tenant,
+        has_media=media,
+        landlord=LANDLORD,
+        language=language,
+        **kw,
+    )
 
 
 def run(t: Turn) -> Decision:
@@ -97,6 +125,7 @@ def conversation(tenant: TenantView, *steps: tuple[Any, ...], **kw: Any) -> list
 
 
 # -- small talk, people, misunderstandings ---------------------------------------------------
+
 
 @pytest.mark.parametrize(
     ("text", "intent", "expected"),
@@ -144,6 +173,7 @@ def test_two_misunderstandings_in_a_row_hand_off() -> None:
 
 # -- emergencies --------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("text", "tenant", "expected"),
     [
@@ -163,19 +193,27 @@ def test_emergency_instructions_come_first_then_an_urgent_handoff(
 
 
 def test_an_emergency_in_the_middle_of_an_intake_wins() -> None:
-    _, d = conversation(NADIA, ("j'ai une fuite dans la cuisine", "repair", ("object", "fuite"),
-                                ("place", "cuisine")),
-                        ("ça sent le gaz maintenant", "emergency"))
+    _, d = conversation(
+        NADIA,
+        ("j'ai une fuite dans la cuisine", "repair", ("object", "fuite"), ("place", "cuisine")),
+        ("ça sent le gaz maintenant", "emergency"),
+    )
     assert "0 800 47 33 33" in d.replies[0] and "topic" not in d.state
 
 
 # -- repairs ------------------------------------------------------------------------------------
 
+
 def test_repair_asks_only_what_the_first_message_did_not_say() -> None:
     a, b, c = conversation(
         NADIA,
-        ("fuite dans la salle de bain depuis hier", "repair", ("object", "fuite"),
-         ("place", "salle_de_bain"), ("date", "depuis hier")),
+        (
+            "fuite dans la salle de bain depuis hier",
+            "repair",
+            ("object", "fuite"),
+            ("place", "salle_de_bain"),
+            ("date", "depuis hier"),
+        ),
         ("non", "deny"),
         ("merci", "thanks"),
     )
@@ -208,15 +246,29 @@ def test_a_vague_repair_is_asked_what_where_since_and_for_a_photo() -> None:
 
 
 def test_a_photo_answers_the_photo_question() -> None:
-    first = run(turn("fuite sous l'évier depuis ce matin", "repair", ("object", "fuite"),
-                     ("place", "cuisine"), ("date", "ce matin")))
+    first = run(
+        turn(
+            "fuite sous l'évier depuis ce matin",
+            "repair",
+            ("object", "fuite"),
+            ("place", "cuisine"),
+            ("date", "ce matin"),
+        )
+    )
     d = run(turn("", "out_of_scope", state=first.state, media=True))
     assert d.requests and d.requests[0].details["photo"] is True
 
 
 def test_yes_to_the_photo_question_waits_for_the_photo() -> None:
-    first = run(turn("fuite sous l'évier depuis ce matin", "repair", ("object", "fuite"),
-                     ("place", "cuisine"), ("date", "ce matin")))
+    first = run(
+        turn(
+            "fuite sous l'évier depuis ce matin",
+            "repair",
+            ("object", "fuite"),
+            ("place", "cuisine"),
+            ("date", "ce matin"),
+        )
+    )
     yes = run(turn("oui", "affirm", state=first.state))
     assert not yes.requests and yes.state["asked"] == "photo_wait"
     photo = run(turn("", "out_of_scope", state=yes.state, media=True))
@@ -234,8 +286,16 @@ def test_state_is_all_there_is_a_restart_resumes_the_intake() -> None:
 
 def test_a_common_area_fault_already_reported_joins_the_incident() -> None:
     incident = IncidentView(7, "ascenseur", "T", TUESDAY_10AM)
-    d = run(turn("l'ascenseur est encore en panne", "repair", ("place", "ascenseur"),
-                 ("object", "ascenseur"), tenant=FATOU, incidents=(incident,)))
+    d = run(
+        turn(
+            "l'ascenseur est encore en panne",
+            "repair",
+            ("place", "ascenseur"),
+            ("object", "ascenseur"),
+            tenant=FATOU,
+            incidents=(incident,),
+        )
+    )
     assert d.requests[0].incident_id == 7 and d.handoff is None
     assert "déjà signalé" in d.replies[0] and "{reference}" in d.replies[0]
 
@@ -253,18 +313,37 @@ def test_a_new_common_area_fault_opens_an_incident() -> None:
 
 def test_hall_light_is_a_building_incident_but_a_kitchen_light_is_not() -> None:
     hall = IncidentView(3, "hall:lumiere", "A", TUESDAY_10AM)
-    d = run(turn("plus de lumière dans le hall", "repair", ("object", "lumiere"), ("place", "hall"),
-                 incidents=(hall,)))
+    d = run(
+        turn(
+            "plus de lumière dans le hall",
+            "repair",
+            ("object", "lumiere"),
+            ("place", "hall"),
+            incidents=(hall,),
+        )
+    )
     assert d.requests and d.requests[0].incident_id == 3
-    d = run(turn("plus de lumière dans la cuisine", "repair", ("object", "lumiere"),
-                 ("place", "cuisine"), incidents=(hall,)))
+    d = run(
+        turn(
+            "plus de lumière dans la cuisine",
+            "repair",
+            ("object", "lumiere"),
+            ("place", "cuisine"),
+            incidents=(hall,),
+        )
+    )
     assert not d.requests and d.state["asked"] == "since"
 
 
 def test_vulnerable_tenant_without_heating_goes_to_a_person_at_once() -> None:
     steps = conversation(
         MONIQUE,
-        ("plus de chauffage depuis hier", "repair", ("object", "chauffage"), ("date", "depuis hier")),
+        (
+            "plus de chauffage depuis hier",
+            "repair",
+            ("object", "chauffage"),
+            ("date", "depuis hier"),
+        ),
         ("non", "deny"),
     )
     h = steps[-1].handoff
@@ -275,7 +354,12 @@ def test_vulnerable_tenant_without_heating_goes_to_a_person_at_once() -> None:
 def test_vulnerable_tenant_at_night_gets_the_on_call_team() -> None:
     steps = conversation(
         MONIQUE,
-        ("plus d'eau chaude depuis ce soir", "repair", ("object", "eau_chaude"), ("date", "ce soir")),
+        (
+            "plus d'eau chaude depuis ce soir",
+            "repair",
+            ("object", "eau_chaude"),
+            ("date", "ce soir"),
+        ),
         ("non", "deny"),
         now=SATURDAY_NIGHT,
     )
@@ -305,9 +389,17 @@ def test_a_new_topic_in_the_middle_of_an_intake_is_taken_up_after() -> None:
 
 # -- several needs in one message ------------------------------------------------------------
 
+
 def test_two_needs_in_one_message_are_both_handled() -> None:
-    d = run(turn("j'ai une fuite dans la cuisine et aussi quand passent les encombrants",
-                 "repair", ("object", "fuite"), ("place", "cuisine"), extra=("bulky_waste",)))
+    d = run(
+        turn(
+            "j'ai une fuite dans la cuisine et aussi quand passent les encombrants",
+            "repair",
+            ("object", "fuite"),
+            ("place", "cuisine"),
+            extra=("bulky_waste",),
+        )
+    )
     assert "mardi 10 mars" in d.replies[0]
     assert d.replies[-1] == TEXTS.get("repair_ask_since") and d.state["topic"] == "repair"
 
@@ -315,20 +407,27 @@ def test_two_needs_in_one_message_are_both_handled() -> None:
 def test_two_intakes_in_one_message_one_after_the_other() -> None:
     steps = conversation(
         NADIA,
-        ("mon voisin fait du bruit toute la nuit et aussi j'ai une fuite dans la cuisine",
-         "nuisance", ("place", "cuisine"), ("object", "fuite")),
+        (
+            "mon voisin fait du bruit toute la nuit et aussi j'ai une fuite dans la cuisine",
+            "nuisance",
+            ("place", "cuisine"),
+            ("object", "fuite"),
+        ),
         ("tous les soirs après minuit, au 3e", "out_of_scope", ("floor", "3")),
         ("depuis hier", "out_of_scope", ("date", "depuis hier")),
         ("non", "deny"),
         extra=("repair",),
     )
-    assert steps[0].state["topic"] == "nuisance" and steps[0].state["pending"][0]["intent"] == "repair"
+    assert (
+        steps[0].state["topic"] == "nuisance" and steps[0].state["pending"][0]["intent"] == "repair"
+    )
     assert [r.kind for r in steps[1].requests] == ["nuisance"]
     assert steps[1].state["topic"] == "repair"
     assert [r.kind for r in steps[-1].requests] == ["repair"]
 
 
 # -- nuisance ---------------------------------------------------------------------------------
+
 
 def test_nuisance_is_acknowledged_asked_when_and_where_then_handed_off() -> None:
     a, b = conversation(
@@ -344,6 +443,7 @@ def test_nuisance_is_acknowledged_asked_when_and_where_then_handed_off() -> None
 
 
 # -- bulky waste --------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     ("tenant", "expected"),
@@ -373,6 +473,7 @@ def test_items_dumped_in_a_common_area_become_a_request() -> None:
 
 # -- questions ----------------------------------------------------------------------------------
 
+
 def test_question_is_answered_with_the_tenant_residence_data() -> None:
     d = run(turn("c'est quoi le numéro du gardien", "question"))
     assert "Karim Benali" in d.replies[0] and d.handoff is None
@@ -386,7 +487,9 @@ def test_unknown_question_is_passed_on() -> None:
 
 
 def test_payment_difficulty_offers_a_person_and_yes_hands_off() -> None:
-    a, b = conversation(NADIA, ("je n'arrive plus à payer mon loyer", "question"), ("oui", "affirm"))
+    a, b = conversation(
+        NADIA, ("je n'arrive plus à payer mon loyer", "question"), ("oui", "affirm")
+    )
     assert "Voulez-vous" in a.replies[0] and a.state["asked"] == "offer_human"
     assert b.handoff is not None
 
@@ -402,24 +505,49 @@ def test_unknown_sender_gets_general_answers_and_is_asked_who_they_are() -> None
 
 # -- status, satisfaction ---------------------------------------------------------------------
 
+
 def test_status_quotes_the_reference_asked_for() -> None:
     reqs = (
         RequestView("R-2026-000124", "nuisance", "open", TUESDAY_10AM, "bruit"),
         RequestView("R-2026-000123", "repair", "in_progress", TUESDAY_10AM, "fuite · cuisine"),
     )
-    d = run(turn("où en est R-2026-000123 ?", "status_request", ("reference", "R-2026-000123"),
-                 requests=reqs))
-    assert d.replies == ["R-2026-000123 (réparation, fuite · cuisine) : en cours de traitement, "
-                         "ouverte le mardi 3 mars."]
+    d = run(
+        turn(
+            "où en est R-2026-000123 ?",
+            "status_request",
+            ("reference", "R-2026-000123"),
+            requests=reqs,
+        )
+    )
+    assert d.replies == [
+        "R-2026-000123 (réparation, fuite · cuisine) : en cours de traitement, "
+        "ouverte le mardi 3 mars."
+    ]
     d = run(turn("où en est ma demande", "status_request", requests=reqs))
     assert "R-2026-000124" in d.replies[0] and "R-2026-000123" in d.replies[0]
-    d = run(turn("où en est R-2026-000999", "status_request", ("reference", "R-2026-000999"),
-                 requests=reqs))
+    d = run(
+        turn(
+            "où en est R-2026-000999",
+            "status_request",
+            ("reference", "R-2026-000999"),
+            requests=reqs,
+        )
+    )
     assert "Je ne trouve pas" in d.replies[0] and d.state["asked"] == "offer_human"
 
 
-@pytest.mark.parametrize(("text", "rating"), [("5", 5), ("4/5", 4), ("je mets 3", 3), ("⭐⭐", 2),
-                                               ("1 sur 5", 1), ("merci", None), ("9", None)])
+@pytest.mark.parametrize(
+    ("text", "rating"),
+    [
+        ("5", 5),
+        ("4/5", 4),
+        ("je mets 3", 3),
+        ("⭐⭐", 2),
+        ("1 sur 5", 1),
+        ("merci", None),
+        ("9", None),
+    ],
+)
 def test_ratings_are_read(text: str, rating: int | None) -> None:
     assert find_rating(text) == rating
 
@@ -432,16 +560,36 @@ def test_satisfaction_answer_is_stored_other_messages_go_on() -> None:
 
 
 def test_a_long_polite_message_with_a_need_is_about_the_need() -> None:
-    p = Parse("bonjour je suis locataire au 12 et j'ai une fuite", "greet", 0.58, "fr",
-              (Entity("object", "fuite"),), (("greet", 0.58), ("repair", 0.2)))
-    d = run(Turn(text=p.text, parse=p, channel="sms", now=TUESDAY_10AM, state={}, tenant=NADIA,
-                 landlord=LANDLORD))
+    p = Parse(
+        "bonjour je suis locataire au 12 et j'ai une fuite",
+        "greet",
+        0.58,
+        "fr",
+        (Entity("object", "fuite"),),
+        (("greet", 0.58), ("repair", 0.2)),
+    )
+    d = run(
+        Turn(
+            text=p.text,
+            parse=p,
+            channel="sms",
+            now=TUESDAY_10AM,
+            state={},
+            tenant=NADIA,
+            landlord=LANDLORD,
+        )
+    )
     assert d.intent == "repair" and d.state["topic"] == "repair"
 
 
 def test_nuisance_times_and_own_things_are_read_from_the_text() -> None:
-    d = run(turn("du bruit dans l'escalier tous les soirs jusqu'à 2h", "nuisance",
-                 ("place", "cage_escalier")))
+    d = run(
+        turn(
+            "du bruit dans l'escalier tous les soirs jusqu'à 2h",
+            "nuisance",
+            ("place", "cage_escalier"),
+        )
+    )
     assert d.requests and d.requests[0].details["when"] == "tous les soirs"
     d = run(turn("la porte de mon placard est cassée", "repair", ("object", "porte")))
     assert d.state["slots"]["place"] == "logement" and d.state["asked"] == "since"

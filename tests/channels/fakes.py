@@ -85,8 +85,16 @@ class FakeProviders:
         self.server.shutdown()
         self.server.server_close()
 
-    def fail(self, api: str, status: int, *, times: int = 1, retry_after: int | None = None,
-             code: int | None = None, description: str = "") -> None:
+    def fail(
+        self,
+        api: str,
+        status: int,
+        *,
+        times: int = 1,
+        retry_after: int | None = None,
+        code: int | None = None,
+        description: str = "",
+    ) -> None:
         for _ in range(times):
             self._failures[api].append(Failure(status, retry_after, code, description))
 
@@ -104,8 +112,11 @@ class FakeProviders:
         ]
 
     def attempts(self, api: str) -> list[Call]:
-        return [c for c in self.calls if c.api == api and c.method in ("Messages.json",
-                                                                       "sendMessage", "sendPhoto")]
+        return [
+            c
+            for c in self.calls
+            if c.api == api and c.method in ("Messages.json", "sendMessage", "sendPhoto")
+        ]
 
     # -- the HTTP side -------------------------------------------------------------------
 
@@ -157,10 +168,17 @@ class FakeProviders:
                         name = part.get_param("name", header="content-disposition")
                         params[str(name)] = part.get_content()
                     return params
-                return {k: v[-1] for k, v in parse_qs(body.decode(), keep_blank_values=True).items()}
+                return {
+                    k: v[-1] for k, v in parse_qs(body.decode(), keep_blank_values=True).items()
+                }
 
-            def _reply(self, status: int, body: bytes, ctype: str = "application/json",
-                       headers: dict[str, str] | None = None) -> None:
+            def _reply(
+                self,
+                status: int,
+                body: bytes,
+                ctype: str = "application/json",
+                headers: dict[str, str] | None = None,
+            ) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(body)))
@@ -175,36 +193,71 @@ class FakeProviders:
                 if "MediaUrl" in pairs:
                     params["MediaUrl"] = pairs["MediaUrl"]
                 auth = self.headers.get("authorization", "")
-                user, _, password = base64.b64decode(auth.removeprefix("Basic ")).decode(
-                    errors="replace").partition(":") if auth.startswith("Basic ") else ("", "", "")
+                user, _, password = (
+                    base64.b64decode(auth.removeprefix("Basic "))
+                    .decode(errors="replace")
+                    .partition(":")
+                    if auth.startswith("Basic ")
+                    else ("", "", "")
+                )
                 if (user, password) != (fake.twilio_sid, fake.twilio_token) or sid != user:
-                    fake._record(Call("twilio", "Messages.json", params, 401, auth=(user, password)))
-                    self._reply(401, json.dumps({"code": 20003, "message": "Authenticate",
-                                                 "status": 401}).encode())
+                    fake._record(
+                        Call("twilio", "Messages.json", params, 401, auth=(user, password))
+                    )
+                    self._reply(
+                        401,
+                        json.dumps(
+                            {"code": 20003, "message": "Authenticate", "status": 401}
+                        ).encode(),
+                    )
                     return
                 failure = fake._next_failure("twilio")
                 if failure:
                     fake._record(Call("twilio", "Messages.json", params, failure.status))
-                    headers = {"Retry-After": str(failure.retry_after)} if failure.retry_after else {}
-                    self._reply(failure.status, json.dumps({
-                        "code": failure.code or 20500,
-                        "message": failure.description or "Internal Server Error",
-                        "more_info": f"https://www.twilio.com/docs/errors/{failure.code or 20500}",
-                        "status": failure.status,
-                    }).encode(), headers=headers)
+                    headers = (
+                        {"Retry-After": str(failure.retry_after)} if failure.retry_after else {}
+                    )
+                    self._reply(
+                        failure.status,
+                        json.dumps(
+                            {
+                                "code": failure.code or 20500,
+                                "message": failure.description or "Internal Server Error",
+                                "more_info": f"https://www.twilio.com/docs/errors/{failure.code or 20500}",
+                                "status": failure.status,
+                            }
+                        ).encode(),
+                        headers=headers,
+                    )
                     return
                 fake._record(Call("twilio", "Messages.json", params, 201, auth=(user, password)))
                 msg_sid = f"SM{next(fake._ids):032x}"
-                self._reply(201, json.dumps({
-                    "account_sid": sid, "api_version": "2010-04-01", "body": params.get("Body"),
-                    "date_created": time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime()),
-                    "direction": "outbound-api", "error_code": None, "error_message": None,
-                    "from": params.get("From"), "messaging_service_sid": None,
-                    "num_media": str(len(pairs.get("MediaUrl", []))), "num_segments": "1",
-                    "price": None, "price_unit": "USD", "sid": msg_sid, "status": "queued",
-                    "to": params.get("To"),
-                    "uri": f"/2010-04-01/Accounts/{sid}/Messages/{msg_sid}.json",
-                }).encode())
+                self._reply(
+                    201,
+                    json.dumps(
+                        {
+                            "account_sid": sid,
+                            "api_version": "2010-04-01",
+                            "body": params.get("Body"),
+                            "date_created": time.strftime(
+                                "%a, %d %b %Y %H:%M:%S +0000", time.gmtime()
+                            ),
+                            "direction": "outbound-api",
+                            "error_code": None,
+                            "error_message": None,
+                            "from": params.get("From"),
+                            "messaging_service_sid": None,
+                            "num_media": str(len(pairs.get("MediaUrl", []))),
+                            "num_segments": "1",
+                            "price": None,
+                            "price_unit": "USD",
+                            "sid": msg_sid,
+                            "status": "queued",
+                            "to": params.get("To"),
+                            "uri": f"/2010-04-01/Accounts/{sid}/Messages/{msg_sid}.json",
+                        }
+                    ).encode(),
+                )
 
             def _telegram(self, token: str, method: str, params: dict[str, Any]) -> None:
                 if token != fake.telegram_token:
@@ -213,13 +266,16 @@ class FakeProviders:
                     return
                 failure = (
                     fake._next_failure("telegram")
-                    if method in ("sendMessage", "sendPhoto") else None
+                    if method in ("sendMessage", "sendPhoto")
+                    else None
                 )
                 if failure:
                     fake._record(Call("telegram", method, params, failure.status))
                     answer: dict[str, Any] = {
-                        "ok": False, "error_code": failure.status,
-                        "description": failure.description or {
+                        "ok": False,
+                        "error_code": failure.status,
+                        "description": failure.description
+                        or {
                             429: f"Too Many Requests: retry after {failure.retry_after}",
                             403: "Forbidden: bot was blocked by the user",
                             400: "Bad Request: chat not found",
@@ -240,21 +296,31 @@ class FakeProviders:
         if method in ("sendMessage", "sendPhoto"):
             chat_id = int(params.get("chat_id", 0))
             result: dict[str, Any] = {
-                "message_id": next(self._ids), "date": now,
+                "message_id": next(self._ids),
+                "date": now,
                 "chat": {"id": chat_id, "type": "private", "first_name": "Tenant"},
-                "from": {"id": 123456, "is_bot": True, "first_name": "Relais",
-                         "username": "relais_demo_bot"},
+                "from": {
+                    "id": 123456,
+                    "is_bot": True,
+                    "first_name": "Relais",
+                    "username": "relais_demo_bot",
+                },
             }
             if method == "sendMessage":
                 result["text"] = params.get("text", "")
             else:
-                result["photo"] = [{"file_id": "AgAC-sent", "file_unique_id": "sent",
-                                    "width": 90, "height": 90}]
+                result["photo"] = [
+                    {"file_id": "AgAC-sent", "file_unique_id": "sent", "width": 90, "height": 90}
+                ]
             return result
         if method == "getFile":
             path = "photos/file_1.jpg"
-            return {"file_id": params.get("file_id"), "file_unique_id": "AQADfile1",
-                    "file_size": len(self.files[path]), "file_path": path}
+            return {
+                "file_id": params.get("file_id"),
+                "file_unique_id": "AQADfile1",
+                "file_size": len(self.files[path]),
+                "file_path": path,
+            }
         if method == "getUpdates":
             offset = int(params.get("offset") or 0)
             with self._lock:
@@ -267,8 +333,12 @@ class FakeProviders:
                 time.sleep(min(float(params.get("timeout") or 0), 0.5))
             return pending
         if method == "getMe":
-            return {"id": 123456, "is_bot": True, "first_name": "Relais",
-                    "username": "relais_demo_bot"}
+            return {
+                "id": 123456,
+                "is_bot": True,
+                "first_name": "Relais",
+                "username": "relais_demo_bot",
+            }
         return True  # setWebhook, deleteWebhook...
 
     def _next_failure(self, api: str) -> Failure | None:

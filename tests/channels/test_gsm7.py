@@ -13,7 +13,7 @@ from channels import gsm7
         ("Réparation prévue à 14 h, où ça ?", "Réparation prévue à 14 h, où ca ?"),
         ("Fenêtre, chaîne, île, hôtel, dû", "Fenetre, chaine, ile, hotel, du"),
         ("Noël, maïs, cœur, Œuvre", "Noel, mais, coeur, OEuvre"),
-        ("l’agence « Nord » — ouverte…", "l'agence \"Nord\" - ouverte..."),
+        ("l’agence « Nord » — ouverte…", 'l\'agence "Nord" - ouverte...'),
         ("Merci ! 👍🏽 À bientôt 😀", "Merci ! A bientot"),
         ("Prix\u00a0: 10\u202f€", "Prix : 10 €"),
         ("Ça marche, Élise", "Ça marche, Élise"),  # Ç and É are GSM-7

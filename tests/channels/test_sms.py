@@ -23,7 +23,9 @@ async def test_sms_text_is_stored_and_answered_once(gateway: Gateway) -> None:
     assert checked.inbound.channel == "sms"
     assert checked.inbound.provider_id == "SM1f0e8ae6ade43cb3c0ce4525424e404f"
     out = (await gateway.messages("out"))[0]
-    assert out.delivery_status == "sent" and out.provider_id and out.provider_id.startswith("out:SM")
+    assert (
+        out.delivery_status == "sent" and out.provider_id and out.provider_id.startswith("out:SM")
+    )
     # What is stored is what Twilio got, GSM-7 folded, with its segment count.
     assert out.text == reply["Body"] and gsm7.is_gsm7(out.text)
     assert out.segments == gsm7.segments(reply["Body"])
@@ -38,7 +40,9 @@ async def test_mms_with_two_photos_keeps_both(gateway: Gateway) -> None:
         ("photo", "image/png"),
     ]
     assert all(a.message_id == checked.inbound.id for a in attachments)
-    assert attachments[0].url and attachments[0].url.endswith("/Media/ME0a1b2c3d4e5f60718293a4b5c6d7e8f")
+    assert attachments[0].url and attachments[0].url.endswith(
+        "/Media/ME0a1b2c3d4e5f60718293a4b5c6d7e8f"
+    )
     assert len(checked.inbound.media) == 2
 
 
@@ -105,11 +109,11 @@ async def test_stop_then_start(gateway: Gateway) -> None:
     assert "START" in stop.replies[0]["Body"]
     # While opted out, nothing goes to Twilio.
     await gateway.check_webhook("twilio/sms_text", MessageSid="SMwhileout", replies=1)
-    await gateway.check_webhook(
-        "twilio/sms_text", Body="START", MessageSid="SMstart1", replies=2
-    )
+    await gateway.check_webhook("twilio/sms_text", Body="START", MessageSid="SMstart1", replies=2)
     async with gateway.runtime.db.session() as s:
-        statuses = [r.status for r in (await s.execute(select(Outbox).order_by(Outbox.id))).scalars()]
+        statuses = [
+            r.status for r in (await s.execute(select(Outbox).order_by(Outbox.id))).scalars()
+        ]
     assert statuses == ["sent", "suppressed", "sent"]
 
 
@@ -129,7 +133,11 @@ async def test_a_100_kb_body_is_413(gateway: Gateway) -> None:
 
 @pytest.mark.parametrize(
     ("fixture", "overrides"),
-    [("malformed_no_sender", {}), ("sms_text", {"NumMedia": "two"}), ("sms_text", {"NumMedia": "1"})],
+    [
+        ("malformed_no_sender", {}),
+        ("sms_text", {"NumMedia": "two"}),
+        ("sms_text", {"NumMedia": "1"}),
+    ],
 )
 async def test_malformed_is_400_with_a_short_reason(
     gateway: Gateway, caplog: pytest.LogCaptureFixture, fixture: str, overrides: dict[str, str]

@@ -96,8 +96,15 @@ async def test_unsupported_updates_are_200_and_ignored(gateway: Gateway, fixture
     assert await gateway.messages() == []
 
 
-@pytest.mark.parametrize("body", [b"{not json", b"[]", b'{"message": {"text": "x"}}',
-                                  b'{"update_id": 1, "message": {"text": "x"}}'])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{not json",
+        b"[]",
+        b'{"message": {"text": "x"}}',
+        b'{"update_id": 1, "message": {"text": "x"}}',
+    ],
+)
 async def test_malformed_is_400(gateway: Gateway, body: bytes) -> None:
     resp = await gateway.post_telegram(body)
     assert resp.status_code == 400

@@ -78,8 +78,9 @@ class Tab:
         self.history: list[dict[str, Any]] = []
 
     @classmethod
-    async def open(cls, host: str, session: str | None = None, since: int = 0,
-                   origin: str = ORIGIN) -> Tab:
+    async def open(
+        cls, host: str, session: str | None = None, since: int = 0, origin: str = ORIGIN
+    ) -> Tab:
         ws = await websockets.connect(f"ws://{host}/channels/webchat/ws", origin=origin)  # type: ignore[arg-type]
         tab = cls(ws)
         await ws.send(json.dumps({"type": "hello", "session": session, "since": since}))
@@ -94,9 +95,12 @@ class Tab:
             if data["type"] == kind:
                 return data  # type: ignore[no-any-return]
 
-    async def say(self, text: str, client_id: str, media: list[str] | None = None) -> dict[str, Any]:
-        await self.ws.send(json.dumps({"type": "message", "id": client_id, "text": text,
-                                       "media": media or []}))
+    async def say(
+        self, text: str, client_id: str, media: list[str] | None = None
+    ) -> dict[str, Any]:
+        await self.ws.send(
+            json.dumps({"type": "message", "id": client_id, "text": text, "media": media or []})
+        )
         return await self.next("ack")
 
     async def reply(self) -> dict[str, Any]:
@@ -181,9 +185,13 @@ async def test_photo_upload_is_private_to_its_session(gateway: Gateway, served: 
     other = await Tab.open(served)
     base = f"http://{served}"
     async with httpx.AsyncClient(base_url=base, headers={"Origin": ORIGIN}) as http:
+
         def post(body: bytes, ctype: str, session: str) -> Any:
-            return http.post("/channels/webchat/upload", content=body,
-                             headers={"Content-Type": ctype, "X-Webchat-Session": session})
+            return http.post(
+                "/channels/webchat/upload",
+                content=body,
+                headers={"Content-Type": ctype, "X-Webchat-Session": session},
+            )
 
         up = await post(PNG, "image/png", tab.session)
         assert up.status_code == 200 and up.headers["access-control-allow-origin"] == ORIGIN
@@ -191,11 +199,14 @@ async def test_photo_upload_is_private_to_its_session(gateway: Gateway, served: 
         assert (await post(PNG, "image/png", "forged.session")).status_code == 403
         assert (await post(b"%PDF-1.7", "application/pdf", tab.session)).status_code == 415
         assert (await post(b"<svg/>", "image/png", tab.session)).status_code == 415
-        assert (await post(b"\xff\xd8\xff" + b"0" * (6 << 20), "image/jpeg",
-                           tab.session)).status_code == 413
+        assert (
+            await post(b"\xff\xd8\xff" + b"0" * (6 << 20), "image/jpeg", tab.session)
+        ).status_code == 413
         mine = await http.get(url, headers={"X-Webchat-Session": tab.session})
         assert mine.status_code == 200 and mine.content == PNG
-        assert (await http.get(url, headers={"X-Webchat-Session": other.session})).status_code == 404
+        assert (
+            await http.get(url, headers={"X-Webchat-Session": other.session})
+        ).status_code == 404
         assert (await http.get(url)).status_code == 404
         # Staff read it through the channel (the console calls this).
         channel = gateway.runtime.channels["webchat"]
@@ -234,8 +245,9 @@ async def test_a_reply_sent_by_another_process_reaches_the_socket_through_redis(
     prefix = f"relais-test-{uuid.uuid4().hex[:8]}"
     settings = gateway_settings(sqlite_url, providers, redis_url=services.REDIS_URL)
     web = Runtime(settings, engine=KeywordEngine(), bus=RedisBus(services.REDIS_URL, prefix=prefix))
-    worker = Runtime(settings, engine=KeywordEngine(),
-                     bus=RedisBus(services.REDIS_URL, prefix=prefix))
+    worker = Runtime(
+        settings, engine=KeywordEngine(), bus=RedisBus(services.REDIS_URL, prefix=prefix)
+    )
     app = FastAPI()
     install_channels(app, web)
     for channel in build_channels(worker):

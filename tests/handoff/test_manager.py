@@ -28,7 +28,9 @@ JEAN = "+33612345601"  # Résidence du Canal
 async def seeded(runtime: Runtime) -> dict[str, int]:
     """Three conversations through the real pipeline (keyword NLU): a handoff at Les Fleurs,
     a message the NLU did not understand at Le Canal, a Telegram greeting."""
-    await send(runtime, "je veux parler à un conseiller pour le chauffe-eau", pid="M1", address=NADIA)
+    await send(
+        runtime, "je veux parler à un conseiller pour le chauffe-eau", pid="M1", address=NADIA
+    )
     await send(runtime, XSS, pid="M2", address=JEAN)
     await send(runtime, "=1+1 salut", pid="M3", address=JEAN)
     await send(runtime, "Bonjour", pid="M4", address="424242", channel="telegram")
@@ -67,7 +69,9 @@ def result_ids(html: str) -> set[int]:
 
 async def audit_rows(runtime: Runtime, action: str) -> list[AuditLog]:
     async with runtime.db.session() as s:
-        rows = await s.execute(select(AuditLog).where(AuditLog.action == action).order_by(AuditLog.id))
+        rows = await s.execute(
+            select(AuditLog).where(AuditLog.action == action).order_by(AuditLog.id)
+        )
         return list(rows.scalars())
 
 
@@ -92,7 +96,9 @@ async def test_every_manager_route_is_for_managers_only(
         client = await client_for(login)
         token = csrf_of((await client.get("/console")).text)
         for method, path in routes:
-            r = await client.request(method, path, data={"csrf": token, "intent": "repair"} if method == "POST" else None)
+            r = await client.request(
+                method, path, data={"csrf": token, "intent": "repair"} if method == "POST" else None
+            )
             assert r.status_code == 403, (login, method, path, r.status_code)
     anonymous = await client_for()
     for method, path in routes:
@@ -105,7 +111,9 @@ async def test_every_manager_route_is_for_managers_only(
             assert r.status_code == 200, (path, r.text[:500])
     # Nothing a caretaker tried was applied.
     async with app.state.runtime.db.session() as s:
-        assert (await s.execute(select(Message.id).where(Message.corrected_intent.is_not(None)))).first() is None
+        assert (
+            await s.execute(select(Message.id).where(Message.corrected_intent.is_not(None)))
+        ).first() is None
 
 
 async def test_the_menu_shows_management_to_managers_only(client_for: ClientFactory) -> None:
@@ -165,7 +173,9 @@ async def test_tenant_text_is_escaped_everywhere(
         assert XSS not in html, url
         assert "&lt;img src=x onerror=alert(1)&gt;" in html, url
     # A search for markup is echoed back escaped in the search box.
-    html = (await c.get("/console/manager/conversations", params={"q": '"><script>x</script>'})).text
+    html = (
+        await c.get("/console/manager/conversations", params={"q": '"><script>x</script>'})
+    ).text
     assert "<script>x</script>" not in html
 
 
@@ -173,7 +183,10 @@ async def test_opening_a_conversation_is_read_only_and_audited(
     runtime: Runtime, client_for: ClientFactory, seeded: dict[str, int]
 ) -> None:
     c = await client_for("claire")
-    r = await c.get(f"/console/manager/conversations/{seeded['nadia']}", params={"back": "q=chauffe&channel=sms"})
+    r = await c.get(
+        f"/console/manager/conversations/{seeded['nadia']}",
+        params={"back": "q=chauffe&channel=sms"},
+    )
     assert r.status_code == 200
     assert "chauffe-eau" in r.text and "Nadia Haddad" in r.text
     assert 'href="/console/manager/conversations?q=chauffe&amp;channel=sms"' in r.text
@@ -183,20 +196,29 @@ async def test_opening_a_conversation_is_read_only_and_audited(
     assert (await c.get("/console/manager/conversations/999999")).status_code == 404
 
 
-async def test_csv_export(runtime: Runtime, client_for: ClientFactory, seeded: dict[str, int]) -> None:
+async def test_csv_export(
+    runtime: Runtime, client_for: ClientFactory, seeded: dict[str, int]
+) -> None:
     c = await client_for("claire")
     r = await c.get("/console/manager/conversations.csv", params={"channel": "sms"})
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/csv")
-    assert r.headers["content-disposition"].startswith('attachment; filename="relais-conversations-')
+    assert r.headers["content-disposition"].startswith(
+        'attachment; filename="relais-conversations-'
+    )
     assert r.content.startswith(b"\xef\xbb\xbf")
-    rows = list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"), newline=""), delimiter=";"))
+    rows = list(
+        csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"), newline=""), delimiter=";")
+    )
     assert {int(row["conversation"]) for row in rows} == {seeded["nadia"], seeded["jean"]}
     tenant_texts = [row["text"] for row in rows if row["author"] == "tenant"]
     assert XSS in tenant_texts  # a CSV is data: the text is kept as written
     assert "'=1+1 salut" in tenant_texts  # ...but never as a formula
     assert all(not row["address"].startswith("+") for row in rows)
-    assert any(row["tenant"] == "Nadia Haddad" and row["residence"] == "Résidence Les Fleurs" for row in rows)
+    assert any(
+        row["tenant"] == "Nadia Haddad" and row["residence"] == "Résidence Les Fleurs"
+        for row in rows
+    )
     assert all(not v.startswith(("=", "+", "-", "@")) for row in rows for v in row.values())
     (export,) = await audit_rows(runtime, "export")
     assert export.actor == "claire" and export.target_type == "transcripts"
@@ -236,21 +258,33 @@ async def test_relabel_with_one_click_and_export_yaml(
     token = csrf_of(page.text)
     r = await c.post(
         f"/console/manager/nlu/{mid}",
-        data={"csrf": token, "intent": "repair", "other": "greet", "next": "/console/manager/nlu?kind=all"},
+        data={
+            "csrf": token,
+            "intent": "repair",
+            "other": "greet",
+            "next": "/console/manager/nlu?kind=all",
+        },
     )
     assert r.status_code == 303 and r.headers["location"] == f"/console/manager/nlu?kind=all#m{mid}"
     async with runtime.db.session() as s:
         msg = await s.get(Message, mid)
         assert msg is not None and (msg.intent, msg.corrected_intent) == ("out_of_scope", "repair")
     (relabel,) = await audit_rows(runtime, "relabel")
-    assert (relabel.actor, relabel.target_type, relabel.target_id) == ("claire", "message", str(mid))
+    assert (relabel.actor, relabel.target_type, relabel.target_id) == (
+        "claire",
+        "message",
+        str(mid),
+    )
     assert relabel.detail["predicted"] == "out_of_scope" and relabel.detail["corrected"] == "repair"
     # Gone from "to review", listed under "relabelled".
     assert f'id="m{mid}"' not in (await c.get("/console/manager/nlu")).text
     assert f'id="m{mid}"' in (await c.get("/console/manager/nlu?kind=labelled")).text
     # The select (no button value) works too, and an open redirect is refused.
     other = await message_id(runtime, "=1+1 salut")
-    r = await c.post(f"/console/manager/nlu/{other}", data={"csrf": token, "other": "greet", "next": "https://evil.example/"})
+    r = await c.post(
+        f"/console/manager/nlu/{other}",
+        data={"csrf": token, "other": "greet", "next": "https://evil.example/"},
+    )
     assert r.status_code == 303 and r.headers["location"] == f"/console/manager/nlu#m{other}"
 
     y = await c.get("/console/manager/nlu.yml")
@@ -278,13 +312,25 @@ async def test_relabel_refuses_bad_requests(
     c = await client_for("claire")
     token = csrf_of((await c.get("/console/manager/nlu")).text)
     mid = await message_id(runtime, XSS)
-    assert (await c.post(f"/console/manager/nlu/{mid}", data={"intent": "repair"})).status_code == 403
-    assert (await c.post(f"/console/manager/nlu/{mid}", data={"csrf": "forged", "intent": "repair"})).status_code == 403
-    assert (await c.post(f"/console/manager/nlu/{mid}", data={"csrf": token, "intent": "pizza"})).status_code == 400
-    assert (await c.post("/console/manager/nlu/999999", data={"csrf": token, "intent": "repair"})).status_code == 404
+    assert (
+        await c.post(f"/console/manager/nlu/{mid}", data={"intent": "repair"})
+    ).status_code == 403
+    assert (
+        await c.post(f"/console/manager/nlu/{mid}", data={"csrf": "forged", "intent": "repair"})
+    ).status_code == 403
+    assert (
+        await c.post(f"/console/manager/nlu/{mid}", data={"csrf": token, "intent": "pizza"})
+    ).status_code == 400
+    assert (
+        await c.post("/console/manager/nlu/999999", data={"csrf": token, "intent": "repair"})
+    ).status_code == 404
     async with runtime.db.session() as s:
-        bot_reply = (await s.execute(select(Message.id).where(Message.author == "bot"))).scalars().first()
-    assert (await c.post(f"/console/manager/nlu/{bot_reply}", data={"csrf": token, "intent": "repair"})).status_code == 404
+        bot_reply = (
+            (await s.execute(select(Message.id).where(Message.author == "bot"))).scalars().first()
+        )
+    assert (
+        await c.post(f"/console/manager/nlu/{bot_reply}", data={"csrf": token, "intent": "repair"})
+    ).status_code == 404
     assert await audit_rows(runtime, "relabel") == []
 
 
@@ -310,7 +356,9 @@ async def test_audit_log_page_filters(
     only_karim = (await c.get("/console/manager/audit", params={"staff": ids["karim"]})).text
     entries = only_karim.split('<ol class="audit">')[1]
     assert "Karim Benali" in entries and "Claire Dubois" not in entries
-    exports = (await c.get("/console/manager/audit", params={"action": "export"})).text.split('<ol class="audit">')[1]
+    exports = (await c.get("/console/manager/audit", params={"action": "export"})).text.split(
+        '<ol class="audit">'
+    )[1]
     assert ">export<" in exports and ">read<" not in exports and ">login<" not in exports
 
 
@@ -329,10 +377,15 @@ async def test_dashboard_counts_and_charts(
     assert kpi("conversations") == "3"
     assert kpi("handoffs") == "2"  # nadia asked for a person; jean was twice not understood
     assert kpi("automation") == "33 %"
-    assert html.count("<svg") >= 5 and "<script" not in html.split("</header>")[1].split("<script src")[0]
+    assert (
+        html.count("<svg") >= 5
+        and "<script" not in html.split("</header>")[1].split("<script src")[0]
+    )
     assert "Demande un humain" in html or "human_request" in html
     # An explicit period with nothing in it.
-    empty = (await c.get("/console/manager", params={"start": "2020-01-01", "end": "2020-01-31"})).text
+    empty = (
+        await c.get("/console/manager", params={"start": "2020-01-01", "end": "2020-01-31"})
+    ).text
     assert 'data-kpi="messages"><span class="kpi-value">0<' in empty
     assert 'value="2020-01-01"' in empty
 
@@ -351,7 +404,9 @@ async def test_a_signed_out_manager_page_redirects_to_sign_in(client_for: Client
     c: httpx.AsyncClient = await client_for()
     r = await c.get("/console/manager/conversations?q=x")
     assert r.status_code == 303
-    assert r.headers["location"] == "/console/login?next=%2Fconsole%2Fmanager%2Fconversations%3Fq%3Dx"
+    assert (
+        r.headers["location"] == "/console/login?next=%2Fconsole%2Fmanager%2Fconversations%3Fq%3Dx"
+    )
 
 
 def test_quick_intents_confirm_then_runners_up_then_topics() -> None:
@@ -360,8 +415,24 @@ def test_quick_intents_confirm_then_runners_up_then_topics() -> None:
     from handoff.manager import quick_intents
     from handoff.reports import ReviewRow
 
-    row = ReviewRow(1, 1, datetime.now(UTC), "sms", "x", "out_of_scope", 0.3, None,
-                    [("out_of_scope", 0.3), ("greet", 0.2), ("repair", 0.1)])
-    assert quick_intents(row) == ["out_of_scope", "greet", "repair", "nuisance", "bulky_waste", "question"]
+    row = ReviewRow(
+        1,
+        1,
+        datetime.now(UTC),
+        "sms",
+        "x",
+        "out_of_scope",
+        0.3,
+        None,
+        [("out_of_scope", 0.3), ("greet", 0.2), ("repair", 0.1)],
+    )
+    assert quick_intents(row) == [
+        "out_of_scope",
+        "greet",
+        "repair",
+        "nuisance",
+        "bulky_waste",
+        "question",
+    ]
     relabelled = ReviewRow(1, 1, datetime.now(UTC), "sms", "x", "question", 0.5, "repair", [])
     assert quick_intents(relabelled) == ["question", "nuisance", "bulky_waste", "emergency"]

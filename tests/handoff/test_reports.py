@@ -62,38 +62,88 @@ class Conv:
 
 WORLD: dict[str, Conv] = {
     "leak": Conv(
-        "sms", "+33612345600", "FLEURS", "closed", "repair", "2026-03-02T09:00:00",
+        "sms",
+        "+33612345600",
+        "FLEURS",
+        "closed",
+        "repair",
+        "2026-03-02T09:00:00",
         (
             # 23:30 UTC on 1 March is 00:30 on 2 March in Paris.
-            Msg("2026-03-01T23:30:00", "J'ai une FUITE sous l'évier", intent="repair", confidence=0.95),
+            Msg(
+                "2026-03-01T23:30:00",
+                "J'ai une FUITE sous l'évier",
+                intent="repair",
+                confidence=0.95,
+            ),
             Msg("2026-03-01T23:30:05", "Bien reçu, demande R-2026-000001", author="bot"),
             Msg("2026-03-02T08:00:00", "Je passe à 10h", author="staff"),
-            Msg("2026-03-02T09:00:00", "merci\nà demain", intent="thanks", confidence=0.4, corrected="thanks"),
+            Msg(
+                "2026-03-02T09:00:00",
+                "merci\nà demain",
+                intent="thanks",
+                confidence=0.4,
+                corrected="thanks",
+            ),
         ),
-        satisfaction=5, closed_at="2026-03-02T10:00:00",
+        satisfaction=5,
+        closed_at="2026-03-02T10:00:00",
     ),
     "noise": Conv(
-        "telegram", "1001", "CANAL", "queued", "nuisance", "2026-03-03T12:01:00",
+        "telegram",
+        "1001",
+        "CANAL",
+        "queued",
+        "nuisance",
+        "2026-03-03T12:01:00",
         (
-            Msg("2026-03-03T12:00:00", "Mon voisin fait du bruit", intent="nuisance", confidence=0.9),
-            Msg("2026-03-03T12:01:00", '=HYPERLINK("http://evil.example";"clic")', intent="out_of_scope", confidence=0.3),
+            Msg(
+                "2026-03-03T12:00:00", "Mon voisin fait du bruit", intent="nuisance", confidence=0.9
+            ),
+            Msg(
+                "2026-03-03T12:01:00",
+                '=HYPERLINK("http://evil.example";"clic")',
+                intent="out_of_scope",
+                confidence=0.3,
+            ),
         ),
     ),
     "hours": Conv(
-        "webchat", "web-abc", None, "bot", "question", "2026-03-05T09:00:05",
+        "webchat",
+        "web-abc",
+        None,
+        "bot",
+        "question",
+        "2026-03-05T09:00:05",
         (
-            Msg("2026-03-05T09:00:00", "Quels sont les horaires de l'agence ?", intent="question", confidence=0.55),
+            Msg(
+                "2026-03-05T09:00:00",
+                "Quels sont les horaires de l'agence ?",
+                intent="question",
+                confidence=0.55,
+            ),
             Msg("2026-03-05T09:00:05", "L'agence répond à 100% des appels", author="bot"),
         ),
         satisfaction=5,
     ),
     "old": Conv(
-        "sms", "+33612345601", "CANAL", "closed", "bulky_waste", "2026-02-20T10:00:00",
+        "sms",
+        "+33612345601",
+        "CANAL",
+        "closed",
+        "bulky_waste",
+        "2026-02-20T10:00:00",
         (Msg("2026-02-20T10:00:00", "un matelas à jeter", intent="bulky_waste", confidence=0.9),),
-        satisfaction=2, closed_at="2026-02-21T10:00:00",
+        satisfaction=2,
+        closed_at="2026-02-21T10:00:00",
     ),
     "edge": Conv(
-        "sms", "+33612345602", "HORIZON", "bot", "greet", "2026-03-10T23:30:00",
+        "sms",
+        "+33612345602",
+        "HORIZON",
+        "bot",
+        "greet",
+        "2026-03-10T23:30:00",
         (
             # 1 March 00:30 in Paris (inside); 11 March 00:30 in Paris (outside).
             Msg("2026-02-28T23:30:00", "Bonjour", intent="greet", confidence=0.99),
@@ -101,18 +151,56 @@ WORLD: dict[str, Conv] = {
         ),
     ),
     "xss": Conv(
-        "webchat", "web-xss", "FLEURS", "queued", "repair", "2026-03-06T10:00:00",
-        (Msg("2026-03-06T10:00:00", "<img src=x onerror=alert(1)>", intent="out_of_scope", confidence=0.2, corrected="repair"),),
+        "webchat",
+        "web-xss",
+        "FLEURS",
+        "queued",
+        "repair",
+        "2026-03-06T10:00:00",
+        (
+            Msg(
+                "2026-03-06T10:00:00",
+                "<img src=x onerror=alert(1)>",
+                intent="out_of_scope",
+                confidence=0.2,
+                corrected="repair",
+            ),
+        ),
         satisfaction=4,
     ),
     "gas": Conv(
-        "sms", "+33612345603", "PARC", "assigned", "emergency", "2026-03-07T02:00:00",
-        (Msg("2026-03-07T02:00:00", "odeur de gaz dans la cage d'escalier", intent="emergency", confidence=0.99),),
-        satisfaction=1, priority=10,
+        "sms",
+        "+33612345603",
+        "PARC",
+        "assigned",
+        "emergency",
+        "2026-03-07T02:00:00",
+        (
+            Msg(
+                "2026-03-07T02:00:00",
+                "odeur de gaz dans la cage d'escalier",
+                intent="emergency",
+                confidence=0.99,
+            ),
+        ),
+        satisfaction=1,
+        priority=10,
     ),
     "anon": Conv(
-        "sms", "+33700000000", None, "queued", "human_request", "2026-03-04T08:00:00",
-        (Msg("2026-03-04T08:00:00", "je veux parler à quelqu'un", intent="human_request", confidence=0.6),),
+        "sms",
+        "+33700000000",
+        None,
+        "queued",
+        "human_request",
+        "2026-03-04T08:00:00",
+        (
+            Msg(
+                "2026-03-04T08:00:00",
+                "je veux parler à quelqu'un",
+                intent="human_request",
+                confidence=0.6,
+            ),
+        ),
         satisfaction=3,
     ),
 }
@@ -156,7 +244,12 @@ async def world(database_url: str) -> AsyncIterator[World]:
     db = Database(database_url)
     ids: dict[str, int] = {}
     async with db.transaction() as s:
-        res = {code: (rid, name) for rid, code, name in await s.execute(select(Residence.id, Residence.code, Residence.name))}
+        res = {
+            code: (rid, name)
+            for rid, code, name in await s.execute(
+                select(Residence.id, Residence.code, Residence.name)
+            )
+        }
         tenants = {phone: tid for tid, phone in await s.execute(select(Tenant.id, Tenant.phone))}
         for key, c in WORLD.items():
             conv = Conversation(
@@ -187,7 +280,12 @@ async def world(database_url: str) -> AsyncIterator[World]:
                         intent=m.intent,
                         confidence=m.confidence,
                         corrected_intent=m.corrected,
-                        nlu={"intent": m.intent, "ranking": [{"intent": m.intent, "confidence": m.confidence}]} if m.intent else None,
+                        nlu={
+                            "intent": m.intent,
+                            "ranking": [{"intent": m.intent, "confidence": m.confidence}],
+                        }
+                        if m.intent
+                        else None,
                         created_at=utc(m.at),
                     )
                 )
@@ -199,7 +297,9 @@ async def world(database_url: str) -> AsyncIterator[World]:
                     residence_id=res[conv_residence][0] if conv_residence else None,
                     intent=intent,
                     created_at=utc(created),
-                    first_reply_at=utc(created) + timedelta(seconds=wait) if wait is not None else None,
+                    first_reply_at=utc(created) + timedelta(seconds=wait)
+                    if wait is not None
+                    else None,
                 )
             )
         for i, (age, status) in enumerate(REQUESTS):
@@ -214,7 +314,12 @@ async def world(database_url: str) -> AsyncIterator[World]:
                 )
             )
     try:
-        yield World(db, ids, {code: rid for code, (rid, _) in res.items()}, {code: name for code, (_, name) in res.items()})
+        yield World(
+            db,
+            ids,
+            {code: rid for code, (rid, _) in res.items()},
+            {code: name for code, (_, name) in res.items()},
+        )
     finally:
         await db.dispose()
 
@@ -245,8 +350,18 @@ def test_percentile(values: list[float], q: float, expected: float | None) -> No
 
 @pytest.mark.parametrize(
     ("days", "bucket"),
-    [(0, "lt1"), (0.99, "lt1"), (1, "1to3"), (2.99, "1to3"), (3, "3to7"), (6.99, "3to7"),
-     (7, "7to30"), (29.99, "7to30"), (30, "gt30"), (400, "gt30")],
+    [
+        (0, "lt1"),
+        (0.99, "lt1"),
+        (1, "1to3"),
+        (2.99, "1to3"),
+        (3, "3to7"),
+        (6.99, "3to7"),
+        (7, "7to30"),
+        (29.99, "7to30"),
+        (30, "gt30"),
+        (400, "gt30"),
+    ],
 )
 def test_age_buckets(days: float, bucket: str) -> None:
     assert reports.bucket_of(days, reports.AGE_BUCKETS) == bucket
@@ -280,10 +395,12 @@ def test_csv_cell_neutralises_formulas(value: Any, cell: str) -> None:
 
 
 def test_csv_is_utf8_with_bom_and_escaped() -> None:
-    body = reports.to_csv(["a", "b"], [["élève; \"cité\"", "ligne\nsuivante"], ["=cmd|' /C calc'!A0", 1]])
+    body = reports.to_csv(
+        ["a", "b"], [['élève; "cité"', "ligne\nsuivante"], ["=cmd|' /C calc'!A0", 1]]
+    )
     assert body.startswith(b"\xef\xbb\xbf")
     rows = list(csv.reader(io.StringIO(body.decode("utf-8-sig"), newline=""), delimiter=";"))
-    assert rows == [["a", "b"], ["élève; \"cité\"", "ligne\nsuivante"], ["'=cmd|' /C calc'!A0", "1"]]
+    assert rows == [["a", "b"], ['élève; "cité"', "ligne\nsuivante"], ["'=cmd|' /C calc'!A0", "1"]]
 
 
 def test_rasa_yaml_export_round_trips() -> None:
@@ -346,7 +463,12 @@ async def test_handoffs_by_intent_and_residence(world: World) -> None:
         ("human_request", ""): 1,
     }
     assert counts.total == 7
-    assert counts.intents() == [("emergency", 2), ("nuisance", 2), ("repair", 2), ("human_request", 1)]
+    assert counts.intents() == [
+        ("emergency", 2),
+        ("nuisance", 2),
+        ("repair", 2),
+        ("human_request", 1),
+    ]
     assert dict(counts.residences()) == {n["FLEURS"]: 2, n["CANAL"]: 2, n["PARC"]: 2, "": 1}
 
 
@@ -358,7 +480,12 @@ async def test_wait_before_first_reply(world: World) -> None:
     assert waits.p90 == pytest.approx(2400)
     assert (waits.answered, waits.unanswered) == (5, 2)
     assert waits.buckets == [
-        ("lt5m", 2), ("5to15m", 2), ("15to60m", 0), ("1to4h", 1), ("4to24h", 0), ("gt24h", 0)
+        ("lt5m", 2),
+        ("5to15m", 2),
+        ("15to60m", 0),
+        ("1to4h", 1),
+        ("4to24h", 0),
+        ("gt24h", 0),
     ]
 
 
@@ -414,7 +541,9 @@ SEARCHES: list[tuple[str, dict[str, Any], set[str]]] = [
 
 
 @pytest.mark.parametrize(("case", "filters", "expected"), SEARCHES, ids=[c for c, _, _ in SEARCHES])
-async def test_search_filters(world: World, case: str, filters: dict[str, Any], expected: set[str]) -> None:
+async def test_search_filters(
+    world: World, case: str, filters: dict[str, Any], expected: set[str]
+) -> None:
     async with world.db.session() as s:
         page = await reports.search_conversations(s, TranscriptFilters(**filters))
     by_id = {v: k for k, v in world.ids.items()}
@@ -423,11 +552,14 @@ async def test_search_filters(world: World, case: str, filters: dict[str, Any], 
 
 
 @pytest.mark.parametrize(
-    ("code", "expected"), [("FLEURS", {"leak", "xss"}), ("CANAL", {"noise", "old"}), ("HORIZON", {"edge"})]
+    ("code", "expected"),
+    [("FLEURS", {"leak", "xss"}), ("CANAL", {"noise", "old"}), ("HORIZON", {"edge"})],
 )
 async def test_search_by_residence(world: World, code: str, expected: set[str]) -> None:
     async with world.db.session() as s:
-        page = await reports.search_conversations(s, TranscriptFilters(residence_id=world.residences[code]))
+        page = await reports.search_conversations(
+            s, TranscriptFilters(residence_id=world.residences[code])
+        )
     assert {r.id for r in page.rows} == {world.ids[k] for k in expected}
 
 
@@ -456,14 +588,19 @@ async def test_transcript_rows_for_csv(world: World) -> None:
     first = dict(zip(reports.TRANSCRIPT_COLUMNS, rows[0], strict=True))
     assert first["conversation"] == world.ids["leak"]
     assert first["date"] == "2026-03-02T00:30:00+01:00"
-    assert (first["direction"], first["author"], first["intent"], first["confidence"]) == ("in", "tenant", "repair", "0.950")
+    assert (first["direction"], first["author"], first["intent"], first["confidence"]) == (
+        "in",
+        "tenant",
+        "repair",
+        "0.950",
+    )
     assert first["tenant"] == "Nadia Haddad" and first["address"] == "+33612345600"
     assert [r[8] for r in rows] == ["tenant", "bot", "staff", "tenant"]
     assert rows[3][12] == "thanks"  # corrected_intent
     body = reports.to_csv(reports.TRANSCRIPT_COLUMNS, noise)
     parsed = list(csv.reader(io.StringIO(body.decode("utf-8-sig"), newline=""), delimiter=";"))
     assert parsed[0] == list(reports.TRANSCRIPT_COLUMNS)
-    assert parsed[2][-1] == "'=HYPERLINK(\"http://evil.example\";\"clic\")"
+    assert parsed[2][-1] == '\'=HYPERLINK("http://evil.example";"clic")'
 
 
 # -- NLU review ------------------------------------------------------------------------------
@@ -472,10 +609,20 @@ async def test_transcript_rows_for_csv(world: World) -> None:
 @pytest.mark.parametrize(
     ("kind", "expected"),
     [
-        ("todo", {"Quels sont les horaires de l'agence ?", '=HYPERLINK("http://evil.example";"clic")'}),
+        (
+            "todo",
+            {"Quels sont les horaires de l'agence ?", '=HYPERLINK("http://evil.example";"clic")'},
+        ),
         ("labelled", {"merci\nà demain", "<img src=x onerror=alert(1)>"}),
-        ("all", {"Quels sont les horaires de l'agence ?", '=HYPERLINK("http://evil.example";"clic")',
-                 "merci\nà demain", "<img src=x onerror=alert(1)>"}),
+        (
+            "all",
+            {
+                "Quels sont les horaires de l'agence ?",
+                '=HYPERLINK("http://evil.example";"clic")',
+                "merci\nà demain",
+                "<img src=x onerror=alert(1)>",
+            },
+        ),
     ],
 )
 async def test_review_lists(world: World, kind: str, expected: set[str]) -> None:
@@ -516,19 +663,32 @@ async def test_corrected_examples_make_rasa_yaml(world: World) -> None:
 
 async def test_audit_entries_filter_by_staff_and_action(world: World) -> None:
     async with world.db.transaction() as s:
-        staff = {login: sid for sid, login in await s.execute(select(StaffUser.id, StaffUser.login))}
+        staff = {
+            login: sid for sid, login in await s.execute(select(StaffUser.id, StaffUser.login))
+        }
         for at, login, action in [
             ("2026-03-02T08:00:00", "karim", "reply"),
             ("2026-03-02T08:05:00", "karim", "close"),
             ("2026-03-03T09:00:00", "claire", "export"),
             ("2026-03-04T09:00:00", "claire", "read"),
         ]:
-            s.add(AuditLog(at=utc(at), staff_id=staff[login], actor=login, action=action, target_type="conversation", target_id="1"))
+            s.add(
+                AuditLog(
+                    at=utc(at),
+                    staff_id=staff[login],
+                    actor=login,
+                    action=action,
+                    target_type="conversation",
+                    target_id="1",
+                )
+            )
     async with world.db.session() as s:
         everything, total = await reports.audit_entries(s)
         karim, n_karim = await reports.audit_entries(s, staff_id=staff["karim"])
         exports, _ = await reports.audit_entries(s, action="export")
-        march_2, _ = await reports.audit_entries(s, period=Period(date(2026, 3, 2), date(2026, 3, 2), PARIS))
+        march_2, _ = await reports.audit_entries(
+            s, period=Period(date(2026, 3, 2), date(2026, 3, 2), PARIS)
+        )
         actions = await reports.audit_actions(s)
     assert total == 4 and [a.action for a in everything] == ["read", "export", "close", "reply"]
     assert n_karim == 2 and {a.action for a in karim} == {"reply", "close"}
@@ -550,7 +710,9 @@ async def test_figures_count_what_the_pipeline_stored(runtime: Runtime) -> None:
         auto = await reports.automation(s, today)
         handoffs = await reports.handoffs_by_intent_and_residence(s, today)
         waits = await reports.wait_times(s, today)
-        page = await reports.search_conversations(s, replace(TranscriptFilters(), text="à un CONSEILLER"))
+        page = await reports.search_conversations(
+            s, replace(TranscriptFilters(), text="à un CONSEILLER")
+        )
     assert volume.total() == 2 and volume.channels == ["sms"]
     assert (auto.conversations, auto.handed_off) == (2, 1)
     assert list(handoffs.cells) == [("human_request", "Résidence Les Fleurs")]
