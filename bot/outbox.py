@@ -141,7 +141,8 @@ class OutboxDispatcher:
             )
 
     async def _opted_out(self, row: Outbox) -> bool:
-        if (row.extra or {}).get("force"):
+        # Only SMS and WhatsApp record opt-outs (STOP/ARRET): other channels skip the query.
+        if (row.extra or {}).get("force") or row.channel not in ("sms", "whatsapp"):
             return False
         async with self.db.session() as s:
             found = (
