@@ -304,7 +304,11 @@ class Outbox(Base):
     """A message waiting to be delivered by its channel's sender, retried with backoff."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_due", "status", "next_attempt_at"),
+        # "Is an earlier reply of this conversation still undelivered?", asked for every row.
+        Index("ix_outbox_conversation_status", "conversation_id", "status"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"), default=None)
