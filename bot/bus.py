@@ -53,18 +53,33 @@ class Bus:
     async def publish(self, event: Event) -> None:
         raise NotImplementedError
 
-    def subscribe(self) -> contextlib.AbstractAsyncContextManager[asyncio.Queue[Event]]:
+    async def publish_many(self, events: list[Event]) -> None:
+        for event in events:
+            await self.publish(event)
+
+    def subscribe(
+        self, session: str | None = None
+    ) -> contextlib.AbstractAsyncContextManager[asyncio.Queue[Event]]:
+        """Live events: with `session`, only the events of that web-chat session; without, every
+        event that belongs to no web-chat session (what the console shows)."""
         raise NotImplementedError
 
 
 class _Fanout:
-    """Local subscribers of live events, each with its own bounded queue."""
+    """Local subscribers of live events, each with its own bounded queue.
+
+    Events carrying a web-chat `session` go only to that session's subscribers (its open
+    sockets), the others to the general subscribers (consoles): a gateway holding a thousand
+    web-chat sockets does not wake a thousand tasks for every event."""
 
     def __init__(self) -> None:
         self.queues: set[asyncio.Queue[Event]] = set()
+        self.sessions: dict[str, set[asyncio.Queue[Event]]] = {}
 
     def deliver(self, event: Event) -> None:
-        for q in list(self.queues):
+        session = event.get("session")
+        targets = self.sessions.get(str(session), ()) if session is not None else self.queues
+        for q in list(targets):
             if q.full():
                 # A slow console loses its oldest event rather than blocking everyone.
                 with contextlib.suppress(asyncio.QueueEmpty):
@@ -72,13 +87,16 @@ class _Fanout:
             q.put_nowait(event)
 
     @contextlib.asynccontextmanager
-    async def subscription(self) -> AsyncIterator[asyncio.Queue[Event]]:
+    async def subscription(self, session: str | None = None) -> AsyncIterator[asyncio.Queue[Event]]:
         q: asyncio.Queue[Event] = asyncio.Queue(maxsize=1000)
-        self.queues.add(q)
+        queues = self.queues if session is None else self.sessions.setdefault(session, set())
+        queues.add(q)
         try:
             yield q
         finally:
-            self.queues.discard(q)
+            queues.discard(q)
+            if session is not None and not queues:
+                self.sessions.pop(session, None)
 
 
 class InProcessBus(Bus):
@@ -108,8 +126,10 @@ class InProcessBus(Bus):
     async def publish(self, event: Event) -> None:
         self.fanout.deliver(event)
 
-    def subscribe(self) -> contextlib.AbstractAsyncContextManager[asyncio.Queue[Event]]:
-        return self.fanout.subscription()
+    def subscribe(
+        self, session: str | None = None
+    ) -> contextlib.AbstractAsyncContextManager[asyncio.Queue[Event]]:
+        return self.fanout.subscription(session)
 
 
 async def _handle_with_retry(handler: Handler, message_id: int, stop: asyncio.Event) -> bool:
@@ -174,6 +194,7 @@ class RedisBus(Bus):
         prefix: str = "relais",
         lease_ms: int = 5000,
         heartbeat_s: float = 1.0,
+        batch: int = 20,
     ) -> None:
         import redis.asyncio as redis
 
@@ -182,6 +203,7 @@ class RedisBus(Bus):
         self.prefix = prefix
         self.lease_ms = lease_ms
         self.heartbeat_s = heartbeat_s
+        self.batch = batch  # entries read at once from a partition (up to as many at once)
         self.redis = redis.from_url(url, decode_responses=True, health_check_interval=10)
         self.consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.fanout = _Fanout()
@@ -221,8 +243,9 @@ class RedisBus(Bus):
 
     async def enqueue(self, message_id: int, key: str) -> None:
         p = partition_of(key, self.partitions)
+        # The key lets the consumer run different conversations of one partition at once.
         await self.redis.xadd(
-            self.stream(p), {"m": str(message_id)}, maxlen=100_000, approximate=True
+            self.stream(p), {"m": str(message_id), "k": key}, maxlen=100_000, approximate=True
         )
 
     # -- consuming -------------------------------------------------------------------------
@@ -311,12 +334,26 @@ class RedisBus(Bus):
                             break
                     claimed_backlog = True
                 resp = await self.redis.xreadgroup(
-                    self.GROUP, self.consumer, {stream: ">"}, count=20, block=500
+                    self.GROUP, self.consumer, {stream: ">"}, count=self.batch, block=500
                 )
                 batches: list[Any] = list(resp or [])
-                for _name, new_entries in batches:
-                    for entry_id, fields in new_entries:
-                        await self._process(stream, entry_id, fields, handler, stop)
+                entries = [e for _name, batch in batches for e in batch]
+                # Different conversations of the batch run at once; one conversation's
+                # messages, one after the other, in the order they came.
+                by_key: dict[str, list[tuple[str, dict[str, str]]]] = {}
+                for entry_id, fields in entries:
+                    by_key.setdefault(fields.get("k", ""), []).append((entry_id, fields))
+                results = await asyncio.gather(
+                    *(
+                        self._process_in_order(stream, seq, handler, stop)
+                        for seq in by_key.values()
+                    ),
+                    return_exceptions=True,
+                )
+                # All have finished before a failure sends us back to the unacknowledged ones.
+                for result in results:
+                    if isinstance(result, BaseException):
+                        raise result
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -330,6 +367,16 @@ class RedisBus(Bus):
                     with contextlib.suppress(Exception):
                         await self._ensure_groups()
                 await asyncio.sleep(0.5)
+
+    async def _process_in_order(
+        self,
+        stream: str,
+        entries: list[tuple[str, dict[str, str]]],
+        handler: Handler,
+        stop: asyncio.Event,
+    ) -> None:
+        for entry_id, fields in entries:
+            await self._process(stream, entry_id, fields, handler, stop)
 
     async def _process(
         self,
@@ -353,6 +400,13 @@ class RedisBus(Bus):
     async def publish(self, event: Event) -> None:
         await self.redis.publish(self.events_channel, json.dumps(event, default=str))
 
+    async def publish_many(self, events: list[Event]) -> None:
+        """One round trip for a turn's events."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for event in events:
+                pipe.publish(self.events_channel, json.dumps(event, default=str))
+            await pipe.execute()
+
     async def _listen(self) -> None:
         while True:
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
@@ -375,16 +429,18 @@ class RedisBus(Bus):
                     await pubsub.aclose()
 
     @contextlib.asynccontextmanager
-    async def _subscription(self) -> AsyncIterator[asyncio.Queue[Event]]:
+    async def _subscription(self, session: str | None) -> AsyncIterator[asyncio.Queue[Event]]:
         if self._listener is None or self._listener.done():
             self._listener = asyncio.create_task(self._listen())
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._listener_ready.wait(), timeout=2)
-        async with self.fanout.subscription() as q:
+        async with self.fanout.subscription(session) as q:
             yield q
 
-    def subscribe(self) -> contextlib.AbstractAsyncContextManager[asyncio.Queue[Event]]:
-        return self._subscription()
+    def subscribe(
+        self, session: str | None = None
+    ) -> contextlib.AbstractAsyncContextManager[asyncio.Queue[Event]]:
+        return self._subscription(session)
 
 
 def build_bus(redis_url: str | None, *, partitions: int = 8) -> Bus:

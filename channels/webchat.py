@@ -319,7 +319,7 @@ class WebChatSocket:
         since = hello.get("since")
         since = since if isinstance(since, int) and since > 0 else 0
         # Subscribe before reading the history, so nothing falls between the two.
-        async with self.runtime.bus.subscribe() as events:
+        async with self.runtime.bus.subscribe(self.session) as events:
             await self.ws.send_json({"type": "welcome", "session": self.session})
             await self.ws.send_json(
                 {"type": "history", "messages": await history(self.runtime.db, self.session, since)}

@@ -191,3 +191,33 @@ async def test_live_events_reach_every_subscriber(bus_factory: Callable[[], Bus]
         got_a = await asyncio.wait_for(qa.get(), 5)
         got_b = await asyncio.wait_for(qb.get(), 5)
     assert got_a == got_b == {"type": "handoff", "conversation_id": 7}
+
+
+async def test_web_chat_events_reach_only_their_session(bus_factory: Callable[[], Bus]) -> None:
+    """A socket hears its own session's events, not the others'; consoles hear none of them,
+    and a turn's events published together all arrive, in order."""
+    publisher, gateway = bus_factory(), bus_factory()
+    async with (
+        gateway.subscribe() as console,
+        gateway.subscribe("s-1") as first,
+        gateway.subscribe("s-1") as first_again,
+        gateway.subscribe("s-2") as second,
+    ):
+        await asyncio.sleep(0.1)
+        await publisher.publish_many(
+            [
+                {"type": "webchat", "session": "s-1", "message": {"text": "bonjour"}},
+                {"type": "message", "conversation_id": 3},
+                {"type": "webchat_typing", "session": "s-2"},
+                {"type": "handoff", "conversation_id": 3},
+            ]
+        )
+        assert (await asyncio.wait_for(console.get(), 5))["type"] == "message"
+        assert (await asyncio.wait_for(console.get(), 5))["type"] == "handoff"
+        for q in (first, first_again):
+            assert (await asyncio.wait_for(q.get(), 5))["message"] == {"text": "bonjour"}
+        assert (await asyncio.wait_for(second.get(), 5))["type"] == "webchat_typing"
+        await asyncio.sleep(0.2)
+        assert console.empty() and first.empty() and second.empty()
+    fanout = getattr(gateway, "fanout")  # noqa: B009 - both buses have one
+    assert fanout.sessions == {}, "closed sockets leave no subscription behind"
