@@ -4,6 +4,11 @@ A row is claimed (status `sending`, with a lease) before the provider is called,
 processes never send the same row; a transient failure puts it back with backoff, and after the
 last attempt it is marked `failed`, which the console shows to staff. Rows of one conversation
 go out in order: a row waits while an earlier row of its conversation is still undelivered.
+
+The worker stores a turn's replies already claimed when nothing earlier of the conversation
+waits, and hands them to `send_claimed`: they leave right after the commit, without a round
+through `dispatch_due` (which remains for retries, caretakers' replies and rows whose process
+died). What a sequence delivered is recorded in one transaction.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import logging
 import random
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -57,12 +63,43 @@ class OutboxDispatcher:
         self.semaphore = asyncio.Semaphore(concurrency)
         self.clock = clock or (lambda: datetime.now(UTC))
         self._wake = asyncio.Event()
+        self._inflight: set[asyncio.Task[None]] = set()
         self.sent = 0
         self.failed = 0
         self.retried = 0
 
     def wake(self) -> None:
         self._wake.set()
+
+    def can_send(self, channel: str) -> bool:
+        return channel in self.channels
+
+    def send_claimed(self, rows: list[Outbox]) -> None:
+        """Send rows this process stored already claimed (one conversation's, in order), in the
+        background; a failure leaves them to their lease and the dispatcher."""
+        task = asyncio.create_task(self._send_claimed(rows))
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+
+    async def _send_claimed(self, rows: list[Outbox]) -> None:
+        try:
+            await self._send_sequence(rows)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning(
+                "outbox %s: direct send failed (%s); left to the dispatcher",
+                rows[0].id,
+                type(exc).__name__,
+            )
+        finally:
+            # A row stored behind these (a caretaker's, the next turn's) may now go.
+            self.wake()
+
+    async def drain(self, wait: float = 5.0) -> None:
+        """Wait for the sends under way (at shutdown)."""
+        if self._inflight:
+            await asyncio.wait(set(self._inflight), timeout=wait)
 
     async def run(self, stop: asyncio.Event, *, poll: float = 1.0) -> None:
         while not stop.is_set():
@@ -123,12 +160,19 @@ class OutboxDispatcher:
         return len(rows)
 
     async def _send_sequence(self, rows: list[Outbox]) -> None:
-        for i, row in enumerate(rows):
-            ok = await self._send_one(row)
-            if not ok:
-                # Keep the conversation's order: later rows wait for this one.
-                await self._release([r.id for r in rows[i + 1 :]])
-                return
+        delivered: list[Delivered] = []
+        try:
+            for i, row in enumerate(rows):
+                outcome = await self._send_one(row)
+                if isinstance(outcome, Delivered):
+                    delivered.append(outcome)
+                elif not outcome:
+                    # Keep the conversation's order: later rows wait for this one.
+                    await self._release([r.id for r in rows[i + 1 :]])
+                    return
+        finally:
+            if delivered:
+                await self._record_sent(delivered)
 
     async def _release(self, ids: list[int]) -> None:
         if not ids:
@@ -154,8 +198,10 @@ class OutboxDispatcher:
             ).scalar_one_or_none()
         return found is not None
 
-    async def _send_one(self, row: Outbox) -> bool:
-        """Deliver one row; True when it reached a final state (sent, failed, suppressed)."""
+    async def _send_one(self, row: Outbox) -> Delivered | bool:
+        """Deliver one row: `Delivered` when the provider took it (recorded by the caller),
+        True when it reached another final state (failed, suppressed), False when it will be
+        retried."""
         channel = self.channels.get(row.channel)
         if channel is None:
             await self._finish(row, "failed", error=f"no sender configured for '{row.channel}'")
@@ -189,19 +235,18 @@ class OutboxDispatcher:
             # retry than a lost reply; after max attempts the row is marked failed.
             log.exception("sender %s raised", row.channel)
             return await self._retry(row, f"{type(exc).__name__}: {exc}", None)
-        await self._record_sent(row, result, text if text != row.text else None)
-        return True
+        return Delivered(row, result, text if text != row.text else None)
 
-    async def _record_sent(self, row: Outbox, result: SendResult, text: str | None) -> None:
-        """The provider has the message: recording that must outlast a database blip, or the
-        row would be sent again when its lease expires (the tenant would get it twice)."""
+    async def _record_sent(self, delivered: list[Delivered]) -> None:
+        """The provider has the messages: recording that must outlast a database blip, or the
+        rows would be sent again when their lease expires (the tenant would get them twice)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.lease.total_seconds() * 0.8
         delay = 0.2
         while True:
             try:
-                await self._finish(row, "sent", result=result, text=text)
-                return
+                await self._finish_sent(delivered)
+                break
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -209,11 +254,55 @@ class OutboxDispatcher:
                     raise
                 log.warning(
                     "outbox %s sent, but not yet recorded (%s); retrying",
-                    row.id,
+                    ", ".join(str(d.row.id) for d in delivered),
                     type(exc).__name__,
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
+        self.sent += len(delivered)
+        await self._announce(
+            [(d.row, "sent") for d in delivered if d.row.conversation_id is not None]
+        )
+
+    async def _finish_sent(self, delivered: list[Delivered]) -> None:
+        """One transaction, two statements (executemany) for the whole sequence."""
+        now = self.clock()
+        outbox_rows = [
+            {
+                "id": d.row.id,
+                "status": "sent",
+                "lease_until": None,
+                "last_error": None,
+                "provider_id": d.result.provider_id,
+                "sent_at": now,
+            }
+            for d in delivered
+        ]
+        message_rows = [
+            _message_values(d.row.message_id, d.result, d.result.status, d.text)
+            for d in delivered
+            if d.row.message_id is not None
+        ]
+        async with self.db.transaction() as s:
+            await s.execute(update(Outbox), outbox_rows)
+            if message_rows:
+                await s.execute(update(Message), message_rows)
+
+    async def _announce(self, rows: list[tuple[Outbox, str]]) -> None:
+        if self.bus is None or not rows:
+            return
+        with contextlib.suppress(Exception):
+            await self.bus.publish_many(
+                [
+                    {
+                        "type": "delivery",
+                        "conversation_id": row.conversation_id,
+                        "message_id": row.message_id,
+                        "status": status,
+                    }
+                    for row, status in rows
+                ]
+            )
 
     async def _retry(self, row: Outbox, error: str, retry_after: float | None) -> bool:
         if row.attempts >= self.max_attempts:
@@ -247,61 +336,53 @@ class OutboxDispatcher:
             )
         return False
 
-    async def _finish(
-        self,
-        row: Outbox,
-        status: str,
-        *,
-        result: SendResult | None = None,
-        error: str | None = None,
-        text: str | None = None,
-    ) -> None:
-        now = self.clock()
+    async def _finish(self, row: Outbox, status: str, *, error: str | None = None) -> None:
+        """A final state other than sent: failed or suppressed."""
         async with self.db.transaction() as s:
             await s.execute(
                 update(Outbox)
                 .where(Outbox.id == row.id)
-                .values(
-                    status=status,
-                    lease_until=None,
-                    last_error=error,
-                    provider_id=result.provider_id if result else None,
-                    sent_at=now if status == "sent" else None,
-                )
+                .values(status=status, lease_until=None, last_error=error)
             )
             if row.message_id is not None:
-                values: dict[str, Any] = {"delivery_status": result.status if result else status}
-                if result is not None:
-                    # Prefixed: provider ids of outbound messages must never collide with
-                    # inbound ones, which are unique per channel (Telegram reuses integers).
-                    values["provider_id"] = (
-                        f"out:{result.provider_id}" if result.provider_id else None
-                    )
-                    if result.segments is not None:
-                        values["segments"] = result.segments
-                    if text is not None:
-                        values["text"] = text
                 await s.execute(
-                    update(Message).where(Message.id == row.message_id).values(**values)
+                    update(Message)
+                    .where(Message.id == row.message_id)
+                    .values(delivery_status=status)
                 )
-        if status == "sent":
-            self.sent += 1
-        else:
-            self.failed += status == "failed"
-            log.warning(
-                "outbox %s %s after %s attempt(s): %s",
-                row.id,
-                status,
-                row.attempts,
-                (error or "")[:200],
-            )
-        if self.bus is not None and row.conversation_id is not None:
-            with contextlib.suppress(Exception):
-                await self.bus.publish(
-                    {
-                        "type": "delivery",
-                        "conversation_id": row.conversation_id,
-                        "message_id": row.message_id,
-                        "status": status,
-                    }
-                )
+        self.failed += status == "failed"
+        log.warning(
+            "outbox %s %s after %s attempt(s): %s",
+            row.id,
+            status,
+            row.attempts,
+            (error or "")[:200],
+        )
+        if row.conversation_id is not None:
+            await self._announce([(row, status)])
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """A row the provider accepted, waiting to be recorded."""
+
+    row: Outbox
+    result: SendResult
+    text: str | None  # what was really sent, when the channel changed it (GSM-7 folding)
+
+
+def _message_values(
+    message_id: int, result: SendResult, status: str, text: str | None
+) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "id": message_id,
+        "delivery_status": status,
+        # Prefixed: provider ids of outbound messages must never collide with inbound ones,
+        # which are unique per channel (Telegram reuses integers).
+        "provider_id": f"out:{result.provider_id}" if result.provider_id else None,
+    }
+    if result.segments is not None:
+        values["segments"] = result.segments
+    if text is not None:
+        values["text"] = text
+    return values

@@ -16,30 +16,35 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import raiseload
 
 from bot import dialogue as dlg
 from bot.bus import Bus
 from bot.db import Database
 from bot.faq import Faq, load_faq
 from bot.models import (
+    Author,
     Conversation,
     ConversationState,
+    Direction,
     Handoff,
     Incident,
     Message,
     OptOut,
+    Outbox,
     Request,
     Residence,
     StaffUser,
     Tenant,
 )
-from bot.store import add_outbound, next_request_reference
+from bot.store import next_request_reference
 from bot.texts import Texts
 from nlu.types import Parse
 
 if TYPE_CHECKING:
+    from bot.outbox import OutboxDispatcher
     from nlu.engine import Engine
 
 log = logging.getLogger(__name__)
@@ -50,15 +55,29 @@ _STOP = re.compile(r"^\s*(stop|stop sms|arret|arrêt|unsubscribe)\s*[.!]?\s*$", 
 # have said "fr" for lack of stop words in that language.
 # (No IGNORECASE: the dotless ı would then match every i.)
 _FOREIGN_LETTERS = re.compile("[ąćęłńśźżğşţőűøåßĄĆĘŁŃŚŹŻĞŞŢŐŰØÅ]")
+NAME_TTL = 60.0  # seconds a caretaker's display name is kept in memory
 _START = re.compile(r"^\s*(start|unstop|reprise)\s*[.!]?\s*$", re.IGNORECASE)
 
 
 @dataclass(slots=True)
+class Reply:
+    text: str
+    key: str  # the outbox idempotency key: one reply per (message, position), ever
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
 class Effects:
-    """What to announce once the transaction has committed."""
+    """What the turn decided to say, and what to do once the transaction has committed."""
 
     events: list[dict[str, Any]] = field(default_factory=list)
-    outbox: bool = False
+    replies: list[Reply] = field(default_factory=list)
+    # Outbox rows stored already claimed by this process, to send as soon as committed.
+    claimed: list[Outbox] = field(default_factory=list)
+    deferred: bool = False  # rows left for the dispatcher (an earlier reply is undelivered)
+
+    def reply(self, text: str, key: str, extra: dict[str, Any] | None = None) -> None:
+        self.replies.append(Reply(text, key, dict(extra or {})))
 
 
 class Pipeline:
@@ -74,6 +93,7 @@ class Pipeline:
         timezone: str = "Europe/Paris",
         clock: Callable[[], datetime] | None = None,
         on_outbox: Callable[[], None] | None = None,
+        outbox: OutboxDispatcher | None = None,
     ) -> None:
         self.db = db
         self.engine = engine
@@ -85,55 +105,128 @@ class Pipeline:
         self.tz = ZoneInfo(timezone)
         self.clock = clock or (lambda: datetime.now(UTC))
         self.on_outbox = on_outbox
+        # When set, replies are sent by this process as soon as the turn commits.
+        self.outbox = outbox
         self.processed = 0
+        self._names: dict[str, tuple[float, str]] = {}
 
     async def process(self, message_id: int) -> None:
-        async with self.db.session() as s:
-            msg = await s.get(Message, message_id)
-            if msg is None or msg.processed_at is not None:
-                return
-            text = msg.text
-        started = time.perf_counter()
-        parse = await self.engine.parse(text)
-        nlu_ms = (time.perf_counter() - started) * 1000
-        effects = Effects()
+        """One transaction: claim the message, read it, decide, store the replies; then send
+        them (when nothing earlier of the conversation is undelivered) and announce events."""
+        fx = Effects()
         async with self.db.transaction() as s:
-            if not await self._claim(s, message_id):
+            msg = await self._claim(s, message_id)
+            if msg is None:
                 return
-            msg = await s.get(Message, message_id)
-            assert msg is not None
+            started = time.perf_counter()
+            parse = await self.engine.parse(msg.text)
+            nlu_ms = (time.perf_counter() - started) * 1000
             conv = await self._conversation(s, msg.conversation_id)
             msg.nlu = {**parse.to_dict(), "ms": round(nlu_ms, 3)}
             msg.intent = parse.intent
             msg.confidence = parse.confidence
-            msg.processed_at = self.clock()
-            await self._handle(s, msg, conv, parse, effects)
+            await self._handle(s, msg, conv, parse, fx)
+            await self._store_replies(s, conv, fx)
         self.processed += 1
-        if effects.outbox and self.on_outbox:
+        if self.outbox is not None and fx.claimed:
+            self.outbox.send_claimed(fx.claimed)
+        if fx.deferred and self.on_outbox:
             self.on_outbox()
-        for event in effects.events:
+        if fx.events:
             try:
-                await self.bus.publish(event)
+                await self.bus.publish_many(fx.events)
             except Exception as exc:  # the console misses a live event; it reloads from the DB
-                log.warning(
-                    "could not publish %s event (%s)", event.get("type"), type(exc).__name__
-                )
+                log.warning("could not publish events (%s)", type(exc).__name__)
 
-    async def _claim(self, s: AsyncSession, message_id: int) -> bool:
+    async def _claim(self, s: AsyncSession, message_id: int) -> Message | None:
         # An UPDATE, not a SELECT: it takes the row's write lock (PostgreSQL) or the database's
-        # (SQLite) first, so of two workers handed the same message only one goes on.
-        result = await s.execute(
+        # (SQLite) first, so of two workers handed the same message only one goes on; the
+        # rollback of a failed turn gives the message back.
+        stmt = (
             update(Message)
             .where(Message.id == message_id, Message.processed_at.is_(None))
             .values(processed_at=self.clock())
+            .returning(Message)
+            .options(raiseload(Message.attachments))
+            .execution_options(synchronize_session=False)
         )
-        return bool(getattr(result, "rowcount", 0))
+        return (await s.execute(stmt)).scalars().first()
 
     async def _conversation(self, s: AsyncSession, conv_id: int) -> Conversation:
         stmt = select(Conversation).where(Conversation.id == conv_id)
         if self.db.dialect == "postgresql":
             stmt = stmt.with_for_update(of=Conversation)
         return (await s.execute(stmt)).unique().scalar_one()
+
+    async def _store_replies(self, s: AsyncSession, conv: Conversation, fx: Effects) -> None:
+        """Store the turn's replies (two INSERTs whatever their number). When nothing earlier
+        of the conversation waits in the outbox, the rows are stored already claimed by this
+        process (status `sending`, with a lease) and sent right after the commit, with no
+        round through the dispatcher; if this process dies first, the lease runs out and the
+        dispatcher sends them."""
+        if not fx.replies:
+            return
+        now = datetime.now(UTC)
+        messages = [
+            Message(
+                conversation_id=conv.id,
+                channel=conv.channel,
+                direction=Direction.OUT.value,
+                author=Author.BOT.value,
+                text=r.text,
+                media=[],
+                delivery_status="queued",
+                created_at=now,
+            )
+            for r in fx.replies
+        ]
+        s.add_all(messages)
+        await s.flush()
+        direct = self.outbox is not None and await self._free_to_send(s, conv, fx.replies)
+        # Leases are read against the dispatcher's clock.
+        due = self.outbox.clock() if self.outbox is not None else now
+        lease_until = due + self.outbox.lease if self.outbox is not None else None
+        rows = [
+            Outbox(
+                message_id=m.id,
+                conversation_id=conv.id,
+                channel=conv.channel,
+                address=conv.address,
+                text=r.text,
+                media=[],
+                extra=r.extra,
+                idempotency_key=r.key,
+                status="sending" if direct else "pending",
+                attempts=1 if direct else 0,
+                lease_until=lease_until if direct else None,
+                next_attempt_at=due,
+            )
+            for r, m in zip(fx.replies, messages, strict=True)
+        ]
+        s.add_all(rows)
+        if direct:
+            fx.claimed = rows
+        else:
+            fx.deferred = True
+
+    async def _free_to_send(
+        self, s: AsyncSession, conv: Conversation, replies: list[Reply]
+    ) -> bool:
+        """Replies may leave at once unless an earlier one of the conversation is undelivered
+        (order), or the number opted out (the dispatcher records the suppression)."""
+        assert self.outbox is not None
+        if not self.outbox.can_send(conv.channel):
+            return False
+        checks = [
+            exists().where(
+                Outbox.conversation_id == conv.id, Outbox.status.in_(("pending", "sending"))
+            )
+        ]
+        if conv.channel in SMS_CHANNELS and not all(r.extra.get("force") for r in replies):
+            checks.append(
+                exists().where(OptOut.channel == conv.channel, OptOut.address == conv.address)
+            )
+        return not any((await s.execute(select(*checks))).one())
 
     # -----------------------------------------------------------------------------------
 
@@ -180,8 +273,7 @@ class Pipeline:
                     lift_phone=lift.get("phone", "112"),
                     gas_phone=self.landlord.get("gas_emergency", "0 800 47 33 33"),
                 )
-                await add_outbound(s, conv, text, key=f"reply:{msg.id}:0")
-                fx.outbox = True
+                fx.reply(text, f"reply:{msg.id}:0")
                 if conv.priority < dlg.PRIORITY_EMERGENCY:
                     conv.priority = dlg.PRIORITY_EMERGENCY
                     conv.intent = "emergency"
@@ -314,8 +406,7 @@ class Pipeline:
             for token, reference in references.items():
                 text = text.replace(token, reference)
             if text:
-                await add_outbound(s, conv, text, key=f"reply:{msg.id}:{i}", extra=extra)
-                fx.outbox = True
+                fx.reply(text, f"reply:{msg.id}:{i}", extra)
         if decision.handoff and conv.state == ConversationState.QUEUED.value:
             # Already waiting for a person: one queue item, raised if this need is more urgent.
             h = decision.handoff
@@ -426,12 +517,8 @@ class Pipeline:
             return None
         rv = None
         if residence is not None:
-            caretaker = ""
             login = (residence.extra or {}).get("caretaker")
-            if login:
-                caretaker = (
-                    await s.execute(select(StaffUser.display_name).where(StaffUser.login == login))
-                ).scalar_one_or_none() or ""
+            caretaker = await self._staff_name(s, login) if login else ""
             rv = dlg.ResidenceView(
                 code=residence.code,
                 name=residence.name,
@@ -453,6 +540,18 @@ class Pipeline:
             apartment=tenant.apartment,
             residence=rv,
         )
+
+    async def _staff_name(self, s: AsyncSession, login: str) -> str:
+        """A caretaker's display name, kept a minute (asked for on most turns, rarely changed)."""
+        now = time.monotonic()
+        cached = self._names.get(login)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        name = (
+            await s.execute(select(StaffUser.display_name).where(StaffUser.login == login))
+        ).scalar_one_or_none() or ""
+        self._names[login] = (now + NAME_TTL, name)
+        return name
 
     def _language(
         self, parse: Parse, tenant: Tenant | None, conv: Conversation
@@ -539,24 +638,18 @@ class Pipeline:
             ).scalar_one_or_none()
             if exists is None:
                 s.add(OptOut(channel=conv.channel, address=conv.address))
-                await add_outbound(
-                    s,
-                    conv,
+                fx.reply(
                     self.texts.get("opt_out_confirmed", conv.language),
-                    key=f"reply:{msg.id}:0",
-                    extra={"force": True},
+                    f"reply:{msg.id}:0",
+                    {"force": True},
                 )
-                fx.outbox = True
             msg.intent = "opt_out"
             return True
         if _START.match(msg.text or ""):
             await s.execute(
                 delete(OptOut).where(OptOut.channel == conv.channel, OptOut.address == conv.address)
             )
-            await add_outbound(
-                s, conv, self.texts.get("opt_in_confirmed", conv.language), key=f"reply:{msg.id}:0"
-            )
-            fx.outbox = True
+            fx.reply(self.texts.get("opt_in_confirmed", conv.language), f"reply:{msg.id}:0")
             msg.intent = "opt_in"
             return True
         return False

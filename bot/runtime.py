@@ -92,6 +92,9 @@ class Runtime:
             window=settings.rate_limit_window_seconds,
         )
         self._pipeline: Pipeline | None = None
+        # Whether this process delivers replies itself (Roles.outbox): then the pipeline sends
+        # a turn's replies as soon as it commits, without waiting for the dispatcher.
+        self._delivers = True
         self._stop = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -113,6 +116,7 @@ class Runtime:
                 timezone=self.settings.timezone,
                 clock=self.clock,
                 on_outbox=self.outbox.wake,
+                outbox=self.outbox if self._delivers else None,
             )
         return self._pipeline
 
@@ -138,6 +142,9 @@ class Runtime:
         return self._engine
 
     async def start(self, roles: Roles = Roles()) -> None:
+        self._delivers = roles.outbox
+        if self._pipeline is not None:
+            self._pipeline.outbox = self.outbox if roles.outbox else None
         await self.load_engine()
         await self.bus.start()
         if roles.consume:
@@ -164,6 +171,7 @@ class Runtime:
 
     async def stop(self) -> None:
         self._stop.set()
+        await self.outbox.drain()
         if self._tasks:
             _done, pending = await asyncio.wait(self._tasks, timeout=5)
             for t in pending:

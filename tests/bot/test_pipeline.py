@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
@@ -298,3 +299,86 @@ async def test_sms_stop_and_start(runtime: Runtime, recording: RecordingChannel)
     await send(runtime, "START", pid="s3")
     await settled(runtime)
     assert len(recording.sent) == 2
+
+
+async def test_replies_leave_as_the_turn_commits_without_the_dispatcher(
+    runtime: Runtime, recording: RecordingChannel
+) -> None:
+    """The worker stores a turn's replies already claimed and sends them itself: the
+    dispatcher never has to claim them (one round of queries less per reply)."""
+    claimed: list[int] = []
+    claim = runtime.outbox._claim
+
+    async def watched() -> list[Outbox]:
+        rows = await claim()
+        claimed.extend(r.id for r in rows)
+        return rows
+
+    runtime.outbox._claim = watched  # type: ignore[method-assign]
+    await send(runtime, "Bonjour", pid="D1")
+    await settled(runtime)
+    await send(runtime, "merci", pid="D2")
+    await settled(runtime)
+    assert [o.text for o in recording.sent][0].startswith("Bonjour")
+    assert len(recording.sent) == 2 and claimed == []
+    async with runtime.db.session() as s:
+        rows = (await s.execute(select(Outbox).order_by(Outbox.id))).scalars().all()
+    assert [(r.status, r.attempts, r.lease_until) for r in rows] == [("sent", 1, None)] * 2
+
+
+async def test_a_reply_waits_behind_an_undelivered_one_of_its_conversation(
+    database_url: str,
+) -> None:
+    """An earlier reply being retried holds the next turn's replies back: the tenant reads
+    them in the order the bot wrote them."""
+    flaky = RecordingChannel("sms", fail_transient=1)
+    rt = Runtime(make_settings(database_url), engine=KeywordEngine(), channels={"sms": flaky})
+    await rt.start(Roles(consume=False, outbox=True, recover=False))
+    try:
+        first = await send(rt, "bonjour", pid="O1")
+        await rt.pipeline.process(first)
+        await rt.outbox.drain()
+        async with rt.db.session() as s:
+            row = (await s.execute(select(Outbox))).scalars().one()
+            assert row.status == "pending" and row.last_error  # failed once, to be retried
+        second = await send(rt, "merci", pid="O2")
+        await rt.pipeline.process(second)
+        async with rt.db.session() as s:
+            rows = (await s.execute(select(Outbox).order_by(Outbox.id))).scalars().all()
+            assert rows[1].status == "pending" and rows[1].attempts == 0  # left in the queue
+        await settled(rt)
+    finally:
+        await rt.stop()
+    assert [o.text.split()[0] for o in flaky.sent] == ["Bonjour", flaky.sent[1].text.split()[0]]
+    assert [o.idempotency_key for o in flaky.sent] == [f"reply:{first}:0", f"reply:{second}:0"]
+
+
+async def test_replies_of_a_worker_that_died_after_its_commit_are_sent_once(
+    database_url: str,
+) -> None:
+    """Stored claimed, never sent (the process died right after the commit): once the lease
+    has run out, the dispatcher of another process sends them, once."""
+    now = [datetime.now(UTC)]
+    channel = RecordingChannel("sms")
+    settings = make_settings(database_url)
+    dying = Runtime(settings, engine=KeywordEngine(), channels={"sms": channel})
+    await dying.start(Roles(consume=False, outbox=True, recover=False))
+    dying.outbox.send_claimed = lambda rows: None  # type: ignore[method-assign]
+    try:
+        await dying.pipeline.process(await send(dying, "bonjour", pid="K1"))
+    finally:
+        await dying.stop()
+    assert channel.sent == []
+
+    other = Runtime(
+        settings, engine=KeywordEngine(), channels={"sms": channel}, clock=lambda: now[0]
+    )
+    await other.start(Roles(consume=False, outbox=False, recover=False))
+    try:
+        assert await other.outbox.dispatch_due() == 0  # still under its lease
+        now[0] += other.outbox.lease + timedelta(seconds=1)
+        assert await other.outbox.dispatch_due() == 1
+        assert await other.outbox.dispatch_due() == 0
+    finally:
+        await other.stop()
+    assert len(channel.sent) == 1
