@@ -171,12 +171,14 @@ class Runtime:
 
     async def stop(self) -> None:
         self._stop.set()
-        await self.outbox.drain()
         if self._tasks:
             _done, pending = await asyncio.wait(self._tasks, timeout=5)
             for t in pending:
                 t.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        # Replies the last turns stored claimed leave before the senders close (else they would
+        # wait for their lease to run out).
+        await self.outbox.drain()
         for ch in {id(c): c for c in self.channels.values()}.values():
             with contextlib.suppress(Exception):
                 await ch.aclose()
