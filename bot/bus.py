@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import os
@@ -21,6 +22,9 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 Handler = Callable[[int], Awaitable[None]]
+# Several messages at once (in order), all or nothing; on failure they are retried one by one.
+BatchHandler = Callable[[list[int]], Awaitable[None]]
+BATCH = 20  # messages a consumer takes at once when that many are waiting
 Event = dict[str, Any]
 
 
@@ -46,8 +50,11 @@ class Bus:
     async def enqueue(self, message_id: int, key: str) -> None:
         raise NotImplementedError
 
-    async def consume(self, handler: Handler, stop: asyncio.Event) -> None:
-        """Run `handler(message_id)` for every enqueued message until `stop` is set."""
+    async def consume(
+        self, handler: Handler, stop: asyncio.Event, many: BatchHandler | None = None
+    ) -> None:
+        """Run `handler(message_id)` for every enqueued message until `stop` is set; with
+        `many`, messages that are waiting together go to `many` in one call."""
         raise NotImplementedError
 
     async def publish(self, event: Event) -> None:
@@ -112,14 +119,21 @@ class InProcessBus(Bus):
     async def enqueue(self, message_id: int, key: str) -> None:
         self.queues[partition_of(key, self.partitions)].put_nowait(message_id)
 
-    async def consume(self, handler: Handler, stop: asyncio.Event) -> None:
+    async def consume(
+        self, handler: Handler, stop: asyncio.Event, many: BatchHandler | None = None
+    ) -> None:
         async def run(q: asyncio.Queue[int]) -> None:
             while not stop.is_set():
                 try:
                     message_id = await asyncio.wait_for(q.get(), timeout=0.5)
                 except TimeoutError:
                     continue
-                await _handle_with_retry(handler, message_id, stop)
+                batch = [message_id]
+                while many is not None and len(batch) < BATCH and not q.empty():
+                    batch.append(q.get_nowait())
+                if not await _handle_batch(many, batch):
+                    for mid in batch:
+                        await _handle_with_retry(handler, mid, stop)
 
         await asyncio.gather(*(run(q) for q in self.queues))
 
@@ -132,8 +146,36 @@ class InProcessBus(Bus):
         return self.fanout.subscription(session)
 
 
-async def _handle_with_retry(handler: Handler, message_id: int, stop: asyncio.Event) -> bool:
-    """Run the handler until it succeeds or we are stopped; True when it succeeded.
+async def _handle_batch(many: BatchHandler | None, message_ids: list[int]) -> bool:
+    """True when `many` took the whole batch; False to take the messages one by one."""
+    if many is None or len(message_ids) < 2:
+        return False
+    try:
+        await many(message_ids)
+        return True
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        log.warning(
+            "a batch of %s messages failed (%s); taking them one by one",
+            len(message_ids),
+            type(exc).__name__,
+        )
+        return False
+
+
+class LeaseLost(Exception):
+    """This worker no longer surely owns the partition it was reading."""
+
+
+async def _handle_with_retry(
+    handler: Handler,
+    message_id: int,
+    stop: asyncio.Event,
+    holds: Callable[[], bool] | None = None,
+) -> bool:
+    """Run the handler until it succeeds, we are stopped or (`holds`) the partition is no
+    longer ours; True when it succeeded.
 
     A failure is usually the database being away for a moment; retrying the same message
     (rather than skipping it) keeps the conversation's order.
@@ -152,7 +194,7 @@ async def _handle_with_retry(handler: Handler, message_id: int, stop: asyncio.Ev
                 type(exc).__name__,
                 delay,
             )
-            if stop.is_set():
+            if stop.is_set() or (holds is not None and not holds()):
                 return False
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
@@ -194,7 +236,7 @@ class RedisBus(Bus):
         prefix: str = "relais",
         lease_ms: int = 5000,
         heartbeat_s: float = 1.0,
-        batch: int = 20,
+        batch: int = BATCH,
     ) -> None:
         import redis.asyncio as redis
 
@@ -210,6 +252,9 @@ class RedisBus(Bus):
         self._listener: asyncio.Task[None] | None = None
         self._listener_ready = asyncio.Event()
         self._groups_ready = False
+        self._valid_until: dict[int, float] = {}
+        self._generation: dict[int, int] = {}  # the current task of each partition we run
+        self._generations = itertools.count(1)
 
     def stream(self, p: int) -> str:
         return f"{self.prefix}:in:{p}"
@@ -266,14 +311,37 @@ class RedisBus(Bus):
 
     async def _acquire(self, p: int) -> bool:
         key = f"{self.prefix}:lease:{p}"
-        if await self.redis.set(key, self.consumer, nx=True, px=self.lease_ms):
-            return True
-        return bool(await self.redis.eval(_RENEW, 1, key, self.consumer, self.lease_ms))
+        asked = time.monotonic()
+        held = bool(await self.redis.set(key, self.consumer, nx=True, px=self.lease_ms))
+        if not held:
+            held = bool(await self.redis.eval(_RENEW, 1, key, self.consumer, self.lease_ms))
+        if held:
+            # Counted from before the request, with a margin: never later than Redis's expiry.
+            self._valid_until[p] = asked + self.lease_ms / 1000 * 0.9
+        else:
+            self._valid_until.pop(p, None)
+        return held
+
+    def _holds(self, p: int, gen: int) -> bool:
+        """Whether partition `p` is surely still this task's: the task is the current one for
+        it (a retired task may outlive its cancellation, e.g. inside a blocking read) and the
+        lease is ours. A process paused longer than the lease (a stalled machine) finds it gone
+        and stops before the next message, leaving the rest to the new owner: two tasks never
+        run one partition's messages side by side (the message in hand is protected by the
+        database claim)."""
+        return self._generation.get(p) == gen and time.monotonic() < self._valid_until.get(p, 0.0)
+
+    def _retire(self, p: int, owned: dict[int, asyncio.Task[None]]) -> None:
+        self._generation.pop(p, None)
+        owned.pop(p).cancel()
 
     async def _release(self, p: int) -> None:
+        self._valid_until.pop(p, None)
         await self.redis.eval(_RELEASE, 1, f"{self.prefix}:lease:{p}", self.consumer)
 
-    async def consume(self, handler: Handler, stop: asyncio.Event) -> None:
+    async def consume(
+        self, handler: Handler, stop: asyncio.Event, many: BatchHandler | None = None
+    ) -> None:
         await self._ensure_groups()
         owned: dict[int, asyncio.Task[None]] = {}
         try:
@@ -282,16 +350,17 @@ class RedisBus(Bus):
                     wanted = self._assigned(await self._alive_workers())
                     for p in list(owned):
                         if p not in wanted or owned[p].done():
-                            owned.pop(p).cancel()
+                            self._retire(p, owned)
                             await self._release(p)
                     for p in wanted:
                         if await self._acquire(p):
                             if p not in owned:
+                                gen = self._generation[p] = next(self._generations)
                                 owned[p] = asyncio.create_task(
-                                    self._run_partition(p, handler, stop)
+                                    self._run_partition(p, gen, handler, stop, many)
                                 )
                         elif p in owned:
-                            owned.pop(p).cancel()
+                            self._retire(p, owned)
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
@@ -299,6 +368,7 @@ class RedisBus(Bus):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=self.heartbeat_s)
         finally:
+            self._generation.clear()
             for task in owned.values():
                 task.cancel()
             await asyncio.gather(*owned.values(), return_exceptions=True)
@@ -307,10 +377,25 @@ class RedisBus(Bus):
                     await self._release(p)
                 await self.redis.zrem(f"{self.prefix}:workers", self.consumer)
 
-    async def _run_partition(self, p: int, handler: Handler, stop: asyncio.Event) -> None:
+    async def _run_partition(
+        self,
+        p: int,
+        gen: int,
+        handler: Handler,
+        stop: asyncio.Event,
+        many: BatchHandler | None = None,
+    ) -> None:
         stream = self.stream(p)
         claimed_backlog = False
         while not stop.is_set():
+            if self._generation.get(p) != gen:
+                return  # retired: another task (or worker) runs this partition now
+            if not self._holds(p, gen):
+                # Not (yet, or any more) ours: what we read unacknowledged is taken up first
+                # when it is ours again, unless the next owner has claimed it meanwhile.
+                claimed_backlog = False
+                await asyncio.sleep(0.05)
+                continue
             try:
                 if not claimed_backlog:
                     # Entries a previous owner read but never acknowledged come first.
@@ -327,7 +412,7 @@ class RedisBus(Bus):
                         start, entries = str(res[0]), list(res[1])
                         for entry_id, fields in entries:
                             if fields:
-                                await self._process(stream, entry_id, fields, handler, stop)
+                                await self._process(p, gen, stream, entry_id, fields, handler, stop)
                             else:
                                 await self.redis.xack(stream, self.GROUP, entry_id)
                         if start == "0-0" or not entries:
@@ -338,14 +423,20 @@ class RedisBus(Bus):
                 )
                 batches: list[Any] = list(resp or [])
                 entries = [e for _name, batch in batches for e in batch]
-                # Different conversations of the batch run at once; one conversation's
-                # messages, one after the other, in the order they came.
+                ids = [_message_id(fields) for _entry_id, fields in entries]
+                if not self._holds(p, gen):
+                    continue  # a stall during the read: the entries wait for the owner
+                if None not in ids and await _handle_batch(many, ids):  # type: ignore[arg-type]
+                    await self.redis.xack(stream, self.GROUP, *(e for e, _f in entries))
+                    continue
+                # One by one: different conversations of the batch at once; one conversation's
+                # messages one after the other, in the order they came.
                 by_key: dict[str, list[tuple[str, dict[str, str]]]] = {}
                 for entry_id, fields in entries:
                     by_key.setdefault(fields.get("k", ""), []).append((entry_id, fields))
                 results = await asyncio.gather(
                     *(
-                        self._process_in_order(stream, seq, handler, stop)
+                        self._process_in_order(p, gen, stream, seq, handler, stop)
                         for seq in by_key.values()
                     ),
                     return_exceptions=True,
@@ -356,6 +447,9 @@ class RedisBus(Bus):
                         raise result
             except asyncio.CancelledError:
                 raise
+            except LeaseLost:
+                log.warning("redis bus: partition %s lease lost (a stall?); stopped reading", p)
+                claimed_backlog = False
             except Exception as exc:
                 log.warning("redis bus: partition %s read failed (%s)", p, type(exc).__name__)
                 claimed_backlog = False
@@ -370,30 +464,37 @@ class RedisBus(Bus):
 
     async def _process_in_order(
         self,
+        p: int,
+        gen: int,
         stream: str,
         entries: list[tuple[str, dict[str, str]]],
         handler: Handler,
         stop: asyncio.Event,
     ) -> None:
         for entry_id, fields in entries:
-            await self._process(stream, entry_id, fields, handler, stop)
+            await self._process(p, gen, stream, entry_id, fields, handler, stop)
 
     async def _process(
         self,
+        p: int,
+        gen: int,
         stream: str,
         entry_id: str,
         fields: dict[str, str],
         handler: Handler,
         stop: asyncio.Event,
     ) -> None:
-        try:
-            message_id = int(fields["m"])
-        except (KeyError, ValueError):
+        if not self._holds(p, gen):
+            raise LeaseLost(p)
+        message_id = _message_id(fields)
+        if message_id is None:
             log.error("redis bus: dropping malformed entry %s", entry_id)
             await self.redis.xack(stream, self.GROUP, entry_id)
             return
-        if await _handle_with_retry(handler, message_id, stop):
+        if await _handle_with_retry(handler, message_id, stop, lambda: self._holds(p, gen)):
             await self.redis.xack(stream, self.GROUP, entry_id)
+        elif not stop.is_set():
+            raise LeaseLost(p)
 
     # -- live events -----------------------------------------------------------------------
 
@@ -441,6 +542,13 @@ class RedisBus(Bus):
         self, session: str | None = None
     ) -> contextlib.AbstractAsyncContextManager[asyncio.Queue[Event]]:
         return self._subscription(session)
+
+
+def _message_id(fields: dict[str, str]) -> int | None:
+    try:
+        return int(fields["m"])
+    except (KeyError, ValueError):
+        return None
 
 
 def build_bus(redis_url: str | None, *, partitions: int = 8) -> Bus:
