@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import itertools
 import resource
 import sys
@@ -28,6 +29,7 @@ from sqlalchemy import event
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.stack import PG_ADMIN_URL, create_database, drop_database
+from bot.bus import BATCH
 from bot.demo import load_demo
 from bot.runtime import Runtime
 from bot.settings import Settings
@@ -74,6 +76,16 @@ def inbound_backlog(texts: list[str], n: int, phones: list[str], tag: str) -> li
     return out
 
 
+def passes(concurrency: int) -> list[tuple[str, int, int]]:
+    """(label, turns at once, messages per transaction): the worker takes batches of up to
+    BATCH messages from each of its partitions when that many wait (a burst)."""
+    return [
+        ("one at a time", 1, 1),
+        (f"{concurrency} at once", concurrency, 1),
+        (f"batches of {BATCH}", 4, BATCH),
+    ]
+
+
 async def tenant_phones(rt: Runtime) -> list[str]:
     from sqlalchemy import select
 
@@ -83,7 +95,9 @@ async def tenant_phones(rt: Runtime) -> list[str]:
         return [p for p in (await s.execute(select(Tenant.phone))).scalars() if p]
 
 
-async def run(database_url: str, n: int, concurrency: int) -> dict[str, float]:
+async def run(
+    database_url: str, n: int, concurrency: int, profile: str | None = None
+) -> dict[str, float]:
     channel = InstantChannel()
     settings = Settings(_env_file=None, database_url=database_url)  # type: ignore[call-arg]
     rt = Runtime(settings, channels={"sms": channel, "telegram": channel, "webchat": channel})
@@ -104,22 +118,28 @@ async def run(database_url: str, n: int, concurrency: int) -> dict[str, float]:
 
         counter = Counter()
         event.listen(rt.db.engine.sync_engine, "before_cursor_execute", counter)
-        for label, conc in (("sequential", 1), (f"{concurrency} at once", concurrency)):
+        for label, conc, size in passes(concurrency):
             # Each pass writes as new Telegram and web-chat senders; tenants write again.
-            backlog = inbound_backlog(texts, n, phones, tag=str(conc))
+            backlog = inbound_backlog(texts, n, phones, tag=f"{conc}x{size}")
             ids = [(await rt.ingest(b)).message_id for b in backlog]
             counter.statements = 0
             sem = asyncio.Semaphore(conc)
 
-            async def one(message_id: int, sem: asyncio.Semaphore = sem) -> None:
+            async def one(batch: list[int], sem: asyncio.Semaphore = sem) -> None:
                 async with sem:
-                    await rt.pipeline.process(message_id)
+                    await rt.pipeline.process_many(batch)
 
+            profiler = cProfile.Profile() if profile and conc > 1 else None
             wall, usage = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
-            await asyncio.gather(*(one(i) for i in ids))
+            if profiler:
+                profiler.enable()
+            await asyncio.gather(*(one(ids[i : i + size]) for i in range(0, len(ids), size)))
             await rt.outbox.drain(120)
             while await rt.outbox.dispatch_due():
                 pass
+            if profiler:
+                profiler.disable()
+                profiler.dump_stats(str(profile))
             wall, after = time.perf_counter() - wall, resource.getrusage(resource.RUSAGE_SELF)
             figures[f"{label}: msg/s"] = n / wall
             figures[f"{label}: cpu_ms"] = (
@@ -139,11 +159,12 @@ async def main() -> int:
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--database", choices=("postgres", "sqlite"), default="postgres")
     ap.add_argument("--pg-admin-url", default=PG_ADMIN_URL)
+    ap.add_argument("--profile", metavar="FILE", help="cProfile the concurrent pass into FILE")
     args = ap.parse_args()
     if args.database == "postgres":
         url = await create_database(args.pg_admin_url, prefix="relais_bench_worker")
         try:
-            figures = await run(url, args.messages, args.concurrency)
+            figures = await run(url, args.messages, args.concurrency, args.profile)
         finally:
             await drop_database(url, args.pg_admin_url)
     else:
@@ -152,14 +173,14 @@ async def main() -> int:
 
             url = f"sqlite+aiosqlite:///{tmp}/bench.sqlite3"
             await asyncio.to_thread(upgrade, url)
-            figures = await run(url, args.messages, args.concurrency)
+            figures = await run(url, args.messages, args.concurrency, args.profile)
     nlu = figures.pop("nlu_cpu_ms")
     print(f"{args.messages} messages on {args.database}, one worker process")
     print(f"  NLU parse alone (baseline)   {nlu:7.2f} ms CPU per message")
-    for label in ("sequential", f"{args.concurrency} at once"):
+    for label, _conc, _size in passes(args.concurrency):
         cpu = figures[f"{label}: cpu_ms"]
         print(
-            f"  worker, {label:<12}      {cpu:7.2f} ms CPU per message"
+            f"  worker, {label:<15} {cpu:7.2f} ms CPU per message"
             f" ({cpu / nlu:5.1f}x the NLU; system {figures[f'{label}: sys_ms']:.2f}),"
             f" {figures[f'{label}: statements']:5.1f} SQL statements,"
             f" {figures[f'{label}: msg/s']:6.1f} msg/s"

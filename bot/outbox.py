@@ -64,6 +64,7 @@ class OutboxDispatcher:
         self.clock = clock or (lambda: datetime.now(UTC))
         self._wake = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
+        self._behind: set[int | None] = set()
         self.sent = 0
         self.failed = 0
         self.retried = 0
@@ -74,27 +75,36 @@ class OutboxDispatcher:
     def can_send(self, channel: str) -> bool:
         return channel in self.channels
 
-    def send_claimed(self, rows: list[Outbox]) -> None:
-        """Send rows this process stored already claimed (one conversation's, in order), in the
-        background; a failure leaves them to their lease and the dispatcher."""
-        task = asyncio.create_task(self._send_claimed(rows))
+    def send_claimed(self, groups: list[list[Outbox]]) -> None:
+        """Send rows this process stored already claimed (a list per conversation, in order),
+        in the background; a failure leaves them to their lease and the dispatcher."""
+        task = asyncio.create_task(self._send_claimed(groups))
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
 
-    async def _send_claimed(self, rows: list[Outbox]) -> None:
+    def waiting_behind(self, conversation_ids: set[int]) -> None:
+        """Rows of these conversations were stored behind undelivered ones: wake the dispatcher
+        as soon as a sequence of theirs is delivered."""
+        self._behind |= conversation_ids
+        self.wake()
+
+    async def _send_claimed(self, groups: list[list[Outbox]]) -> None:
         try:
-            await self._send_sequence(rows)
+            await self._send_groups(groups)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             log.warning(
                 "outbox %s: direct send failed (%s); left to the dispatcher",
-                rows[0].id,
+                groups[0][0].id,
                 type(exc).__name__,
             )
         finally:
-            # A row stored behind these (a caretaker's, the next turn's) may now go.
-            self.wake()
+            done = {row.conversation_id for rows in groups for row in rows}
+            if self._behind & done:
+                # A row stored behind these (the next turn's, a caretaker's) may now go.
+                self._behind -= done
+                self.wake()
 
     async def drain(self, wait: float = 5.0) -> None:
         """Wait for the sends under way (at shutdown)."""
@@ -156,10 +166,19 @@ class OutboxDispatcher:
         by_conv: dict[Any, list[Outbox]] = defaultdict(list)
         for row in rows:
             by_conv[row.conversation_id or f"none-{row.id}"].append(row)
-        await asyncio.gather(*(self._send_sequence(seq) for seq in by_conv.values()))
+        await self._send_groups(list(by_conv.values()))
         return len(rows)
 
-    async def _send_sequence(self, rows: list[Outbox]) -> None:
+    async def _send_groups(self, groups: list[list[Outbox]]) -> None:
+        """Conversations at once, each in order; what was delivered recorded together."""
+        results = await asyncio.gather(*(self._send_sequence(rows) for rows in groups))
+        delivered = [d for result in results for d in result]
+        if delivered:
+            await self._record_sent(delivered)
+
+    async def _send_sequence(self, rows: list[Outbox]) -> list[Delivered]:
+        """Send in order until a row is not delivered; returns what the provider took (even when
+        something failed after it, so that it is recorded and never sent twice)."""
         delivered: list[Delivered] = []
         try:
             for i, row in enumerate(rows):
@@ -169,10 +188,14 @@ class OutboxDispatcher:
                 elif not outcome:
                     # Keep the conversation's order: later rows wait for this one.
                     await self._release([r.id for r in rows[i + 1 :]])
-                    return
-        finally:
-            if delivered:
-                await self._record_sent(delivered)
+                    break
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # The database failed while retrying or finishing a row: what is left of the
+            # sequence waits for its lease.
+            log.warning("outbox %s: sequence interrupted (%s)", rows[0].id, type(exc).__name__)
+        return delivered
 
     async def _release(self, ids: list[int]) -> None:
         if not ids:

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, exists, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import raiseload
 
@@ -72,9 +72,6 @@ class Effects:
 
     events: list[dict[str, Any]] = field(default_factory=list)
     replies: list[Reply] = field(default_factory=list)
-    # Outbox rows stored already claimed by this process, to send as soon as committed.
-    claimed: list[Outbox] = field(default_factory=list)
-    deferred: bool = False  # rows left for the dispatcher (an earlier reply is undelivered)
 
     def reply(self, text: str, key: str, extra: dict[str, Any] | None = None) -> None:
         self.replies.append(Reply(text, key, dict(extra or {})))
@@ -111,61 +108,83 @@ class Pipeline:
         self._names: dict[str, tuple[float, str]] = {}
 
     async def process(self, message_id: int) -> None:
-        """One transaction: claim the message, read it, decide, store the replies; then send
-        them (when nothing earlier of the conversation is undelivered) and announce events."""
-        fx = Effects()
+        await self.process_many([message_id])
+
+    async def process_many(self, message_ids: list[int]) -> None:
+        """The turns of several messages (a worker's batch under load) in one transaction:
+        claim them, read them, decide, store the replies; then send the replies (those of
+        conversations with nothing earlier undelivered) and announce the events.
+
+        Messages are taken in the order given, which keeps each conversation's order. All or
+        nothing: a failure rolls the whole batch back, and the caller takes the messages one
+        by one."""
+        turns: list[tuple[Conversation, Effects]] = []
         async with self.db.transaction() as s:
-            msg = await self._claim(s, message_id)
-            if msg is None:
+            messages = await self._claim(s, message_ids)
+            if not messages:
                 return
-            started = time.perf_counter()
-            parse = await self.engine.parse(msg.text)
-            nlu_ms = (time.perf_counter() - started) * 1000
-            conv = await self._conversation(s, msg.conversation_id)
-            msg.nlu = {**parse.to_dict(), "ms": round(nlu_ms, 3)}
-            msg.intent = parse.intent
-            msg.confidence = parse.confidence
-            await self._handle(s, msg, conv, parse, fx)
-            await self._store_replies(s, conv, fx)
-        self.processed += 1
-        if self.outbox is not None and fx.claimed:
-            self.outbox.send_claimed(fx.claimed)
-        if fx.deferred and self.on_outbox:
-            self.on_outbox()
-        if fx.events:
+            conversations = await self._conversations(s, {m.conversation_id for m in messages})
+            for msg in messages:
+                started = time.perf_counter()
+                parse = await self.engine.parse(msg.text)
+                nlu_ms = (time.perf_counter() - started) * 1000
+                msg.nlu = {**parse.to_dict(), "ms": round(nlu_ms, 3)}
+                msg.intent = parse.intent
+                msg.confidence = parse.confidence
+                conv = conversations[msg.conversation_id]
+                fx = Effects()
+                await self._handle(s, msg, conv, parse, fx)
+                turns.append((conv, fx))
+            claimed, deferred = await self._store_replies(s, turns)
+        self.processed += len(messages)
+        if self.outbox is not None and claimed:
+            self.outbox.send_claimed(claimed)
+        if deferred:
+            if self.outbox is not None:
+                self.outbox.waiting_behind(deferred)
+            elif self.on_outbox:
+                self.on_outbox()
+        events = [e for _conv, fx in turns for e in fx.events]
+        if events:
             try:
-                await self.bus.publish_many(fx.events)
+                await self.bus.publish_many(events)
             except Exception as exc:  # the console misses a live event; it reloads from the DB
                 log.warning("could not publish events (%s)", type(exc).__name__)
 
-    async def _claim(self, s: AsyncSession, message_id: int) -> Message | None:
-        # An UPDATE, not a SELECT: it takes the row's write lock (PostgreSQL) or the database's
+    async def _claim(self, s: AsyncSession, message_ids: list[int]) -> list[Message]:
+        # An UPDATE, not a SELECT: it takes the rows' write locks (PostgreSQL) or the database's
         # (SQLite) first, so of two workers handed the same message only one goes on; the
-        # rollback of a failed turn gives the message back.
+        # rollback of a failed batch gives the messages back.
         stmt = (
             update(Message)
-            .where(Message.id == message_id, Message.processed_at.is_(None))
+            .where(Message.id.in_(message_ids), Message.processed_at.is_(None))
             .values(processed_at=self.clock())
             .returning(Message)
             .options(raiseload(Message.attachments))
             .execution_options(synchronize_session=False)
         )
-        return (await s.execute(stmt)).scalars().first()
+        order = {mid: i for i, mid in enumerate(message_ids)}
+        return sorted((await s.execute(stmt)).scalars(), key=lambda m: order[m.id])
 
-    async def _conversation(self, s: AsyncSession, conv_id: int) -> Conversation:
-        stmt = select(Conversation).where(Conversation.id == conv_id)
+    async def _conversations(self, s: AsyncSession, ids: set[int]) -> dict[int, Conversation]:
+        # Locked in id order, so two batches never wait on each other in a circle.
+        stmt = select(Conversation).where(Conversation.id.in_(ids)).order_by(Conversation.id)
         if self.db.dialect == "postgresql":
             stmt = stmt.with_for_update(of=Conversation)
-        return (await s.execute(stmt)).unique().scalar_one()
+        return {c.id: c for c in (await s.execute(stmt)).unique().scalars()}
 
-    async def _store_replies(self, s: AsyncSession, conv: Conversation, fx: Effects) -> None:
-        """Store the turn's replies (two INSERTs whatever their number). When nothing earlier
-        of the conversation waits in the outbox, the rows are stored already claimed by this
-        process (status `sending`, with a lease) and sent right after the commit, with no
-        round through the dispatcher; if this process dies first, the lease runs out and the
-        dispatcher sends them."""
-        if not fx.replies:
-            return
+    async def _store_replies(
+        self, s: AsyncSession, turns: list[tuple[Conversation, Effects]]
+    ) -> tuple[list[list[Outbox]], set[int]]:
+        """Store the batch's replies (two INSERTs whatever their number). A conversation with
+        nothing earlier waiting in the outbox gets its rows stored already claimed by this
+        process (status `sending`, with a lease), to send right after the commit with no round
+        through the dispatcher; if this process dies first, the lease runs out and the
+        dispatcher sends them. Returns those rows, one list per conversation in order, and
+        the conversations whose rows were left to the dispatcher."""
+        replies = [(conv, r) for conv, fx in turns for r in fx.replies]
+        if not replies:
+            return [], set()
         now = datetime.now(UTC)
         messages = [
             Message(
@@ -178,16 +197,19 @@ class Pipeline:
                 delivery_status="queued",
                 created_at=now,
             )
-            for r in fx.replies
+            for conv, r in replies
         ]
         s.add_all(messages)
         await s.flush()
-        direct = self.outbox is not None and await self._free_to_send(s, conv, fx.replies)
+        free = await self._free_to_send(s, replies)
         # Leases are read against the dispatcher's clock.
         due = self.outbox.clock() if self.outbox is not None else now
         lease_until = due + self.outbox.lease if self.outbox is not None else None
-        rows = [
-            Outbox(
+        claimed: dict[int, list[Outbox]] = {}
+        deferred: set[int] = set()
+        for (conv, r), m in zip(replies, messages, strict=True):
+            direct = conv.id in free
+            row = Outbox(
                 message_id=m.id,
                 conversation_id=conv.id,
                 channel=conv.channel,
@@ -201,32 +223,51 @@ class Pipeline:
                 lease_until=lease_until if direct else None,
                 next_attempt_at=due,
             )
-            for r, m in zip(fx.replies, messages, strict=True)
-        ]
-        s.add_all(rows)
-        if direct:
-            fx.claimed = rows
-        else:
-            fx.deferred = True
+            s.add(row)
+            if direct:
+                claimed.setdefault(conv.id, []).append(row)
+            else:
+                deferred.add(conv.id)
+        return list(claimed.values()), deferred
 
     async def _free_to_send(
-        self, s: AsyncSession, conv: Conversation, replies: list[Reply]
-    ) -> bool:
-        """Replies may leave at once unless an earlier one of the conversation is undelivered
-        (order), or the number opted out (the dispatcher records the suppression)."""
-        assert self.outbox is not None
-        if not self.outbox.can_send(conv.channel):
-            return False
-        checks = [
-            exists().where(
-                Outbox.conversation_id == conv.id, Outbox.status.in_(("pending", "sending"))
+        self, s: AsyncSession, replies: list[tuple[Conversation, Reply]]
+    ) -> set[int]:
+        """The conversations whose replies may leave at once: none earlier undelivered (order),
+        and the number not opted out (else the dispatcher records the suppression)."""
+        if self.outbox is None:
+            return set()
+        convs = {c.id: c for c, _r in replies if self.outbox.can_send(c.channel)}
+        if not convs:
+            return set()
+        busy = set(
+            (
+                await s.execute(
+                    select(Outbox.conversation_id)
+                    .where(
+                        Outbox.conversation_id.in_(convs),
+                        Outbox.status.in_(("pending", "sending")),
+                    )
+                    .distinct()
+                )
+            ).scalars()
+        )
+        # Only SMS and WhatsApp record opt-outs; a confirmation of STOP is forced through.
+        unforced = {c.id for c, r in replies if not r.extra.get("force")}
+        sms = [c for c in convs.values() if c.channel in SMS_CHANNELS and c.id in unforced]
+        opted: set[tuple[str, str]] = set()
+        if sms:
+            rows = await s.execute(
+                select(OptOut.channel, OptOut.address).where(
+                    OptOut.address.in_({c.address for c in sms})
+                )
             )
-        ]
-        if conv.channel in SMS_CHANNELS and not all(r.extra.get("force") for r in replies):
-            checks.append(
-                exists().where(OptOut.channel == conv.channel, OptOut.address == conv.address)
-            )
-        return not any((await s.execute(select(*checks))).one())
+            opted = {(channel, address) for channel, address in rows.tuples()}
+        return {
+            cid
+            for cid, c in convs.items()
+            if cid not in busy and (c.id not in unforced or (c.channel, c.address) not in opted)
+        }
 
     # -----------------------------------------------------------------------------------
 

@@ -148,7 +148,9 @@ class Runtime:
         await self.load_engine()
         await self.bus.start()
         if roles.consume:
-            self._spawn(self.bus.consume(self.pipeline.process, self._stop))
+            self._spawn(
+                self.bus.consume(self.pipeline.process, self._stop, self.pipeline.process_many)
+            )
         if roles.outbox:
             self._spawn(self.outbox.run(self._stop))
         if roles.recover:

@@ -319,7 +319,7 @@ async def test_replies_leave_as_the_turn_commits_without_the_dispatcher(
     await settled(runtime)
     await send(runtime, "merci", pid="D2")
     await settled(runtime)
-    assert [o.text for o in recording.sent][0].startswith("Bonjour")
+    assert recording.sent[0].text.startswith("Bonjour")
     assert len(recording.sent) == 2 and claimed == []
     async with runtime.db.session() as s:
         rows = (await s.execute(select(Outbox).order_by(Outbox.id))).scalars().all()
@@ -382,3 +382,49 @@ async def test_replies_of_a_worker_that_died_after_its_commit_are_sent_once(
     finally:
         await other.stop()
     assert len(channel.sent) == 1
+
+
+class FlakyEngine(KeywordEngine):
+    """Fails once on a given text: the batch holding it rolls back and is taken one by one."""
+
+    def __init__(self, fail_on: str) -> None:
+        super().__init__()
+        self.fail_on = fail_on
+
+    async def parse(self, text: str):  # type: ignore[no-untyped-def]
+        if text == self.fail_on:
+            self.fail_on = ""
+            raise RuntimeError("NLU server restarting")
+        return await super().parse(text)
+
+
+async def test_a_burst_is_processed_in_batches_once_and_in_order(database_url: str) -> None:
+    """Messages waiting together are taken in one transaction; a batch whose turn fails is
+    rolled back whole and taken again message by message: every message answered once, each
+    tenant's replies in the order they wrote."""
+    channel = RecordingChannel("sms")
+    engine = FlakyEngine(fail_on="merci 3")
+    rt = Runtime(make_settings(database_url), engine=engine, channels={"sms": channel})
+    tenants = [f"+336123456{i:02d}" for i in range(6)]
+    batches: list[int] = []
+    many = rt.pipeline.process_many
+
+    async def watched(ids: list[int]) -> None:
+        batches.append(len(ids))
+        await many(ids)
+
+    rt.pipeline.process_many = watched  # type: ignore[method-assign]
+    # Stored before any worker runs: a backlog, as after a burst.
+    for i in range(5):
+        for phone in tenants:
+            await send(rt, f"merci {i}" if phone == tenants[0] else "bonjour", address=phone)
+    await rt.start(Roles(consume=True, outbox=True, recover=True))
+    try:
+        await settled(rt, timeout=30)
+    finally:
+        await rt.stop()
+    assert max(batches) > 1 and engine.fail_on == ""  # batches, one of which failed
+    assert len(channel.sent) == 30
+    assert len({o.idempotency_key for o in channel.sent}) == 30
+    first = [o.idempotency_key for o in channel.sent if o.address == tenants[0]]
+    assert first == sorted(first, key=lambda k: int(k.split(":")[1]))
