@@ -59,8 +59,11 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
             cur.close()
 
         return engine
-    kwargs.setdefault("pool_size", 10)
-    kwargs.setdefault("max_overflow", 20)
+    # Kept open: a burst needs about twenty at once in a worker (a transaction per partition,
+    # deliveries being recorded, web-chat sends); connections beyond the pool are closed when
+    # returned, and opening one costs PostgreSQL a process.
+    kwargs.setdefault("pool_size", 20)
+    kwargs.setdefault("max_overflow", 10)
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_timeout", 5)
     connect_args = kwargs.pop("connect_args", {})

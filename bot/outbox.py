@@ -90,7 +90,8 @@ class OutboxDispatcher:
 
     async def _send_claimed(self, groups: list[list[Outbox]]) -> None:
         try:
-            await self._send_groups(groups)
+            # The worker checked the opt-outs in the transaction that stored them.
+            await self._send_groups(groups, checked=True)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -169,20 +170,20 @@ class OutboxDispatcher:
         await self._send_groups(list(by_conv.values()))
         return len(rows)
 
-    async def _send_groups(self, groups: list[list[Outbox]]) -> None:
+    async def _send_groups(self, groups: list[list[Outbox]], *, checked: bool = False) -> None:
         """Conversations at once, each in order; what was delivered recorded together."""
-        results = await asyncio.gather(*(self._send_sequence(rows) for rows in groups))
+        results = await asyncio.gather(*(self._send_sequence(rows, checked) for rows in groups))
         delivered = [d for result in results for d in result]
         if delivered:
             await self._record_sent(delivered)
 
-    async def _send_sequence(self, rows: list[Outbox]) -> list[Delivered]:
+    async def _send_sequence(self, rows: list[Outbox], checked: bool = False) -> list[Delivered]:
         """Send in order until a row is not delivered; returns what the provider took (even when
         something failed after it, so that it is recorded and never sent twice)."""
         delivered: list[Delivered] = []
         try:
             for i, row in enumerate(rows):
-                outcome = await self._send_one(row)
+                outcome = await self._send_one(row, checked)
                 if isinstance(outcome, Delivered):
                     delivered.append(outcome)
                 elif not outcome:
@@ -221,7 +222,7 @@ class OutboxDispatcher:
             ).scalar_one_or_none()
         return found is not None
 
-    async def _send_one(self, row: Outbox) -> Delivered | bool:
+    async def _send_one(self, row: Outbox, checked: bool = False) -> Delivered | bool:
         """Deliver one row: `Delivered` when the provider took it (recorded by the caller),
         True when it reached another final state (failed, suppressed), False when it will be
         retried."""
@@ -229,7 +230,7 @@ class OutboxDispatcher:
         if channel is None:
             await self._finish(row, "failed", error=f"no sender configured for '{row.channel}'")
             return True
-        if await self._opted_out(row):
+        if not checked and await self._opted_out(row):
             await self._finish(row, "suppressed", error="recipient opted out")
             return True
         # What the provider really gets (e.g. folded to GSM-7 for SMS) is what the message keeps.
