@@ -129,7 +129,7 @@ async def run(
                 async with sem:
                     await rt.pipeline.process_many(batch)
 
-            profiler = cProfile.Profile() if profile and conc > 1 else None
+            profiler = cProfile.Profile() if profile and size > 1 else None
             wall, usage = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
             if profiler:
                 profiler.enable()
@@ -159,7 +159,7 @@ async def main() -> int:
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--database", choices=("postgres", "sqlite"), default="postgres")
     ap.add_argument("--pg-admin-url", default=PG_ADMIN_URL)
-    ap.add_argument("--profile", metavar="FILE", help="cProfile the concurrent pass into FILE")
+    ap.add_argument("--profile", metavar="FILE", help="cProfile the batched pass into FILE")
     args = ap.parse_args()
     if args.database == "postgres":
         url = await create_database(args.pg_admin_url, prefix="relais_bench_worker")

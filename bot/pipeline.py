@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import raiseload
 
@@ -55,6 +55,7 @@ _STOP = re.compile(r"^\s*(stop|stop sms|arret|arrêt|unsubscribe)\s*[.!]?\s*$", 
 # have said "fr" for lack of stop words in that language.
 # (No IGNORECASE: the dotless ı would then match every i.)
 _FOREIGN_LETTERS = re.compile("[ąćęłńśźżğşţőűøåßĄĆĘŁŃŚŹŻĞŞŢŐŰØÅ]")
+REQUESTS_SHOWN = 20  # a tenant's latest requests the dialogue sees (status questions)
 NAME_TTL = 60.0  # seconds a caretaker's display name is kept in memory
 _START = re.compile(r"^\s*(start|unstop|reprise)\s*[.!]?\s*$", re.IGNORECASE)
 
@@ -67,11 +68,24 @@ class Reply:
 
 
 @dataclass(slots=True)
+class Prefetched:
+    """What a batch's turns read, fetched once for the whole batch (one query each instead of
+    one per message). A turn that changes something drops the entry, and the next turn that
+    needs it reads it again; what is not here is read as usual."""
+
+    tenants: dict[tuple[str, str], Tenant] = field(default_factory=dict)  # (channel, address)
+    unknown: set[tuple[str, str]] = field(default_factory=set)  # looked up: no tenant
+    requests: dict[int, tuple[dlg.RequestView, ...]] = field(default_factory=dict)
+    incidents: dict[tuple[int, str], tuple[dlg.IncidentView, ...]] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
 class Effects:
     """What the turn decided to say, and what to do once the transaction has committed."""
 
     events: list[dict[str, Any]] = field(default_factory=list)
     replies: list[Reply] = field(default_factory=list)
+    batch: Prefetched = field(default_factory=Prefetched)
 
     def reply(self, text: str, key: str, extra: dict[str, Any] | None = None) -> None:
         self.replies.append(Reply(text, key, dict(extra or {})))
@@ -124,6 +138,11 @@ class Pipeline:
             if not messages:
                 return
             conversations = await self._conversations(s, {m.conversation_id for m in messages})
+            batch = (
+                await self._prefetch(s, list(conversations.values()))
+                if len(messages) > 1
+                else Prefetched()
+            )
             for msg in messages:
                 started = time.perf_counter()
                 parse = await self.engine.parse(msg.text)
@@ -132,7 +151,7 @@ class Pipeline:
                 msg.intent = parse.intent
                 msg.confidence = parse.confidence
                 conv = conversations[msg.conversation_id]
-                fx = Effects()
+                fx = Effects(batch=batch)
                 await self._handle(s, msg, conv, parse, fx)
                 turns.append((conv, fx))
             claimed, deferred = await self._store_replies(s, turns)
@@ -172,6 +191,72 @@ class Pipeline:
         if self.db.dialect == "postgresql":
             stmt = stmt.with_for_update(of=Conversation)
         return {c.id: c for c in (await s.execute(stmt)).unique().scalars()}
+
+    async def _prefetch(self, s: AsyncSession, convs: list[Conversation]) -> Prefetched:
+        """Tenants of the batch's unidentified senders, then the requests and open incidents
+        of every tenant of the batch: three queries whatever the batch's size."""
+        got = Prefetched()
+        by_phone = {
+            (c.channel, c.address)
+            for c in convs
+            if c.tenant_id is None and _identified_by_phone(c.channel, c.address)
+        }
+        by_chat = {
+            (c.channel, c.address) for c in convs if c.tenant_id is None and c.channel == "telegram"
+        }
+        if by_phone or by_chat:
+            phones = {a for _ch, a in by_phone}
+            chats = {a for _ch, a in by_chat}
+            found = (
+                (
+                    await s.execute(
+                        select(Tenant).where(
+                            or_(Tenant.phone.in_(phones), Tenant.telegram_chat_id.in_(chats))
+                        )
+                    )
+                )
+                .unique()
+                .scalars()
+            )
+            for t in found:
+                for channel, address in by_phone:
+                    if address == t.phone:
+                        got.tenants[(channel, address)] = t
+                if ("telegram", t.telegram_chat_id) in by_chat:
+                    got.tenants[("telegram", str(t.telegram_chat_id))] = t
+            got.unknown = (by_phone | by_chat) - set(got.tenants)
+        tenants = {c.tenant for c in convs if c.tenant is not None} | set(got.tenants.values())
+        if not tenants:
+            return got
+        for t in tenants:
+            got.requests[t.id] = ()
+            if t.residence_id is not None:
+                got.incidents[(t.residence_id, t.building)] = ()
+        rows = (
+            await s.execute(
+                select(Request)
+                .where(Request.tenant_id.in_({t.id for t in tenants}))
+                .order_by(Request.id.desc())
+            )
+        ).scalars()
+        for r in rows:
+            views = got.requests[r.tenant_id]  # type: ignore[index]
+            if len(views) < REQUESTS_SHOWN:
+                got.requests[r.tenant_id] = (*views, _request_view(r))  # type: ignore[index]
+        residences = {rid for rid, _b in got.incidents}
+        if residences:
+            found_incidents = (
+                await s.execute(
+                    select(Incident).where(
+                        Incident.residence_id.in_(residences), Incident.status == "open"
+                    )
+                )
+            ).scalars()
+            for i in found_incidents:
+                key = (i.residence_id, i.building)
+                if key in got.incidents:
+                    got.incidents[key] = (*got.incidents[key], _incident_view(i))
+        return got
 
     async def _store_replies(
         self, s: AsyncSession, turns: list[tuple[Conversation, Effects]]
@@ -276,7 +361,7 @@ class Pipeline:
     ) -> None:
         if conv.channel in SMS_CHANNELS and await self._opt_out_keywords(s, msg, conv, fx):
             return
-        tenant = await self._identify(s, conv)
+        tenant = await self._identify(s, conv, fx.batch)
         linked_by_contact = False
         if tenant is None:
             tenant = await self._link_by_shared_contact(s, msg, conv)
@@ -331,17 +416,19 @@ class Pipeline:
             return
         if linked_by_contact and tenant is not None:
             # They shared their own phone number: greet them and take up what they asked.
-            decision = await self._after_link(s, msg, conv, tenant, lang)
+            decision = await self._after_link(s, msg, conv, tenant, lang, fx.batch)
             residence = await s.get(Residence, tenant.residence_id)
             await self._apply(s, msg, conv, decision, tenant, residence, fx)
             return
-        turn = await self._turn(s, msg, conv, parse, tenant, residence, lang, foreign=foreign)
+        turn = await self._turn(
+            s, msg, conv, parse, tenant, residence, lang, batch=fx.batch, foreign=foreign
+        )
         decision = dlg.decide(turn, self.texts, self.faq)
         if decision.identify and tenant is None:
             tenant = await self._link_by_identity(s, conv, decision.identify)
             if tenant is not None:
                 residence = await s.get(Residence, tenant.residence_id)
-                decision = await self._after_link(s, msg, conv, tenant, lang)
+                decision = await self._after_link(s, msg, conv, tenant, lang, fx.batch)
             else:
                 decision = dlg.Decision(
                     replies=[self.texts.get("unknown_sender", lang)],
@@ -350,7 +437,13 @@ class Pipeline:
         await self._apply(s, msg, conv, decision, tenant, residence, fx)
 
     async def _after_link(
-        self, s: AsyncSession, msg: Message, conv: Conversation, tenant: Tenant, lang: str
+        self,
+        s: AsyncSession,
+        msg: Message,
+        conv: Conversation,
+        tenant: Tenant,
+        lang: str,
+        batch: Prefetched,
     ) -> dlg.Decision:
         """The sender was just recognised: say so, and take up the need they wrote before."""
         residence = await s.get(Residence, tenant.residence_id) if tenant.residence_id else None
@@ -369,13 +462,15 @@ class Pipeline:
         if not pending:
             return dlg.Decision(replies=[greeting], state=conv.dialogue)
         again = await self.engine.parse(pending)
-        turn = await self._turn(s, msg, conv, again, tenant, residence, lang, text=pending)
+        turn = await self._turn(
+            s, msg, conv, again, tenant, residence, lang, batch=batch, text=pending
+        )
         decision = dlg.decide(turn, self.texts, self.faq)
         decision.replies[:0] = [greeting]
         return decision
 
     async def _incident_for(
-        self, s: AsyncSession, spec: dlg.RequestSpec, row: Request
+        self, s: AsyncSession, spec: dlg.RequestSpec, row: Request, batch: Prefetched
     ) -> int | None:
         """The incident a common-area report belongs to: the one named, an open one with the
         same key in the building (another tenant may have opened it meanwhile), or a new one."""
@@ -407,6 +502,7 @@ class Pipeline:
             )
             s.add(incident)
             await s.flush()
+            batch.incidents.pop((row.residence_id, row.building), None)
         return incident.id
 
     async def _apply(
@@ -435,7 +531,9 @@ class Pipeline:
                 details=spec.details,
                 created_at=self.clock(),
             )
-            row.incident_id = await self._incident_for(s, spec, row)
+            row.incident_id = await self._incident_for(s, spec, row, fx.batch)
+            if row.tenant_id is not None:
+                fx.batch.requests.pop(row.tenant_id, None)
             s.add(row)
             references[spec.token] = await next_request_reference(s, row)
             request = request or row
@@ -503,37 +601,16 @@ class Pipeline:
         residence: Residence | None,
         lang: str,
         *,
+        batch: Prefetched,
         text: str | None = None,
         foreign: bool = False,
     ) -> dlg.Turn:
         requests: tuple[dlg.RequestView, ...] = ()
         incidents: tuple[dlg.IncidentView, ...] = ()
         if tenant is not None:
-            rows = (
-                await s.execute(
-                    select(Request)
-                    .where(Request.tenant_id == tenant.id)
-                    .order_by(Request.id.desc())
-                    .limit(20)
-                )
-            ).scalars()
-            requests = tuple(
-                dlg.RequestView(r.reference or "", r.kind, r.status, r.created_at, r.summary)
-                for r in rows
-            )
+            requests = await self._requests_of(s, tenant.id, batch)
             if tenant.residence_id is not None:
-                found = (
-                    await s.execute(
-                        select(Incident).where(
-                            Incident.residence_id == tenant.residence_id,
-                            Incident.building == tenant.building,
-                            Incident.status == "open",
-                        )
-                    )
-                ).scalars()
-                incidents = tuple(
-                    dlg.IncidentView(i.id, i.key, i.building, i.created_at) for i in found
-                )
+                incidents = await self._incidents_of(s, tenant.residence_id, tenant.building, batch)
         return dlg.Turn(
             text=msg.text if text is None else text,
             parse=parse,
@@ -550,6 +627,37 @@ class Pipeline:
             language=lang,
             foreign=foreign,
         )
+
+    async def _requests_of(
+        self, s: AsyncSession, tenant_id: int, batch: Prefetched
+    ) -> tuple[dlg.RequestView, ...]:
+        if tenant_id in batch.requests:
+            return batch.requests[tenant_id]
+        rows = (
+            await s.execute(
+                select(Request)
+                .where(Request.tenant_id == tenant_id)
+                .order_by(Request.id.desc())
+                .limit(REQUESTS_SHOWN)
+            )
+        ).scalars()
+        return tuple(_request_view(r) for r in rows)
+
+    async def _incidents_of(
+        self, s: AsyncSession, residence_id: int, building: str, batch: Prefetched
+    ) -> tuple[dlg.IncidentView, ...]:
+        if (residence_id, building) in batch.incidents:
+            return batch.incidents[(residence_id, building)]
+        found = (
+            await s.execute(
+                select(Incident).where(
+                    Incident.residence_id == residence_id,
+                    Incident.building == building,
+                    Incident.status == "open",
+                )
+            )
+        ).scalars()
+        return tuple(_incident_view(i) for i in found)
 
     async def _tenant_view(
         self, s: AsyncSession, tenant: Tenant | None, residence: Residence | None
@@ -610,13 +718,16 @@ class Pipeline:
         known = conv.language if conv.language in ("fr", "en") else "fr"
         return known, foreign
 
-    async def _identify(self, s: AsyncSession, conv: Conversation) -> Tenant | None:
+    async def _identify(
+        self, s: AsyncSession, conv: Conversation, batch: Prefetched
+    ) -> Tenant | None:
         if conv.tenant_id is not None:
             return await s.get(Tenant, conv.tenant_id)
-        tenant = None
-        if conv.channel in SMS_CHANNELS or (
-            conv.channel == "terminal" and conv.address.startswith("+")
-        ):
+        key = (conv.channel, conv.address)
+        tenant = batch.tenants.get(key)
+        if tenant is not None or key in batch.unknown:
+            pass
+        elif _identified_by_phone(conv.channel, conv.address):
             tenant = (
                 (await s.execute(select(Tenant).where(Tenant.phone == conv.address)))
                 .unique()
@@ -694,3 +805,16 @@ class Pipeline:
             msg.intent = "opt_in"
             return True
         return False
+
+
+def _request_view(r: Request) -> dlg.RequestView:
+    return dlg.RequestView(r.reference or "", r.kind, r.status, r.created_at, r.summary)
+
+
+def _incident_view(i: Incident) -> dlg.IncidentView:
+    return dlg.IncidentView(i.id, i.key, i.building, i.created_at)
+
+
+def _identified_by_phone(channel: str, address: str) -> bool:
+    """Senders whose address is their phone number (the terminal is used as a phone in demos)."""
+    return channel in SMS_CHANNELS or (channel == "terminal" and address.startswith("+"))

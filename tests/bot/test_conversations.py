@@ -367,3 +367,41 @@ def test_relais_chat_command_with_a_fixed_clock(tmp_path: Path, nlu_model_path: 
     lines = result.stdout.splitlines()
     assert "mardi 10 mars" in lines[0]
     assert lines[1].startswith("URGENT") and "0 800 47 33 33" in lines[1]
+
+
+async def test_a_batch_reads_what_its_earlier_turns_wrote(
+    sqlite_url: str, engine_model: Path
+) -> None:
+    """A worker behind on a burst takes many messages in one transaction, reading tenants,
+    requests and incidents once for all of them: what a turn of the batch writes (a request, a
+    building incident) must still be seen by the next turns, as if they had come one by one."""
+    channel = RecordingChannel("terminal")
+    engine = build_engine(kind="embedded", model_path=engine_model, data_dir=DATA_DIR)
+    rt = Runtime(make_settings(sqlite_url), engine=engine, channels={"terminal": channel})
+    await rt.start(Roles(consume=False, outbox=True, recover=False))
+    rt.pipeline.clock = lambda: TUESDAY_10AM
+    try:
+        script = [
+            (FATOU, "l'ascenseur est en panne"),
+            (FATOU, "depuis ce matin"),
+            (FATOU, "non"),
+            (CHANTAL, "bonjour l'ascenseur ne marche plus !!"),
+            (FATOU, "où en est ma demande ?"),
+            (NADIA, "bonjour"),
+        ]
+        ids = [
+            (await rt.ingest(Inbound(channel="terminal", address=a, text=t))).message_id
+            for a, t in script
+        ]
+        await rt.pipeline.process_many(ids)
+        await rt.outbox.drain()
+        chat = Chat(rt, channel)
+        [first] = await chat.requests(FATOU)
+        [second] = await chat.requests(CHANTAL)
+    finally:
+        await rt.stop()
+    said = {a: [o.text for o in channel.sent if o.address == a] for a in (FATOU, CHANTAL, NADIA)}
+    assert first.incident_id is not None and first.incident_id == second.incident_id
+    assert "déjà signalé" in said[CHANTAL][0] and second.reference in said[CHANTAL][0]
+    assert first.reference in said[FATOU][-1]  # the status of the request made in the batch
+    assert said[NADIA] and "Nadia" in said[NADIA][0]  # known by her phone, fetched for the batch
