@@ -146,12 +146,24 @@ class InProcessBus(Bus):
         return self.fanout.subscription(session)
 
 
+_RUNNING: set[asyncio.Task[None]] = set()  # shielded work outliving its cancelled consumer
+
+
+async def _shielded(work: Awaitable[None]) -> None:
+    task = asyncio.ensure_future(work)
+    _RUNNING.add(task)
+    task.add_done_callback(_RUNNING.discard)
+    await asyncio.shield(task)
+
+
 async def _handle_batch(many: BatchHandler | None, message_ids: list[int]) -> bool:
     """True when `many` took the whole batch; False to take the messages one by one."""
     if many is None or len(message_ids) < 2:
         return False
     try:
-        await many(message_ids)
+        # Shielded: a consumer cancelled mid-batch (its partition handed to another worker)
+        # must not cut the batch between its commit and the sending of its replies.
+        await _shielded(many(message_ids))
         return True
     except asyncio.CancelledError:
         raise
@@ -183,7 +195,7 @@ async def _handle_with_retry(
     delay = 0.2
     while True:
         try:
-            await handler(message_id)
+            await _shielded(handler(message_id))  # as in _handle_batch
             return True
         except asyncio.CancelledError:
             raise

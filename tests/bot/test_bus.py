@@ -270,3 +270,23 @@ async def test_web_chat_events_reach_only_their_session(bus_factory: Callable[[]
         assert console.empty() and first.empty() and second.empty()
     fanout = getattr(gateway, "fanout")  # noqa: B009 - both buses have one
     assert fanout.sessions == {}, "closed sockets leave no subscription behind"
+
+
+async def test_a_consumer_cancelled_mid_batch_lets_the_batch_finish() -> None:
+    """A partition handed to another worker cancels its consumer; the batch under way still
+    runs to its end (commit, then its replies sent), else its claimed replies would wait for
+    their lease. It is not acknowledged: the next owner finds it processed."""
+    from bot import bus as bus_module
+
+    finished = asyncio.Event()
+
+    async def many(message_ids: list[int]) -> None:
+        await asyncio.sleep(0.2)  # the transaction, then the sends
+        finished.set()
+
+    consumer = asyncio.create_task(bus_module._handle_batch(many, [1, 2, 3]))
+    await asyncio.sleep(0.05)
+    consumer.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await consumer
+    await asyncio.wait_for(finished.wait(), 2)
