@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 Handler = Callable[[int], Awaitable[None]]
 # Several messages at once (in order), all or nothing; on failure they are retried one by one.
 BatchHandler = Callable[[list[int]], Awaitable[None]]
+READ_BLOCK_MS = 500  # a partition read waits this long for new entries
+BACKLOG_SWEEP_S = 10.0  # how often a partition's owner claims entries others left pending
 BATCH = 20  # messages a consumer takes at once when that many are waiting
 Event = dict[str, Any]
 
@@ -399,7 +401,17 @@ class RedisBus(Bus):
     ) -> None:
         stream = self.stream(p)
         claimed_backlog = False
+        # A previous owner's blocking read may still be under way: Redis would hand it entries
+        # after this task's first claim, and this task would read the next ones before those
+        # are claimed (out of order). Its read ends within READ_BLOCK_MS.
+        await asyncio.sleep(READ_BLOCK_MS / 1000 + 0.1)
+        next_sweep = time.monotonic() + BACKLOG_SWEEP_S
         while not stop.is_set():
+            if time.monotonic() > next_sweep:
+                # Now and then, take over what another consumer read and left unacknowledged
+                # after this task had started (a task retired in the middle of a read).
+                claimed_backlog = False
+                next_sweep = time.monotonic() + BACKLOG_SWEEP_S
             if self._generation.get(p) != gen:
                 return  # retired: another task (or worker) runs this partition now
             if not self._holds(p, gen):
@@ -431,7 +443,7 @@ class RedisBus(Bus):
                             break
                     claimed_backlog = True
                 resp = await self.redis.xreadgroup(
-                    self.GROUP, self.consumer, {stream: ">"}, count=self.batch, block=500
+                    self.GROUP, self.consumer, {stream: ">"}, count=self.batch, block=READ_BLOCK_MS
                 )
                 batches: list[Any] = list(resp or [])
                 entries = [e for _name, batch in batches for e in batch]

@@ -105,6 +105,26 @@ def assert_in_order(ledger: Ledger) -> None:
         assert ids == sorted(ids), f"conversation {conv} out of order"
 
 
+async def _partitions_shared(producer: RedisBus, workers: list[Bus]) -> None:
+    """Wait until the two workers have joined and hold half the partitions each."""
+    names = {w.consumer for w in workers if isinstance(w, RedisBus)}
+
+    async def holders() -> list[str]:
+        keys = [f"{producer.prefix}:lease:{p}" for p in range(producer.partitions)]
+        return [str(v) for v in await producer.redis.mget(keys)]
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while True:
+        held = await holders()
+        if set(held) == names and all(held.count(n) == len(held) // 2 for n in names):
+            await asyncio.sleep(0.3)  # a retired task's last read has ended
+            if await holders() == held:
+                return
+        assert loop.time() < deadline, f"partitions never shared: {held}"
+        await asyncio.sleep(0.05)
+
+
 async def test_two_workers_process_every_message_once_in_order(
     bus_factory: Callable[[], Bus],
 ) -> None:
@@ -115,13 +135,18 @@ async def test_two_workers_process_every_message_once_in_order(
         asyncio.create_task(w.consume(ledger.handler(f"w{i}"), stop)) for i, w in enumerate(workers)
     ]
     producer = bus_factory()
+    if isinstance(producer, RedisBus):
+        await _partitions_shared(producer, workers)
     for i in range(MESSAGES):
         await producer.enqueue(i, f"sms:+3360000{i % CONVERSATIONS:04d}")
     await wait_for(lambda: len(ledger.done) == MESSAGES)
     stop.set()
     await asyncio.gather(*tasks)
     assert len(ledger.done) == MESSAGES
-    assert ledger.calls == MESSAGES  # nothing delivered twice when nothing crashed
+    # Nothing delivered twice when nothing crashed and no partition changed hands (a handover
+    # may deliver again what the old owner was processing: the pipeline's claim makes that
+    # harmless, and the crash tests cover it).
+    assert ledger.calls == MESSAGES
     assert_in_order(ledger)
     if isinstance(workers[0], RedisBus):
         assert set(ledger.handled_by.values()) == {"w0", "w1"}, "both workers share the work"
