@@ -303,7 +303,7 @@ class OutboxDispatcher:
             for d in delivered
         ]
         message_rows = [
-            _message_values(d.row.message_id, d.result, d.result.status, d.text)
+            _message_values(d.row.message_id, d.result, d.text)
             for d in delivered
             if d.row.message_id is not None
         ]
@@ -395,12 +395,10 @@ class Delivered:
     text: str | None  # what was really sent, when the channel changed it (GSM-7 folding)
 
 
-def _message_values(
-    message_id: int, result: SendResult, status: str, text: str | None
-) -> dict[str, Any]:
+def _message_values(message_id: int, result: SendResult, text: str | None) -> dict[str, Any]:
     values: dict[str, Any] = {
         "id": message_id,
-        "delivery_status": status,
+        "delivery_status": result.status,
         # Prefixed: provider ids of outbound messages must never collide with inbound ones,
         # which are unique per channel (Telegram reuses integers).
         "provider_id": f"out:{result.provider_id}" if result.provider_id else None,

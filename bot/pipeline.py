@@ -25,10 +25,8 @@ from bot.bus import Bus
 from bot.db import Database
 from bot.faq import Faq, load_faq
 from bot.models import (
-    Author,
     Conversation,
     ConversationState,
-    Direction,
     Handoff,
     Incident,
     Message,
@@ -39,7 +37,7 @@ from bot.models import (
     StaffUser,
     Tenant,
 )
-from bot.store import next_request_reference
+from bot.store import next_request_reference, outbound_message, outbox_row
 from bot.texts import Texts
 from nlu.types import Parse
 
@@ -270,43 +268,24 @@ class Pipeline:
         replies = [(conv, r) for conv, fx in turns for r in fx.replies]
         if not replies:
             return [], set()
-        now = datetime.now(UTC)
-        messages = [
-            Message(
-                conversation_id=conv.id,
-                channel=conv.channel,
-                direction=Direction.OUT.value,
-                author=Author.BOT.value,
-                text=r.text,
-                media=[],
-                delivery_status="queued",
-                created_at=now,
-            )
-            for conv, r in replies
-        ]
+        messages = [outbound_message(conv, r.text) for conv, r in replies]
         s.add_all(messages)
         await s.flush()
         free = await self._free_to_send(s, replies)
         # Leases are read against the dispatcher's clock.
-        due = self.outbox.clock() if self.outbox is not None else now
+        due = self.outbox.clock() if self.outbox is not None else datetime.now(UTC)
         lease_until = due + self.outbox.lease if self.outbox is not None else None
         claimed: dict[int, list[Outbox]] = {}
         deferred: set[int] = set()
         for (conv, r), m in zip(replies, messages, strict=True):
             direct = conv.id in free
-            row = Outbox(
-                message_id=m.id,
-                conversation_id=conv.id,
-                channel=conv.channel,
-                address=conv.address,
-                text=r.text,
-                media=[],
+            row = outbox_row(
+                conv,
+                m,
+                key=r.key,
                 extra=r.extra,
-                idempotency_key=r.key,
-                status="sending" if direct else "pending",
-                attempts=1 if direct else 0,
-                lease_until=lease_until if direct else None,
-                next_attempt_at=due,
+                due=due,
+                claimed_until=lease_until if direct else None,
             )
             s.add(row)
             if direct:
@@ -724,9 +703,9 @@ class Pipeline:
         if conv.tenant_id is not None:
             return await s.get(Tenant, conv.tenant_id)
         key = (conv.channel, conv.address)
-        tenant = batch.tenants.get(key)
-        if tenant is not None or key in batch.unknown:
-            pass
+        tenant = None
+        if key in batch.tenants or key in batch.unknown:
+            tenant = batch.tenants.get(key)  # looked up for the whole batch
         elif _identified_by_phone(conv.channel, conv.address):
             tenant = (
                 (await s.execute(select(Tenant).where(Tenant.phone == conv.address)))

@@ -262,6 +262,57 @@ def _media_dict(m: Any) -> dict[str, Any]:
     }
 
 
+def outbound_message(
+    conv: Conversation,
+    text: str,
+    *,
+    author: str = Author.BOT.value,
+    staff_id: int | None = None,
+    media: list[dict[str, Any]] | None = None,
+    now: datetime | None = None,
+) -> Message:
+    """An outgoing message of `conv`, queued for delivery (not yet added to a session)."""
+    return Message(
+        conversation_id=conv.id,
+        channel=conv.channel,
+        direction=Direction.OUT.value,
+        author=author,
+        staff_id=staff_id,
+        text=text,
+        media=media or [],
+        delivery_status="queued",
+        created_at=now or datetime.now(UTC),
+    )
+
+
+def outbox_row(
+    conv: Conversation,
+    msg: Message,
+    *,
+    key: str,
+    extra: dict[str, Any] | None = None,
+    due: datetime | None = None,
+    claimed_until: datetime | None = None,
+) -> Outbox:
+    """The outbox row delivering `msg` (flushed: it needs its id). With `claimed_until`, the
+    row is stored already claimed by the caller (status `sending`, one attempt, that lease),
+    who sends it itself right after the commit."""
+    return Outbox(
+        message_id=msg.id,
+        conversation_id=conv.id,
+        channel=conv.channel,
+        address=conv.address,
+        text=msg.text,
+        media=list(msg.media or []),
+        extra=extra or {},
+        idempotency_key=key,
+        status="sending" if claimed_until else "pending",
+        attempts=1 if claimed_until else 0,
+        lease_until=claimed_until,
+        next_attempt_at=due or datetime.now(UTC),
+    )
+
+
 async def add_outbound(
     session: AsyncSession,
     conv: Conversation,
@@ -274,31 +325,10 @@ async def add_outbound(
     media: list[dict[str, Any]] | None = None,
 ) -> tuple[Message, Outbox]:
     """Store an outgoing message and its outbox row in the caller's transaction."""
-    msg = Message(
-        conversation_id=conv.id,
-        channel=conv.channel,
-        direction=Direction.OUT.value,
-        author=author,
-        staff_id=staff_id,
-        text=text,
-        media=media or [],
-        delivery_status="queued",
-        created_at=datetime.now(UTC),
-    )
+    msg = outbound_message(conv, text, author=author, staff_id=staff_id, media=media)
     session.add(msg)
     await session.flush()
-    row = Outbox(
-        message_id=msg.id,
-        conversation_id=conv.id,
-        channel=conv.channel,
-        address=conv.address,
-        text=text,
-        media=media or [],
-        extra=extra or {},
-        idempotency_key=key,
-        status="pending",
-        next_attempt_at=datetime.now(UTC),
-    )
+    row = outbox_row(conv, msg, key=key, extra=extra)
     session.add(row)
     await session.flush()
     return msg, row

@@ -339,9 +339,7 @@ class WebChatSocket:
 
     async def push(self, events: asyncio.Queue[dict[str, Any]]) -> None:
         while True:
-            event = await events.get()
-            if event.get("session") != self.session:
-                continue
+            event = await events.get()  # this session's only (bus.subscribe(session))
             if event.get("type") == "webchat":
                 await self.ws.send_json({"type": "message", "message": event["message"]})
             elif event.get("type") == "webchat_typing":
