@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI
 
 from channels.base import Channel, WebhookChannel
-from channels.routes import webhook_router
+from channels.routes import Endpoint, FastPosts, webhook_endpoint
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
@@ -22,13 +22,18 @@ def install_channels(app: FastAPI, runtime: Runtime) -> None:
 
     for channel in build_channels(runtime):
         runtime.add_channel(channel)
+    fast: dict[str, Endpoint] = {}
     for sender in {id(c): c for c in runtime.channels.values()}.values():
         if isinstance(sender, WebhookChannel):
-            app.include_router(webhook_router(sender, runtime))
+            fast[sender.path] = webhook_endpoint(sender, runtime)
         if isinstance(sender, sms.TwilioChannel):
-            app.include_router(sms.status_router(sender, runtime))
+            fast[sender.status_path] = sms.status_endpoint(sender, runtime)
         if isinstance(sender, webchat.WebChatChannel):
             app.include_router(webchat.router(sender, runtime))
+    for path, endpoint in fast.items():
+        # In the router too: 405 for another method, 404 stays 404 around it.
+        app.add_api_route(path, endpoint, methods=["POST"], include_in_schema=False)
+    app.add_middleware(FastPosts, endpoints=fast)
 
 
 def build_channels(runtime: Runtime) -> list[Channel]:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bot.errors import RelaisError, TooLarge, Unsupported
 from channels.base import WebhookChannel, WebhookRequest
@@ -47,10 +49,30 @@ def error_response(exc: RelaisError) -> Response:
     )
 
 
-def webhook_router(channel: WebhookChannel, runtime: Runtime) -> APIRouter:
-    router = APIRouter()
+Endpoint = Callable[[Request], Awaitable[Response]]
 
-    @router.post(channel.path, include_in_schema=False)
+
+class FastPosts:
+    """Pure ASGI middleware: a POST to one of the providers' webhook paths goes straight to
+    its endpoint, past FastAPI's routing, dependency and exception layers, which cost as much
+    CPU as the webhook's own work (verify, parse, store, enqueue; py-spy under bench/load.py).
+    Other requests go on to the app, whose router holds the same routes (405 for a GET)."""
+
+    def __init__(self, app: ASGIApp, endpoints: dict[str, Endpoint]) -> None:
+        self.app = app
+        self.endpoints = endpoints
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            endpoint = self.endpoints.get(scope["path"])
+            if endpoint is not None:
+                response = await endpoint(Request(scope, receive))
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def webhook_endpoint(channel: WebhookChannel, runtime: Runtime) -> Endpoint:
     async def webhook(request: Request) -> Response:
         try:
             body = await read_limited(request, channel.max_body)
@@ -74,4 +96,15 @@ def webhook_router(channel: WebhookChannel, runtime: Runtime) -> APIRouter:
         status, media_type, content = channel.acknowledge()
         return Response(content=content, status_code=status, media_type=media_type)
 
+    return webhook
+
+
+def webhook_router(channel: WebhookChannel, runtime: Runtime) -> APIRouter:
+    router = APIRouter()
+    router.add_api_route(
+        channel.path,
+        webhook_endpoint(channel, runtime),
+        methods=["POST"],
+        include_in_schema=False,
+    )
     return router
