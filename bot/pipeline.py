@@ -149,6 +149,9 @@ class Pipeline:
                 msg.intent = parse.intent
                 msg.confidence = parse.confidence
                 conv = conversations[msg.conversation_id]
+                if msg.created_at > conv.last_message_at:
+                    # The gateway skips this update while a worker holds the conversation.
+                    conv.last_message_at = msg.created_at
                 fx = Effects(batch=batch)
                 await self._handle(s, msg, conv, parse, fx)
                 turns.append((conv, fx))
@@ -187,7 +190,9 @@ class Pipeline:
         # Locked in id order, so two batches never wait on each other in a circle.
         stmt = select(Conversation).where(Conversation.id.in_(ids)).order_by(Conversation.id)
         if self.db.dialect == "postgresql":
-            stmt = stmt.with_for_update(of=Conversation)
+            # NO KEY UPDATE: two workers still wait on each other, but not the gateway: storing
+            # a new message (its foreign key takes KEY SHARE) goes on while a batch runs.
+            stmt = stmt.with_for_update(of=Conversation, key_share=True)
         return {c.id: c for c in (await s.execute(stmt)).unique().scalars()}
 
     async def _prefetch(self, s: AsyncSession, convs: list[Conversation]) -> Prefetched:

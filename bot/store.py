@@ -172,9 +172,19 @@ async def record_inbound(session: AsyncSession, inbound: Inbound) -> Recorded:
                 data=dict(m.data),
             )
         )
-    await session.execute(
-        update(Conversation).where(Conversation.id == conv_id).values(last_message_at=now)
-    )
+    # Not waiting for a worker that holds the conversation (a batch, see pipeline): it sets
+    # last_message_at itself when it takes the message.
+    touch = update(Conversation).values(last_message_at=now)
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        free = (
+            select(Conversation.id)
+            .where(Conversation.id == conv_id)
+            .with_for_update(key_share=True, skip_locked=True)
+        )
+        touch = touch.where(Conversation.id.in_(free.scalar_subquery()))
+    else:
+        touch = touch.where(Conversation.id == conv_id)
+    await session.execute(touch)
     return Recorded(new_id, conv_id, created=True)
 
 
@@ -207,7 +217,8 @@ WITH c_ins AS (
     RETURNING id, conversation_id
 ), u AS (
     UPDATE conversations SET last_message_at = :now
-    WHERE id IN (SELECT conversation_id FROM m)
+    WHERE id IN (SELECT id FROM conversations WHERE id IN (SELECT conversation_id FROM m)
+                 FOR NO KEY UPDATE SKIP LOCKED)
 )
 SELECT (SELECT id FROM c) AS conversation_id, (SELECT id FROM m) AS message_id
 """

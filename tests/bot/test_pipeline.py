@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import func, select
 
 from bot.models import Conversation, Handoff, Message, Outbox, Request, Tenant
@@ -428,3 +429,34 @@ async def test_a_burst_is_processed_in_batches_once_and_in_order(database_url: s
     assert len({o.idempotency_key for o in channel.sent}) == 30
     first = [o.idempotency_key for o in channel.sent if o.address == tenants[0]]
     assert first == sorted(first, key=lambda k: int(k.split(":")[1]))
+
+
+async def test_a_webhook_does_not_wait_for_a_worker_holding_its_conversation(
+    database_url: str,
+) -> None:
+    """While a worker's batch holds a conversation (PostgreSQL row lock), a new message of that
+    conversation is stored at once, by the one-statement path and by the general one (a
+    photo); the worker then sets the conversation's last_message_at the gateway skipped."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("row locks: PostgreSQL only (SQLite has one writer at a time)")
+    channel = RecordingChannel("sms")
+    rt = Runtime(make_settings(database_url), engine=KeywordEngine(), channels={"sms": channel})
+    try:
+        first = await send(rt, "bonjour", pid="SM-lock-1")
+        async with rt.db.session() as s:
+            conv_id = (await s.get(Message, first)).conversation_id  # type: ignore[union-attr]
+        async with rt.db.transaction() as s:
+            await rt.pipeline._conversations(s, {conv_id})  # the lock a batch takes
+            text_id = await asyncio.wait_for(send(rt, "fuite", pid="SM-lock-2"), 5)
+            photo = Media(kind="photo", url="https://api.twilio.com/photo.jpg")
+            photo_id = await asyncio.wait_for(
+                send(rt, "voici", pid="SM-lock-3", media=(photo,)), 5
+            )
+        await rt.pipeline.process_many([first, text_id, photo_id])
+        async with rt.db.session() as s:
+            conv = await s.get(Conversation, conv_id)
+            last = await s.get(Message, photo_id)
+            assert conv is not None and last is not None
+            assert conv.last_message_at >= last.created_at
+    finally:
+        await rt.stop()
