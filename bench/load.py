@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import subprocess
 import sys
@@ -38,6 +39,8 @@ from bench.stack import (
     drop_database,
     free_port,
     new_sid,
+    postgres_cpu,
+    process_cpu,
     settle,
     telegram_request,
     twilio_request,
@@ -314,6 +317,15 @@ async def bare_ceiling(seconds: float, concurrency: int) -> float:
         proc.wait()
 
 
+def cpu_snapshot(stack: Stack, redis: RedisServer) -> dict[str, float]:
+    """CPU seconds used so far by each part of the run, this load generator included."""
+    used = stack.cpu()
+    used["postgres"] = postgres_cpu()
+    used["redis"] = process_cpu(redis.proc.pid) if redis.proc else 0.0
+    used["load generator"] = process_cpu(os.getpid())
+    return used
+
+
 def report(
     run: Run, db: dict[str, Any], received: list[dict[str, Any]], wall: float
 ) -> dict[str, Any]:
@@ -421,10 +433,12 @@ async def main() -> int:
 
         print(f"Sending {args.rate:.0f} msg/s for {args.seconds:.0f}s...", flush=True)
         t0 = time.perf_counter()
+        cpu_before = cpu_snapshot(stack, redis)
         if args.workers_after:
             # Ingest alone: what the gateway answers when no worker competes for the CPU.
             for i in range(args.workers):
                 stack.kill(f"worker{i}")
+            cpu_before["worker"] = 0.0  # the workers that count are started afresh
         run = await drive(stack.bases, args.rate, args.seconds, args.duplicates, args.webchat, "1")
         if args.workers_after:
             for i in range(args.workers):
@@ -432,11 +446,18 @@ async def main() -> int:
         wall = args.seconds
         left = await settle(database_url, 180)
         drained = time.perf_counter() - t0
+        cpu_after = cpu_snapshot(stack, redis)
         await asyncio.sleep(0.5)
         received = stack.received()[mark:]
         db = await count_db(database_url, "1")
         figures = report(run, db, received, wall)
         figures["drained_s"] = round(drained, 1)
+        figures["cpu_ms_per_message"] = {
+            k: round((cpu_after[k] - cpu_before.get(k, 0.0)) * 1000 / max(len(run.sent), 1), 2)
+            for k in cpu_after
+        }
+        used = sum(cpu_after.values()) - sum(cpu_before.values())
+        figures["cpu_cores"] = round(used / drained, 2)
         figures["left_after_wait"] = left
 
         gateway = await saturate(
@@ -477,6 +498,10 @@ async def main() -> int:
                 f"  NLU parse p50 {f['nlu_p50_ms']:.1f} ms  p99 {f['nlu_p99_ms']:.1f} ms "
                 f"(Message.nlu['ms']);  outbox {f['outbox']}",
                 f"  client-side errors and provider-style retries: {f['errors'] or 'none'}",
+                "  CPU per message sent, from the first message to the last reply (ms): "
+                + ", ".join(f"{k} {v:.2f}" for k, v in f["cpu_ms_per_message"].items())
+                + f"; total {sum(f['cpu_ms_per_message'].values()):.2f} ms"
+                f" = {f['cpu_cores']:.2f} of this machine's {os.cpu_count()} cores on average",
                 f"Ceiling: bare ASGI endpoint {f['bare_rps']:.0f} req/s; one gateway process "
                 f"saturated (SMS webhooks, 32 clients) {f['gateway_saturated_rps']:.0f} req/s = "
                 f"{f['gateway_saturated_rps'] / f['bare_rps']:.0%} of the ceiling; "

@@ -95,6 +95,28 @@ async def drop_database(url: str, admin_url: str = PG_ADMIN_URL) -> None:
     await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', admin_url)
 
 
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system, all threads) a live process has used; 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu() -> float:
+    """CPU seconds of every PostgreSQL process on this machine (the server and its backends)."""
+    total = 0.0
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if (proc / "comm").read_text().strip() == "postgres":
+                    total += process_cpu(int(proc.name))
+            except OSError:
+                continue
+    return total
+
+
 class RedisServer:
     """A private redis-server (no persistence) on a free port, which a test may restart."""
 
@@ -293,6 +315,14 @@ class Stack:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds used so far by each kind of process: gateway(s), workers, fakes."""
+        used: dict[str, float] = {}
+        for name, proc in self.procs.items():
+            kind = "gateway" if name.startswith("gateway") else name.rstrip("0123456789")
+            used[kind] = used.get(kind, 0.0) + process_cpu(proc.pid)
+        return used
 
     def log_tail(self, lines: int = 30) -> str:
         out = []
