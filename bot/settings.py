@@ -24,9 +24,9 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(default=None, description="Redis URL; enables the Redis bus.")
     database_pre_ping: bool = Field(
         default=True,
-        description="Test each pooled connection before use (one more round trip per "
-        "transaction). Off: after a database restart the first use of each stale connection "
-        "fails (webhook 503 and the provider retries; workers retry).",
+        description="Test a pooled connection before use when it has been idle for 2 s or "
+        "more. Off: after a database restart the first use of a stale connection fails "
+        "(webhook 503 and the provider retries; workers retry).",
     )
     bus_partitions: int = Field(default=8, ge=1, le=256)
 
