@@ -313,7 +313,8 @@ class WebChatSocket:
             await self.ws.close(code=1002)
             return
         session = hello.get("session")
-        if not self.channel.valid_session(session):
+        fresh = not self.channel.valid_session(session)
+        if fresh:
             session = self.channel.new_session()  # first visit, or a token we did not issue
         self.session = str(session)
         since = hello.get("since")
@@ -321,9 +322,9 @@ class WebChatSocket:
         # Subscribe before reading the history, so nothing falls between the two.
         async with self.runtime.bus.subscribe(self.session) as events:
             await self.ws.send_json({"type": "welcome", "session": self.session})
-            await self.ws.send_json(
-                {"type": "history", "messages": await history(self.runtime.db, self.session, since)}
-            )
+            # A session issued a moment ago has no history: no query for a first visit.
+            past = [] if fresh else await history(self.runtime.db, self.session, since)
+            await self.ws.send_json({"type": "history", "messages": past})
             pusher = asyncio.create_task(self.push(events))
             try:
                 while True:
