@@ -449,9 +449,7 @@ async def test_a_webhook_does_not_wait_for_a_worker_holding_its_conversation(
             await rt.pipeline._conversations(s, {conv_id})  # the lock a batch takes
             text_id = await asyncio.wait_for(send(rt, "fuite", pid="SM-lock-2"), 5)
             photo = Media(kind="photo", url="https://api.twilio.com/photo.jpg")
-            photo_id = await asyncio.wait_for(
-                send(rt, "voici", pid="SM-lock-3", media=(photo,)), 5
-            )
+            photo_id = await asyncio.wait_for(send(rt, "voici", pid="SM-lock-3", media=(photo,)), 5)
         await rt.pipeline.process_many([first, text_id, photo_id])
         async with rt.db.session() as s:
             conv = await s.get(Conversation, conv_id)
