@@ -29,6 +29,7 @@ from sqlalchemy import event
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.stack import PG_ADMIN_URL, create_database, drop_database
+from bot.batching import GroupCommit
 from bot.bus import BATCH
 from bot.demo import load_demo
 from bot.runtime import Runtime
@@ -77,11 +78,12 @@ def inbound_backlog(texts: list[str], n: int, phones: list[str], tag: str) -> li
 
 
 def passes(concurrency: int) -> list[tuple[str, int, int]]:
-    """(label, turns at once, messages per transaction): the worker takes batches of up to
-    BATCH messages from each of its partitions when that many wait (a burst)."""
+    """(label, calls at once (negative: grouped), messages per call): the worker takes batches
+    of up to BATCH messages from each of its partitions when that many wait (a burst)."""
     return [
         ("one at a time", 1, 1),
         (f"{concurrency} at once", concurrency, 1),
+        (f"{concurrency} grouped", -concurrency, 1),
         (f"batches of {BATCH}", 4, BATCH),
     ]
 
@@ -123,11 +125,15 @@ async def run(
             backlog = inbound_backlog(texts, n, phones, tag=f"{conc}x{size}")
             ids = [(await rt.ingest(b)).message_id for b in backlog]
             counter.statements = 0
-            sem = asyncio.Semaphore(conc)
+            sem = asyncio.Semaphore(abs(conc))
+            # Negative: as `relais worker` runs, calls that come while a batch runs go together.
+            handle = GroupCommit(rt.pipeline.process_many) if conc < 0 else rt.pipeline.process_many
 
-            async def one(batch: list[int], sem: asyncio.Semaphore = sem) -> None:
+            async def one(
+                batch: list[int], sem: asyncio.Semaphore = sem, handle: Any = handle
+            ) -> None:
                 async with sem:
-                    await rt.pipeline.process_many(batch)
+                    await handle(batch)
 
             profiler = cProfile.Profile() if profile and size > 1 else None
             wall, usage = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)

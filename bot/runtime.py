@@ -20,6 +20,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import metrics
+from bot.batching import GroupCommit
 from bot.bus import Bus, build_bus
 from bot.db import Database, is_unavailable
 from bot.demo import read_landlord
@@ -148,9 +149,9 @@ class Runtime:
         await self.load_engine()
         await self.bus.start()
         if roles.consume:
-            self._spawn(
-                self.bus.consume(self.pipeline.process, self._stop, self.pipeline.process_many)
-            )
+            # What the partitions hand over while a batch runs goes in the next one together.
+            group = GroupCommit(lambda ids: self.pipeline.process_many(ids))
+            self._spawn(self.bus.consume(group.one, self._stop, group))
         if roles.outbox:
             self._spawn(self.outbox.run(self._stop))
         if roles.recover:
