@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI
 
 from channels.base import Channel, WebhookChannel
-from channels.routes import Endpoint, FastPosts, webhook_endpoint
+from channels.routes import Endpoint, install_posts, webhook_endpoint
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
@@ -30,10 +30,7 @@ def install_channels(app: FastAPI, runtime: Runtime) -> None:
             fast[sender.status_path] = sms.status_endpoint(sender, runtime)
         if isinstance(sender, webchat.WebChatChannel):
             app.include_router(webchat.router(sender, runtime))
-    for path, endpoint in fast.items():
-        # In the router too: 405 for another method, 404 stays 404 around it.
-        app.add_api_route(path, endpoint, methods=["POST"], include_in_schema=False)
-    app.add_middleware(FastPosts, endpoints=fast)
+    install_posts(app, fast)
 
 
 def build_channels(runtime: Runtime) -> list[Channel]:

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from fastapi import APIRouter, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -99,12 +99,9 @@ def webhook_endpoint(channel: WebhookChannel, runtime: Runtime) -> Endpoint:
     return webhook
 
 
-def webhook_router(channel: WebhookChannel, runtime: Runtime) -> APIRouter:
-    router = APIRouter()
-    router.add_api_route(
-        channel.path,
-        webhook_endpoint(channel, runtime),
-        methods=["POST"],
-        include_in_schema=False,
-    )
-    return router
+def install_posts(app: FastAPI, endpoints: dict[str, Endpoint]) -> None:
+    """Serve each path's POST through `FastPosts`, and keep it in the app's router too: 405 for
+    another method, 404 stays 404 around it."""
+    for path, endpoint in endpoints.items():
+        app.add_api_route(path, endpoint, methods=["POST"], include_in_schema=False)
+    app.add_middleware(FastPosts, endpoints=endpoints)

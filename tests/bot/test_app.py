@@ -73,9 +73,9 @@ async def client(
     rt = Runtime(make_settings(database_url), engine=KeywordEngine())
     rt.add_channel(channel)
     app = create_app(rt.settings, runtime=rt, prepare=False)
-    from channels.routes import webhook_router
+    from channels.routes import install_posts, webhook_endpoint
 
-    app.include_router(webhook_router(channel, rt))
+    install_posts(app, {channel.path: webhook_endpoint(channel, rt)})
     await rt.start(Roles())
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://relais.test"
@@ -145,9 +145,9 @@ async def test_database_down_answers_503_so_the_provider_retries() -> None:
     channel = SignedJsonChannel()
     rt = Runtime(settings, engine=KeywordEngine(), channels={"sms": RecordingChannel()})
     app = create_app(settings, runtime=rt, prepare=False)
-    from channels.routes import webhook_router
+    from channels.routes import install_posts, webhook_endpoint
 
-    app.include_router(webhook_router(channel, rt))
+    install_posts(app, {channel.path: webhook_endpoint(channel, rt)})
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://relais.test"
     ) as c:
