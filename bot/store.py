@@ -32,9 +32,12 @@ log = logging.getLogger(__name__)
 MAX_TEXT = 20_000
 
 
+def _on_postgres(session: AsyncSession) -> bool:
+    return session.bind is not None and session.bind.dialect.name == "postgresql"
+
+
 def _insert(session: AsyncSession, model: Any) -> Any:
-    dialect = session.bind.dialect.name if session.bind else "sqlite"
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
+    return (postgresql.insert if _on_postgres(session) else sqlite.insert)(model)
 
 
 def clean_text(text: str | None) -> str:
@@ -110,7 +113,7 @@ async def _conversation_id(session: AsyncSession, channel: str, address: str) ->
         Conversation.channel == channel, Conversation.address == address
     )
     conv_id: int | None
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
+    if _on_postgres(session):
         created = insert.cte("created")
         stmt = select(created.c.id).union_all(existing)
         conv_id = (await session.execute(stmt)).scalars().first()
@@ -175,7 +178,7 @@ async def record_inbound(session: AsyncSession, inbound: Inbound) -> Recorded:
     # Not waiting for a worker that holds the conversation (a batch, see pipeline): it sets
     # last_message_at itself when it takes the message.
     touch = update(Conversation).values(last_message_at=now)
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
+    if _on_postgres(session):
         free = (
             select(Conversation.id)
             .where(Conversation.id == conv_id)
