@@ -14,6 +14,7 @@ from bot.db import upgrade_async
 from bot.demo import load_demo
 from bot.runtime import Roles, Runtime
 from bot.settings import Settings
+from channels.routes import RelaisApp
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ def create_app(
     runtime: Runtime | None = None,
     roles: Roles = Roles(),  # noqa: B008 - frozen default
     prepare: bool = True,
-) -> FastAPI:
+) -> RelaisApp:
     settings = settings or Settings()
     rt = runtime or Runtime(settings)
     from channels.registry import install_channels
@@ -53,7 +54,7 @@ def create_app(
         finally:
             await rt.stop()
 
-    app = FastAPI(title="Relais", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = RelaisApp(title="Relais", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.runtime = rt
     install_channels(app, rt)
     _install_console(app, rt)

@@ -5,10 +5,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from fastapi import FastAPI
-
 from channels.base import Channel, WebhookChannel
-from channels.routes import Endpoint, install_posts, webhook_endpoint
+from channels.routes import Endpoint, RelaisApp, install_posts, webhook_endpoint
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
@@ -16,7 +14,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def install_channels(app: FastAPI, runtime: Runtime) -> None:
+def install_channels(app: RelaisApp, runtime: Runtime) -> None:
     """Add every configured channel's sender to the runtime and its web routes to the app."""
     from channels import sms, webchat
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from bot.errors import RelaisError, TooLarge, Unsupported
 from channels.base import WebhookChannel, WebhookRequest
@@ -52,24 +52,24 @@ def error_response(exc: RelaisError) -> Response:
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
-class FastPosts:
-    """Pure ASGI middleware: a POST to one of the providers' webhook paths goes straight to
-    its endpoint, past FastAPI's routing, dependency and exception layers, which cost as much
-    CPU as the webhook's own work (verify, parse, store, enqueue; py-spy under bench/load.py).
-    Other requests go on to the app, whose router holds the same routes (405 for a GET)."""
+class RelaisApp(FastAPI):
+    """FastAPI, with the providers' webhook POSTs answered before any of its layers: its
+    telemetry, body-limit, routing, dependency and exception layers cost as much CPU as the
+    webhook's own work (verify, parse, store, enqueue; py-spy under bench/load.py). Other
+    requests take the usual way; the router holds the same routes (405 for a GET)."""
 
-    def __init__(self, app: ASGIApp, endpoints: dict[str, Endpoint]) -> None:
-        self.app = app
-        self.endpoints = endpoints
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.posts: dict[str, Endpoint] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
-            endpoint = self.endpoints.get(scope["path"])
+            endpoint = self.posts.get(scope["path"])
             if endpoint is not None:
                 response = await endpoint(Request(scope, receive))
                 await response(scope, receive, send)
                 return
-        await self.app(scope, receive, send)
+        await super().__call__(scope, receive, send)
 
 
 def webhook_endpoint(channel: WebhookChannel, runtime: Runtime) -> Endpoint:
@@ -99,9 +99,9 @@ def webhook_endpoint(channel: WebhookChannel, runtime: Runtime) -> Endpoint:
     return webhook
 
 
-def install_posts(app: FastAPI, endpoints: dict[str, Endpoint]) -> None:
-    """Serve each path's POST through `FastPosts`, and keep it in the app's router too: 405 for
-    another method, 404 stays 404 around it."""
+def install_posts(app: RelaisApp, endpoints: dict[str, Endpoint]) -> None:
+    """Serve each path's POST ahead of the app's layers, and keep it in the app's router too:
+    405 for another method, 404 stays 404 around it."""
     for path, endpoint in endpoints.items():
         app.add_api_route(path, endpoint, methods=["POST"], include_in_schema=False)
-    app.add_middleware(FastPosts, endpoints=endpoints)
+    app.posts.update(endpoints)

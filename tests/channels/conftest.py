@@ -22,6 +22,7 @@ from twilio.request_validator import RequestValidator
 from bot.models import Message
 from bot.runtime import Roles, Runtime
 from channels.registry import install_channels
+from channels.routes import RelaisApp
 from tests.bot.test_pipeline import settled
 from tests.channels.fakes import FakeProviders
 from tests.conftest import make_settings
@@ -177,7 +178,7 @@ async def gateway(
 ) -> AsyncIterator[Gateway]:
     """The channels' routes on the parametrised database, replies going to the fake providers."""
     runtime = Runtime(gateway_settings(database_url, providers), engine=KeywordEngine())
-    app = FastAPI()
+    app = RelaisApp()
     install_channels(app, runtime)
     runtime.channels["webchat"].uploads = tmp_path / "uploads"  # type: ignore[attr-defined]
     await runtime.start(Roles(consume=True, outbox=True, recover=False))

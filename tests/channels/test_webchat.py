@@ -23,6 +23,7 @@ from bot.bus import RedisBus
 from bot.models import Attachment
 from bot.runtime import Roles, Runtime
 from channels.registry import build_channels, install_channels
+from channels.routes import RelaisApp
 from channels.webchat import WebChatChannel
 from tests import services
 from tests.channels.conftest import ORIGIN, Gateway, gateway_settings
@@ -248,7 +249,7 @@ async def test_a_reply_sent_by_another_process_reaches_the_socket_through_redis(
     worker = Runtime(
         settings, engine=KeywordEngine(), bus=RedisBus(services.REDIS_URL, prefix=prefix)
     )
-    app = FastAPI()
+    app = RelaisApp()
     install_channels(app, web)
     for channel in build_channels(worker):
         worker.add_channel(channel)
@@ -324,7 +325,7 @@ class ServerThread:
 
     async def _main(self) -> None:
         runtime = Runtime(self.settings, engine=KeywordEngine())
-        app = FastAPI()
+        app = RelaisApp()
         install_channels(app, runtime)
         runtime.channels["webchat"].uploads = self.uploads  # type: ignore[attr-defined]
         await runtime.start(Roles(consume=True, outbox=True, recover=False))
