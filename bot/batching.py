@@ -10,6 +10,8 @@ their order: a partition waits for its call to return before handing over the ne
 
 All or nothing, like `process_many`: if a merged batch fails, each caller's messages are taken
 again on their own, so that one bad message fails only the call that brought it.
+
+The same works for any batch of items (the outbox records its deliveries this way).
 """
 
 from __future__ import annotations
@@ -17,34 +19,34 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
 
 log = logging.getLogger(__name__)
 
-Many = Callable[[list[int]], Awaitable[None]]
-Call = tuple[list[int], "asyncio.Future[None]"]
+T = TypeVar("T")
 
 
-class GroupCommit:
-    def __init__(self, many: Many, *, limit: int = 60) -> None:
+class GroupCommit(Generic[T]):
+    def __init__(self, many: Callable[[list[T]], Awaitable[None]], *, limit: int = 60) -> None:
         self.many = many
         self.limit = limit
-        self._waiting: list[Call] = []
+        self._waiting: list[tuple[list[T], asyncio.Future[None]]] = []
         self._running: asyncio.Task[None] | None = None
         self.batches = 0  # for tests and benchmarks
 
-    async def one(self, message_id: int) -> None:
-        await self([message_id])
+    async def one(self, item: T) -> None:
+        await self([item])
 
-    async def __call__(self, message_ids: list[int]) -> None:
+    async def __call__(self, items: list[T]) -> None:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiting.append((list(message_ids), future))
+        self._waiting.append((list(items), future))
         if self._running is None or self._running.done():
             self._running = asyncio.create_task(self._run())
         await future
 
     async def _run(self) -> None:
         while self._waiting:
-            calls: list[Call] = []
+            calls: list[tuple[list[T], asyncio.Future[None]]] = []
             size = 0
             while self._waiting and (not calls or size + len(self._waiting[0][0]) <= self.limit):
                 call = self._waiting.pop(0)
@@ -52,10 +54,10 @@ class GroupCommit:
                 size += len(call[0])
             await self._batch(calls)
 
-    async def _batch(self, calls: list[Call]) -> None:
+    async def _batch(self, calls: list[tuple[list[T], asyncio.Future[None]]]) -> None:
         self.batches += 1
         try:
-            await self.many([mid for ids, _ in calls for mid in ids])
+            await self.many([item for items, _ in calls for item in items])
         except Exception as exc:
             if len(calls) == 1:
                 _settle(calls[0][1], exc)

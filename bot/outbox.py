@@ -21,11 +21,12 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import Integer, Table, Text, and_, bindparam, exists, func, or_, select, update
 from sqlalchemy.orm import aliased
 
+from bot.batching import GroupCommit
 from bot.bus import Bus
 from bot.db import Database
 from bot.errors import PermanentSendError, TransientSendError
@@ -65,6 +66,7 @@ class OutboxDispatcher:
         self._wake = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
         self._behind: set[int | None] = set()
+        self._recorder = GroupCommit(self._write_sent, limit=500)
         self.sent = 0
         self.failed = 0
         self.retried = 0
@@ -289,28 +291,24 @@ class OutboxDispatcher:
         )
 
     async def _finish_sent(self, delivered: list[Delivered]) -> None:
-        """One transaction, two statements (executemany) for the whole sequence."""
+        """One transaction, two statements (executemany) for everything delivered meanwhile:
+        the sequences that finish while one is being recorded are recorded together next."""
+        await self._recorder(delivered)
+
+    async def _write_sent(self, delivered: list[Delivered]) -> None:
         now = self.clock()
         outbox_rows = [
-            {
-                "id": d.row.id,
-                "status": "sent",
-                "lease_until": None,
-                "last_error": None,
-                "provider_id": d.result.provider_id,
-                "sent_at": now,
-            }
-            for d in delivered
+            {"row_id": d.row.id, "provider": d.result.provider_id, "at": now} for d in delivered
         ]
         message_rows = [
             _message_values(d.row.message_id, d.result, d.text)
             for d in delivered
             if d.row.message_id is not None
         ]
-        async with self.db.transaction() as s:
-            await s.execute(update(Outbox), outbox_rows)
+        async with self.db.engine.begin() as conn:
+            await conn.execute(_OUTBOX_SENT, outbox_rows)
             if message_rows:
-                await s.execute(update(Message), message_rows)
+                await conn.execute(_MESSAGE_SENT, message_rows)
 
     async def _announce(self, rows: list[tuple[Outbox, str]]) -> None:
         if self.bus is None or not rows:
@@ -395,16 +393,41 @@ class Delivered:
     text: str | None  # what was really sent, when the channel changed it (GSM-7 folding)
 
 
+# Core statements (executemany): the ORM's bulk update by primary key cost more CPU than the
+# delivery itself.
+_outbox = cast(Table, Outbox.__table__)
+_messages = cast(Table, Message.__table__)
+_OUTBOX_SENT = (
+    update(_outbox)
+    .where(_outbox.c.id == bindparam("row_id"))
+    .values(
+        status="sent",
+        lease_until=None,
+        last_error=None,
+        provider_id=bindparam("provider"),
+        sent_at=bindparam("at"),
+    )
+)
+_MESSAGE_SENT = (
+    update(_messages)
+    .where(_messages.c.id == bindparam("message_id"))
+    .values(
+        delivery_status=bindparam("status"),
+        provider_id=bindparam("provider"),
+        # Unchanged where the provider did not say (segments) or the text was sent as stored.
+        segments=func.coalesce(bindparam("segments", type_=Integer), _messages.c.segments),
+        text=func.coalesce(bindparam("text", type_=Text), _messages.c.text),
+    )
+)
+
+
 def _message_values(message_id: int, result: SendResult, text: str | None) -> dict[str, Any]:
-    values: dict[str, Any] = {
-        "id": message_id,
-        "delivery_status": result.status,
+    return {
+        "message_id": message_id,
+        "status": result.status,
         # Prefixed: provider ids of outbound messages must never collide with inbound ones,
         # which are unique per channel (Telegram reuses integers).
-        "provider_id": f"out:{result.provider_id}" if result.provider_id else None,
+        "provider": f"out:{result.provider_id}" if result.provider_id else None,
+        "segments": result.segments,
+        "text": text,
     }
-    if result.segments is not None:
-        values["segments"] = result.segments
-    if text is not None:
-        values["text"] = text
-    return values
