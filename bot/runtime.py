@@ -21,14 +21,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import metrics
 from bot.batching import GroupCommit
-from bot.bus import Bus, build_bus
+from bot.bus import STREAM_MAXLEN, Bus, RedisBus, build_bus
 from bot.db import Database, is_unavailable
 from bot.demo import read_landlord
 from bot.errors import Unavailable
 from bot.models import Conversation, Direction, Message
 from bot.outbox import OutboxDispatcher
 from bot.pipeline import Pipeline
-from bot.ratelimit import RateLimiter, build_rate_limiter
+from bot.ratelimit import RateLimiter, RedisRateLimiter, Verdict, build_rate_limiter
 from bot.settings import Settings
 from bot.store import (
     Recorded,
@@ -150,7 +150,7 @@ class Runtime:
         await self.bus.start()
         if roles.consume:
             # What the partitions hand over while a batch runs goes in the next one together.
-            group = GroupCommit(lambda ids: self.pipeline.process_many(ids))
+            group: GroupCommit[int] = GroupCommit(lambda ids: self.pipeline.process_many(ids))
             self._spawn(self.bus.consume(group.one, self._stop, group))
         if roles.outbox:
             self._spawn(self.outbox.run(self._stop))
@@ -208,7 +208,7 @@ class Runtime:
             recorded = await self._store(inbound)
             if recorded.created:
                 # Counted once stored: a provider's retry of the same message is free.
-                verdict = await self.limiter.hit(key)
+                verdict = await self._admit(recorded.message_id, key)
                 if not verdict.allowed:
                     held, notify = True, verdict.notify
                     async with self.db.transaction() as s:
@@ -226,19 +226,30 @@ class Runtime:
             if notify:
                 log.info("rate limit: a %s sender is over the limit", inbound.channel)
                 self.outbox.wake()
-        elif recorded.created:
-            try:
-                await self.bus.enqueue(recorded.message_id, key)
-            except Exception as exc:
-                # Stored is what matters: the recovery sweep will enqueue it again.
-                log.warning(
-                    "message %s stored but not enqueued (%s)",
-                    recorded.message_id,
-                    type(exc).__name__,
-                )
         metrics.INGESTED.labels(inbound.channel, outcome).inc()
         metrics.INGEST_SECONDS.observe(time.perf_counter() - started)
         return recorded
+
+    async def _admit(self, message_id: int, key: str) -> Verdict:
+        """Count a new message against its sender's limit and, within it, hand it to the bus:
+        one round trip when both are on the same Redis. Stored is what matters: a message
+        not enqueued (Redis away) is enqueued again by the recovery sweep."""
+        limiter, bus = self.limiter, self.bus
+        try:
+            if (
+                isinstance(limiter, RedisRateLimiter)
+                and isinstance(bus, RedisBus)
+                and limiter.url == bus.url
+            ):
+                stream, fields = bus.entry(message_id, key)
+                return await limiter.hit_and_append(key, stream, fields, maxlen=STREAM_MAXLEN)
+            verdict = await limiter.hit(key)
+            if verdict.allowed:
+                await bus.enqueue(message_id, key)
+            return verdict
+        except Exception as exc:
+            log.warning("message %s stored but not enqueued (%s)", message_id, type(exc).__name__)
+            return Verdict(allowed=True, notify=False, count=0)
 
     async def _store(self, inbound: Inbound) -> Recorded:
         if self.db.dialect == "postgresql" and fast_recordable(inbound):
