@@ -30,6 +30,9 @@ BATCH = 20  # messages a consumer takes at once when that many are waiting
 Event = dict[str, Any]
 
 
+STREAM_MAXLEN = 100_000  # entries kept per partition's stream (approximately)
+
+
 def partition_of(key: str, partitions: int) -> int:
     # crc32 is stable across processes (hash() is salted per process).
     return zlib.crc32(key.encode()) % partitions
@@ -301,11 +304,14 @@ class RedisBus(Bus):
         self._groups_ready = True
 
     async def enqueue(self, message_id: int, key: str) -> None:
-        p = partition_of(key, self.partitions)
+        stream, fields = self.entry(message_id, key)
+        await self.redis.xadd(stream, fields, maxlen=STREAM_MAXLEN, approximate=True)  # type: ignore[arg-type]
+
+    def entry(self, message_id: int, key: str) -> tuple[str, dict[str, str]]:
+        """The stream and the fields `enqueue` appends for a message (the rate limiter appends
+        them itself when it shares this Redis: see `Runtime.ingest`)."""
         # The key lets the consumer run different conversations of one partition at once.
-        await self.redis.xadd(
-            self.stream(p), {"m": str(message_id), "k": key}, maxlen=100_000, approximate=True
-        )
+        return self.stream(partition_of(key, self.partitions)), {"m": str(message_id), "k": key}
 
     # -- consuming -------------------------------------------------------------------------
 

@@ -69,6 +69,17 @@ return n
 """
 
 
+# The same, and within the limit the message's bus entry appended (XADD), in one round trip.
+_HIT_APPEND = """
+local n = redis.call('incr', KEYS[1])
+if n == 1 then redis.call('expire', KEYS[1], ARGV[1]) end
+if n <= tonumber(ARGV[2]) then
+    redis.call('xadd', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', unpack(ARGV, 4))
+end
+return n
+"""
+
+
 class RedisRateLimiter(RateLimiter):
     def __init__(
         self,
@@ -85,16 +96,30 @@ class RedisRateLimiter(RateLimiter):
         self.redis: Any = redis.from_url(
             url, decode_responses=True, socket_timeout=1, socket_connect_timeout=1
         )
+        self.url = url
         self.prefix = prefix
         self.clock = clock
         self._script: Any = self.redis.register_script(_HIT)
+        self._append: Any = self.redis.register_script(_HIT_APPEND)
+
+    def _counter(self, key: str) -> str:
+        return f"{self.prefix}:rl:{int(self.clock() // self.window)}:{key}"
+
+    async def hit_and_append(
+        self, key: str, stream: str, fields: dict[str, str], *, maxlen: int
+    ) -> Verdict:
+        """`hit`, and within the limit the stream entry appended, in one round trip: a webhook
+        counts and enqueues its message at once. Raises when Redis is away (the caller lets
+        the message through; the recovery sweep enqueues it)."""
+        flat = [x for pair in fields.items() for x in pair]
+        count = await self._append(
+            keys=[self._counter(key), stream], args=[self.window + 1, self.limit, maxlen, *flat]
+        )
+        return self._verdict(int(count))
 
     async def hit(self, key: str) -> Verdict:
-        slot = int(self.clock() // self.window)
         try:
-            count = int(
-                await self._script(keys=[f"{self.prefix}:rl:{slot}:{key}"], args=[self.window + 1])
-            )
+            count = int(await self._script(keys=[self._counter(key)], args=[self.window + 1]))
         except Exception as exc:
             # Redis away: let the message through rather than refuse service to everyone.
             log.warning("rate limiter unavailable (%s); not limiting", type(exc).__name__)

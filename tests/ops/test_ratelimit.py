@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy import select
 
+from bot.bus import RedisBus
 from bot.models import Message
 from bot.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from bot.runtime import Roles, Runtime
@@ -73,15 +74,21 @@ async def test_redis_away_lets_messages_through() -> None:
         await lim.close()
 
 
+@pytest.mark.parametrize("where", ["memory", pytest.param("redis", marks=pytest.mark.redis)])
 async def test_a_flooding_sender_is_stored_told_once_and_does_not_starve_others(
-    database_url: str,
+    database_url: str, where: str
 ) -> None:
     sms = RecordingChannel("sms")
-    rt = Runtime(
-        make_settings(database_url, rate_limit_messages=3, rate_limit_window_seconds=3600),
-        engine=KeywordEngine(),
-        channels={"sms": sms},
-    )
+    settings = make_settings(database_url, rate_limit_messages=3, rate_limit_window_seconds=3600)
+    bus: RedisBus | None = None
+    limiter: RedisRateLimiter | None = None
+    prefix = f"relais-test-{uuid.uuid4().hex[:8]}"
+    if where == "redis":
+        # Bus and limiter on one Redis: the webhook counts and enqueues in one script.
+        services.need_redis()
+        bus = RedisBus(services.REDIS_URL, prefix=prefix)
+        limiter = RedisRateLimiter(services.REDIS_URL, limit=3, window=3600, prefix=prefix)
+    rt = Runtime(settings, engine=KeywordEngine(), channels={"sms": sms}, bus=bus, limiter=limiter)
     await rt.start(Roles(consume=True, outbox=True, recover=False, retention=False))
     try:
         for i in range(8):
@@ -108,5 +115,15 @@ async def test_a_flooding_sender_is_stored_told_once_and_does_not_starve_others(
         assert len(notices) == 1, to_flood
         assert len(to_flood) == 3 + 1
         assert [o for o in sms.sent if o.address == OTHER], "the other sender is answered"
+        if bus is not None:
+            # Only what was within the limit reached the streams: 3 of the flood, 1 other.
+            entries = sum([await bus.redis.xlen(bus.stream(p)) for p in range(bus.partitions)])
+            assert entries == 3 + 1
     finally:
         await rt.stop()
+        if bus is not None:
+            cleanup = RedisBus(services.REDIS_URL, prefix=prefix)
+            keys = [k async for k in cleanup.redis.scan_iter(f"{prefix}:*")]
+            if keys:
+                await cleanup.redis.delete(*keys)
+            await cleanup.close()
