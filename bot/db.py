@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import (
@@ -23,13 +24,18 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
-# Errors meaning "the database is not there right now" rather than "this request is wrong".
+# Errors meaning "the database is not there right now" rather than "this request is wrong";
+# asyncpg's own for the statements run on its connection directly (the webhook's).
 UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     OperationalError,
     InterfaceError,
     ConnectionError,
     OSError,
     asyncio.TimeoutError,
+    asyncpg.exceptions.InterfaceError,  # closed, or lost mid-statement
+    asyncpg.exceptions.PostgresConnectionError,  # SQLSTATE class 08
+    asyncpg.exceptions.OperatorInterventionError,  # class 57: shutting down, starting up
+    asyncpg.exceptions.InsufficientResourcesError,  # class 53: too many connections
 )
 
 

@@ -256,8 +256,13 @@ class Runtime:
             # One statement in autocommit (see store.record_inbound_pg): the webhook's answer
             # waits for one round trip to PostgreSQL instead of six.
             async with self.db.engine.connect() as conn:
-                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-                recorded = await record_inbound_pg(conn, inbound)
+                pooled = await conn.get_raw_connection()
+                try:
+                    recorded = await record_inbound_pg(pooled.driver_connection, inbound)
+                except Exception as exc:
+                    if is_unavailable(exc):
+                        await conn.invalidate()  # the pool opens a new one next time
+                    raise
             if recorded is not None:
                 return recorded
         async with self.db.transaction() as s:
