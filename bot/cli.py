@@ -6,7 +6,6 @@ import asyncio
 import logging
 import sys
 import uuid
-from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -149,18 +148,7 @@ def worker(
         await stop.wait()
         await rt.stop()
 
-    # uvloop, as uvicorn gives the gateway: the worker's sockets (PostgreSQL, Redis, providers)
-    # cost less of its CPU than on asyncio's own loop.
-    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        runner.run(run())
-
-
-def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    try:
-        import uvloop
-    except ImportError:  # not on every platform: asyncio's own loop then
-        return None
-    return uvloop.new_event_loop
+    asyncio.run(run())
 
 
 @app.command()
