@@ -46,6 +46,20 @@ def setup_logging(level: str = "INFO", settings: Settings | None = None) -> None
     configure(level, (settings or Settings()).log_format)
 
 
+# Young collections every 50,000 allocations instead of 700: a turn allocates thousands of
+# short-lived objects (ORM rows, parses, events), and the default thresholds spent about 0.27 ms
+# of a worker's CPU per message on collections (bench/worker.py with gc callbacks); the older
+# generations are still collected, after 20 and 10 younger ones.
+GC_THRESHOLDS = (50_000, 20, 10)
+
+
+def tune_gc() -> None:
+    """For the long-running processes (`serve`, `worker`)."""
+    import gc
+
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
@@ -65,6 +79,7 @@ def serve(
 
     settings = Settings()
     setup_logging(log_level, settings)
+    tune_gc()
     if not worker and not settings.redis_url:
         typer.echo("--no-worker needs RELAIS_REDIS_URL: nothing else would process messages.")
         raise typer.Exit(2)
@@ -121,6 +136,7 @@ def worker(
 
     settings = Settings()
     setup_logging(log_level, settings)
+    tune_gc()
     if not settings.redis_url:
         typer.echo(
             "relais worker needs RELAIS_REDIS_URL: without Redis the gateway's in-process bus "
