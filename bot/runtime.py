@@ -58,6 +58,11 @@ class Roles:
     escalate: bool = True  # pushing untaken handoffs to staff phones (handoff.escalation)
 
 
+# Messages a busy worker waits for (up to `worker_linger_ms`) before running a batch: past
+# about twenty, a batch's fixed cost is a small part of its messages' (bench/worker.py).
+BATCH_TARGET = 24
+
+
 class Runtime:
     def __init__(
         self,
@@ -150,7 +155,11 @@ class Runtime:
         await self.bus.start()
         if roles.consume:
             # What the partitions hand over while a batch runs goes in the next one together.
-            group: GroupCommit[int] = GroupCommit(lambda ids: self.pipeline.process_many(ids))
+            group: GroupCommit[int] = GroupCommit(
+                lambda ids: self.pipeline.process_many(ids),
+                linger=self.settings.worker_linger_ms / 1000,
+                target=BATCH_TARGET,
+            )
             self._spawn(self.bus.consume(group.one, self._stop, group))
         if roles.outbox:
             self._spawn(self.outbox.run(self._stop))

@@ -29,6 +29,13 @@ class Settings(BaseSettings):
         "(webhook 503 and the provider retries; workers retry).",
     )
     bus_partitions: int = Field(default=8, ge=1, le=256)
+    worker_linger_ms: float = Field(
+        default=50,
+        ge=0,
+        le=1000,
+        description="Under load, how long a worker waits for more messages before a batch "
+        "(fewer, larger batches cost less CPU; 0: never waits).",
+    )
 
     # Web.
     public_url: str = Field(

@@ -69,3 +69,31 @@ async def test_a_failing_lone_call_gets_its_error() -> None:
     with pytest.raises(ValueError):
         await group.one(5)
     await group.one(6)  # the group goes on
+
+
+async def test_a_busy_group_lingers_for_more_and_an_idle_one_does_not() -> None:
+    rec = Recorder(delay=0.02)
+    group = GroupCommit(rec, linger=0.2, target=3)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    first = asyncio.create_task(group([1]))
+    await asyncio.sleep(0)
+    second = asyncio.create_task(group([2]))  # came while the first batch ran: busy
+    await first
+    assert loop.time() - started < 0.1, "a call finding the group idle runs at once"
+    await asyncio.sleep(0.05)  # lingering: [2] waits for more
+    assert rec.calls == [[1]]
+    third = asyncio.create_task(group([3, 4]))
+    await asyncio.gather(second, third)
+    assert rec.calls == [[1], [2, 3, 4]], "the target reached, the batch runs"
+    assert loop.time() - started < 0.2, "without waiting out the linger"
+
+
+async def test_a_lingering_group_runs_what_it_has_when_the_linger_ends() -> None:
+    rec = Recorder(delay=0.01)
+    group = GroupCommit(rec, linger=0.05, target=10)
+    first = asyncio.create_task(group([1]))
+    await asyncio.sleep(0)
+    second = asyncio.create_task(group([2]))
+    await asyncio.wait_for(asyncio.gather(first, second), timeout=1)
+    assert rec.calls == [[1], [2]]
