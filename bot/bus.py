@@ -309,7 +309,7 @@ class RedisBus(Bus):
 
     def entry(self, message_id: int, key: str) -> tuple[str, dict[str, str]]:
         """The stream and the fields `enqueue` appends for a message (the rate limiter appends
-        them itself when it shares this Redis: see `Runtime.ingest`)."""
+        them itself when it shares this Redis: see `Runtime._admit`)."""
         # The key lets the consumer run different conversations of one partition at once.
         return self.stream(partition_of(key, self.partitions)), {"m": str(message_id), "k": key}
 

@@ -61,19 +61,13 @@ class MemoryRateLimiter(RateLimiter):
         return self._verdict(count)
 
 
-# INCR and set the expiry on the first hit, in one round trip.
+# INCR and set the expiry on the first hit, in one round trip; given a stream too (KEYS[2]),
+# within the limit (ARGV[2]) the message's bus entry is appended to it (XADD, MAXLEN ~ ARGV[3],
+# the fields after).
 _HIT = """
 local n = redis.call('incr', KEYS[1])
 if n == 1 then redis.call('expire', KEYS[1], ARGV[1]) end
-return n
-"""
-
-
-# The same, and within the limit the message's bus entry appended (XADD), in one round trip.
-_HIT_APPEND = """
-local n = redis.call('incr', KEYS[1])
-if n == 1 then redis.call('expire', KEYS[1], ARGV[1]) end
-if n <= tonumber(ARGV[2]) then
+if #KEYS > 1 and n <= tonumber(ARGV[2]) then
     redis.call('xadd', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', unpack(ARGV, 4))
 end
 return n
@@ -100,7 +94,6 @@ class RedisRateLimiter(RateLimiter):
         self.prefix = prefix
         self.clock = clock
         self._script: Any = self.redis.register_script(_HIT)
-        self._append: Any = self.redis.register_script(_HIT_APPEND)
 
     def _counter(self, key: str) -> str:
         return f"{self.prefix}:rl:{int(self.clock() // self.window)}:{key}"
@@ -112,7 +105,7 @@ class RedisRateLimiter(RateLimiter):
         counts and enqueues its message at once. Raises when Redis is away (the caller lets
         the message through; the recovery sweep enqueues it)."""
         flat = [x for pair in fields.items() for x in pair]
-        count = await self._append(
+        count = await self._script(
             keys=[self._counter(key), stream], args=[self.window + 1, self.limit, maxlen, *flat]
         )
         return self._verdict(int(count))
