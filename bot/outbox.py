@@ -66,7 +66,7 @@ class OutboxDispatcher:
         self._wake = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
         self._behind: set[int | None] = set()
-        self._recorder = GroupCommit(self._write_sent, limit=500)
+        self._recorder = GroupCommit(self._finish_sent, limit=500)
         self.sent = 0
         self.failed = 0
         self.retried = 0
@@ -271,7 +271,7 @@ class OutboxDispatcher:
         delay = 0.2
         while True:
             try:
-                await self._finish_sent(delivered)
+                await self._recorder(delivered)
                 break
             except asyncio.CancelledError:
                 raise
@@ -292,10 +292,7 @@ class OutboxDispatcher:
 
     async def _finish_sent(self, delivered: list[Delivered]) -> None:
         """One transaction, two statements (executemany) for everything delivered meanwhile:
-        the sequences that finish while one is being recorded are recorded together next."""
-        await self._recorder(delivered)
-
-    async def _write_sent(self, delivered: list[Delivered]) -> None:
+        `_recorder` hands over together the sequences that finished while one was recorded."""
         now = self.clock()
         outbox_rows = [
             {"row_id": d.row.id, "provider": d.result.provider_id, "at": now} for d in delivered
