@@ -108,7 +108,9 @@ class Poster:
     as many connections as requests in flight (a webhook never waits for a free one)."""
 
     def __init__(self) -> None:
-        self.idle: dict[tuple[str, int], list[tuple[Any, asyncio.StreamWriter, float]]]
+        self.idle: dict[
+            tuple[str, int], list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]]
+        ]
         self.idle = defaultdict(list)
 
     @staticmethod

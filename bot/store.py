@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
@@ -242,7 +243,7 @@ _RECORD_PG_ORDER = tuple(_RECORD_PG_COMPILED.positiontup or ())
 _EXISTING_PG_SQL = "SELECT id FROM messages WHERE channel = $1 AND provider_id = $2"
 
 
-async def record_inbound_pg(driver: Any, inbound: Inbound) -> Recorded | None:
+async def record_inbound_pg(driver: asyncpg.Connection, inbound: Inbound) -> Recorded | None:
     """`record_inbound` for a text message on PostgreSQL, in autocommit, on an asyncpg
     connection; None when it could not tell (a conversation created concurrently): the caller
     uses `record_inbound`."""
