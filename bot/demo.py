@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db import Database
@@ -16,6 +16,10 @@ from bot.models import Residence, StaffUser, Tenant
 from bot.passwords import hash_password
 
 log = logging.getLogger(__name__)
+
+# PostgreSQL advisory lock key held while the demo loads: gateways started together (several
+# `relais serve` behind a proxy) load it one after the other, so the second finds it there.
+_DEMO_LOCK = 0x52454C41  # "RELA"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +58,9 @@ async def load_demo(db: Database, data_dir: Path, *, only_if_empty: bool = False
     agencies: dict[str, Any] = res_doc.get("agencies", {})
     landlord: dict[str, Any] = res_doc.get("landlord", {})
     async with db.transaction() as s:
+        if db.dialect == "postgresql":
+            # Released at commit. (SQLite is for a single process.)
+            await s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _DEMO_LOCK})
         if only_if_empty and not await is_empty(s):
             return await summary(s, password, staff_doc)
         by_code: dict[str, Residence] = {}

@@ -1,12 +1,18 @@
-"""The PostgreSQL pool: a connection is tested before use only after sitting idle."""
+"""PostgreSQL specifics: the pool tests a connection before use only after it sat idle; gateways
+starting together load the demo data once."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 
 from bot import db as dbmod
 from bot.db import Database
+from bot.demo import load_demo
+from bot.models import Base, Residence, StaffUser, Tenant
+from tests.conftest import DATA_DIR, reset_postgres
 
 pytestmark = pytest.mark.postgres
 
@@ -50,3 +56,28 @@ async def test_an_idle_connection_the_server_dropped_is_replaced_unseen(
     finally:
         await db.dispose()
         await admin.dispose()
+
+
+async def test_gateways_starting_together_load_the_demo_once(pg_database: str) -> None:
+    """Several `relais serve` on one empty database each load the demo at start: the loads
+    wait on each other and the later ones find the data there (no unique-key error)."""
+    names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    dbs = [Database(pg_database) for _ in range(4)]
+    try:
+        async with dbs[0].transaction() as s:
+            await s.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        summaries = await asyncio.gather(
+            *(load_demo(db, DATA_DIR, only_if_empty=True) for db in dbs)
+        )
+        assert len({(x.residences, x.tenants, x.staff) for x in summaries}) == 1
+        async with dbs[0].session() as s:
+            counts = [
+                (await s.execute(select(func.count()).select_from(model))).scalar_one()
+                for model in (Residence, Tenant, StaffUser)
+            ]
+        assert counts == [summaries[0].residences, summaries[0].tenants, summaries[0].staff]
+        assert all(counts)
+    finally:
+        for db in dbs:
+            await db.dispose()
+        await reset_postgres(pg_database)
