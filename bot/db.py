@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import asyncpg
-from sqlalchemy import event, text
+from sqlalchemy import ColumnElement, any_, bindparam, event, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -19,6 +20,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import QueryableAttribute
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +122,18 @@ class Database:
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
+
+    def one_of(self, column: QueryableAttribute[Any], values: Iterable[Any]) -> ColumnElement[bool]:
+        """`column IN values`, as one statement whatever the number of values.
+
+        On PostgreSQL `column = ANY($1)` with the values as one array: `IN` renders a
+        parameter per value, so each batch size is another statement for asyncpg to prepare
+        (a round trip, and parsing and planning on the server) and they crowd each other out
+        of its per-connection cache. SQLite has no arrays: `IN` there."""
+        values = list(values)
+        if self.dialect == "postgresql":
+            return column == any_(bindparam(None, values, type_=ARRAY(column.expression.type)))
+        return column.in_(values)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:

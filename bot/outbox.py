@@ -150,14 +150,16 @@ class OutboxDispatcher:
                 return []
             await s.execute(
                 update(Outbox)
-                .where(Outbox.id.in_(ids))
+                .where(self.db.one_of(Outbox.id, ids))
                 .values(
                     status="sending", lease_until=now + self.lease, attempts=Outbox.attempts + 1
                 )
             )
             rows = list(
                 (
-                    await s.execute(select(Outbox).where(Outbox.id.in_(ids)).order_by(Outbox.id))
+                    await s.execute(
+                        select(Outbox).where(self.db.one_of(Outbox.id, ids)).order_by(Outbox.id)
+                    )
                 ).scalars()
             )
         return rows
@@ -206,7 +208,7 @@ class OutboxDispatcher:
         async with self.db.transaction() as s:
             await s.execute(
                 update(Outbox)
-                .where(Outbox.id.in_(ids))
+                .where(self.db.one_of(Outbox.id, ids))
                 .values(status="pending", attempts=Outbox.attempts - 1, lease_until=None)
             )
 

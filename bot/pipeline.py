@@ -177,7 +177,7 @@ class Pipeline:
         # rollback of a failed batch gives the messages back.
         stmt = (
             update(Message)
-            .where(Message.id.in_(message_ids), Message.processed_at.is_(None))
+            .where(self.db.one_of(Message.id, message_ids), Message.processed_at.is_(None))
             .values(processed_at=self.clock())
             .returning(Message)
             .options(raiseload(Message.attachments))
@@ -188,7 +188,11 @@ class Pipeline:
 
     async def _conversations(self, s: AsyncSession, ids: set[int]) -> dict[int, Conversation]:
         # Locked in id order, so two batches never wait on each other in a circle.
-        stmt = select(Conversation).where(Conversation.id.in_(ids)).order_by(Conversation.id)
+        stmt = (
+            select(Conversation)
+            .where(self.db.one_of(Conversation.id, ids))
+            .order_by(Conversation.id)
+        )
         if self.db.dialect == "postgresql":
             # NO KEY UPDATE: two workers still wait on each other, but not the gateway: storing
             # a new message (its foreign key takes KEY SHARE) goes on while a batch runs.
@@ -214,7 +218,10 @@ class Pipeline:
                 (
                     await s.execute(
                         select(Tenant).where(
-                            or_(Tenant.phone.in_(phones), Tenant.telegram_chat_id.in_(chats))
+                            or_(
+                                self.db.one_of(Tenant.phone, phones),
+                                self.db.one_of(Tenant.telegram_chat_id, chats),
+                            )
                         )
                     )
                 )
@@ -238,7 +245,7 @@ class Pipeline:
         rows = (
             await s.execute(
                 select(Request)
-                .where(Request.tenant_id.in_({t.id for t in tenants}))
+                .where(self.db.one_of(Request.tenant_id, {t.id for t in tenants}))
                 .order_by(Request.id.desc())
             )
         ).scalars()
@@ -251,7 +258,8 @@ class Pipeline:
             found_incidents = (
                 await s.execute(
                     select(Incident).where(
-                        Incident.residence_id.in_(residences), Incident.status == "open"
+                        self.db.one_of(Incident.residence_id, residences),
+                        Incident.status == "open",
                     )
                 )
             ).scalars()
@@ -314,7 +322,7 @@ class Pipeline:
                 await s.execute(
                     select(Outbox.conversation_id)
                     .where(
-                        Outbox.conversation_id.in_(convs),
+                        self.db.one_of(Outbox.conversation_id, convs),
                         Outbox.status.in_(("pending", "sending")),
                     )
                     .distinct()
@@ -328,7 +336,7 @@ class Pipeline:
         if sms:
             rows = await s.execute(
                 select(OptOut.channel, OptOut.address).where(
-                    OptOut.address.in_({c.address for c in sms})
+                    self.db.one_of(OptOut.address, {c.address for c in sms})
                 )
             )
             opted = {(channel, address) for channel, address in rows.tuples()}
