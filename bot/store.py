@@ -313,6 +313,10 @@ def outbox_row(
     """The outbox row delivering `msg` (flushed: it needs its id). With `claimed_until`, the
     row is stored already claimed by the caller (status `sending`, one attempt, that lease),
     who sends it itself right after the commit."""
+    extra = dict(extra or {})
+    if conv.channel == "webchat":
+        # What the widget shows beside the text, so that sending needs no read of the message.
+        extra["shown"] = {"author": msg.author, "created_at": msg.created_at.isoformat()}
     return Outbox(
         message_id=msg.id,
         conversation_id=conv.id,
@@ -320,7 +324,7 @@ def outbox_row(
         address=conv.address,
         text=msg.text,
         media=list(msg.media or []),
-        extra=extra or {},
+        extra=extra,
         idempotency_key=key,
         status="sending" if claimed_until else "pending",
         attempts=1 if claimed_until else 0,

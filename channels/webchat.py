@@ -110,12 +110,15 @@ class WebChatChannel(Channel):
     # -- outbound --------------------------------------------------------------------------
 
     async def send(self, outbound: Outbound) -> SendResult:
-        author, created = "bot", datetime.now(UTC)
-        if outbound.message_id is not None:
+        author, created = "bot", datetime.now(UTC).isoformat()
+        shown = outbound.extra.get("shown")
+        if isinstance(shown, dict):  # stored with the outbox row (store.outbox_row)
+            author, created = shown.get("author", author), shown.get("created_at", created)
+        elif outbound.message_id is not None:  # a row stored before that
             async with self.db.session() as s:
                 msg = await s.get(Message, outbound.message_id)
                 if msg is not None:
-                    author, created = msg.author, msg.created_at
+                    author, created = msg.author, msg.created_at.isoformat()
         await self.bus.publish(
             {
                 "type": "webchat",
@@ -124,7 +127,7 @@ class WebChatChannel(Channel):
                     "id": outbound.message_id,
                     "text": outbound.text,
                     "author": author,
-                    "created_at": created.isoformat(),
+                    "created_at": created,
                     "media": [_media_view(m.url, m.content_type) for m in outbound.media if m.url],
                 },
             }

@@ -9,6 +9,7 @@ import socket
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,11 @@ import websockets
 from fastapi import FastAPI
 from websockets.asyncio.client import ClientConnection
 
-from bot.bus import RedisBus
-from bot.models import Attachment
+from bot.bus import InProcessBus, RedisBus
+from bot.models import Attachment, Conversation, Message
 from bot.runtime import Roles, Runtime
+from bot.store import outbox_row
+from bot.types import Outbound
 from channels.registry import build_channels, install_channels
 from channels.routes import RelaisApp
 from channels.webchat import WebChatChannel
@@ -133,11 +136,51 @@ async def test_a_message_gets_a_reply_and_survives_reconnection(
         ("bot", reply["text"]),
     ]
     assert again.history[0]["client_id"] == "client-0001"
+    assert again.history[1]["id"] == reply["id"]
+    assert again.history[1]["created_at"] == reply["created_at"]  # live and stored agree
     assert again.history[0]["id"] == ack["message_id"]
     await again.close()
     later = await Tab.open(served, session=tab.session, since=reply["id"])
     assert later.history == []
     await later.close()
+
+
+async def test_a_reply_is_shown_from_its_outbox_row_without_reading_the_message() -> None:
+    """The outbox row carries the author and time the widget shows (store.outbox_row): a
+    web-chat send is one publish, no database read."""
+
+    class NoDatabase:
+        def session(self) -> Any:
+            raise AssertionError("the send read the database")
+
+    bus = InProcessBus()
+    channel = WebChatChannel(bus=bus, db=NoDatabase(), secret="s" * 32)  # type: ignore[arg-type]
+    session = channel.new_session()
+    conv = Conversation(id=3, channel="webchat", address=session)
+    at = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
+    msg = Message(id=41, author="staff", text="Le technicien passe demain matin.", created_at=at)
+    shown = outbox_row(conv, msg, key="k").extra["shown"]
+    assert shown == {"author": "staff", "created_at": "2026-11-29T08:00:00+00:00"}
+    async with bus.subscribe(session) as events:
+        await channel.send(
+            Outbound(
+                outbox_id=7,
+                channel="webchat",
+                address=session,
+                text="Le technicien passe demain matin.",
+                idempotency_key="k",
+                message_id=41,
+                extra={"shown": shown},
+            )
+        )
+        event = events.get_nowait()
+    assert event["message"] == {
+        "id": 41,
+        "text": "Le technicien passe demain matin.",
+        "author": "staff",
+        "created_at": "2026-11-29T08:00:00+00:00",
+        "media": [],
+    }
 
 
 async def test_a_resent_message_is_stored_and_answered_once(gateway: Gateway, served: str) -> None:
