@@ -49,6 +49,10 @@ def create_app(
             from bot.cli import print_banner
 
             print_banner(banner, rt.settings)
+        if getattr(app.state, "freeze_heap", False):  # `relais serve` (not the tests)
+            from bot.cli import freeze_heap
+
+            freeze_heap()
         try:
             yield
         finally:
