@@ -298,7 +298,27 @@ class Stack:
         for i in range(self.workers):
             self.start_worker(i)
         self.start_gateway()
+        self.wait_workers(self.workers)
         return self
+
+    def wait_workers(self, n: int, timeout: float = 90.0) -> None:
+        """Until `n` workers are consuming (their heartbeats in Redis): a worker still starting
+        when traffic comes joins mid-burst, and the partitions handed over to it go unread
+        for a second or two (bench/load.py once measured that instead of the stack)."""
+        import redis
+
+        client = redis.Redis.from_url(self.redis_url)
+        deadline = time.monotonic() + timeout
+        try:
+            while client.zcard("relais:workers") < n:
+                for name, proc in self.procs.items():
+                    if name.startswith("worker") and proc.poll() is not None:
+                        raise RuntimeError(f"{name} exited with {proc.returncode}")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"fewer than {n} workers consuming after {timeout:.0f}s")
+                time.sleep(0.1)
+        finally:
+            client.close()
 
     def kill(self, name: str) -> None:
         proc = self.procs[name]
