@@ -69,12 +69,17 @@ def pg_database() -> Iterator[str]:
         in_thread(asyncio.run, admin_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-async def reset_postgres(url: str) -> None:
+async def empty_postgres(url: str) -> None:
+    """Every table emptied, ids restarted: a database as a first start finds it."""
     engine = create_async_engine(url)
     names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
     async with engine.begin() as conn:
         await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
     await engine.dispose()
+
+
+async def reset_postgres(url: str) -> None:
+    await empty_postgres(url)
     db = Database(url)
     await load_demo(db, DATA_DIR)
     await db.dispose()

@@ -11,8 +11,8 @@ from sqlalchemy import func, select, text
 from bot import db as dbmod
 from bot.db import Database
 from bot.demo import load_demo
-from bot.models import Base, Residence, StaffUser, Tenant
-from tests.conftest import DATA_DIR, reset_postgres
+from bot.models import Residence, StaffUser, Tenant
+from tests.conftest import DATA_DIR, empty_postgres, reset_postgres
 
 pytestmark = pytest.mark.postgres
 
@@ -61,11 +61,9 @@ async def test_an_idle_connection_the_server_dropped_is_replaced_unseen(
 async def test_gateways_starting_together_load_the_demo_once(pg_database: str) -> None:
     """Several `relais serve` on one empty database each load the demo at start: the loads
     wait on each other and the later ones find the data there (no unique-key error)."""
-    names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    await empty_postgres(pg_database)
     dbs = [Database(pg_database) for _ in range(4)]
     try:
-        async with dbs[0].transaction() as s:
-            await s.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
         summaries = await asyncio.gather(
             *(load_demo(db, DATA_DIR, only_if_empty=True) for db in dbs)
         )
