@@ -307,10 +307,12 @@ class Stack:
         for a second or two (bench/load.py once measured that instead of the stack)."""
         import redis
 
+        from bot.bus import workers_key
+
         client = redis.Redis.from_url(self.redis_url)
         deadline = time.monotonic() + timeout
         try:
-            while client.zcard("relais:workers") < n:
+            while client.zcard(workers_key()) < n:
                 for name, proc in self.procs.items():
                     if name.startswith("worker") and proc.poll() is not None:
                         raise RuntimeError(f"{name} exited with {proc.returncode}")

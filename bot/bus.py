@@ -33,6 +33,11 @@ Event = dict[str, Any]
 STREAM_MAXLEN = 100_000  # entries kept per partition's stream (approximately)
 
 
+def workers_key(prefix: str = "relais") -> str:
+    """The sorted set of alive workers' heartbeats (RedisBus)."""
+    return f"{prefix}:workers"
+
+
 def partition_of(key: str, partitions: int) -> int:
     # crc32 is stable across processes (hash() is salted per process).
     return zlib.crc32(key.encode()) % partitions
@@ -317,7 +322,7 @@ class RedisBus(Bus):
 
     async def _alive_workers(self) -> list[str]:
         now = time.time()
-        key = f"{self.prefix}:workers"
+        key = workers_key(self.prefix)
         await self.redis.zadd(key, {self.consumer: now})
         await self.redis.zremrangebyscore(key, "-inf", now - self.lease_ms / 1000)
         members = await self.redis.zrange(key, 0, -1)
@@ -395,7 +400,7 @@ class RedisBus(Bus):
             with contextlib.suppress(Exception):
                 for p in owned:
                     await self._release(p)
-                await self.redis.zrem(f"{self.prefix}:workers", self.consumer)
+                await self.redis.zrem(workers_key(self.prefix), self.consumer)
 
     async def _run_partition(
         self,

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from bot.bus import Bus, InProcessBus, RedisBus
+from bot.bus import Bus, InProcessBus, RedisBus, workers_key
 from bot.settings import REPO_ROOT
 from tests import services
 
@@ -205,7 +205,7 @@ async def test_a_killed_or_stalled_worker_loses_nothing(fault: str) -> None:
     try:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 30
-        while await r.zcard(f"{prefix}:workers") < 2:  # both have joined: they share partitions
+        while await r.zcard(workers_key(prefix)) < 2:  # both have joined: they share partitions
             assert loop.time() < deadline, "the workers did not start"
             await asyncio.sleep(0.05)
         for i in range(MESSAGES):
