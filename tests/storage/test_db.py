@@ -8,8 +8,8 @@ import asyncio
 import pytest
 from sqlalchemy import func, select, text
 
-from bot.storage import db as dbmod
 from bot.ops.demo import load_demo
+from bot.storage import db as dbmod
 from bot.storage.db import Database
 from bot.storage.models import Residence, StaffUser, Tenant
 from tests.conftest import DATA_DIR, empty_postgres, reset_postgres
