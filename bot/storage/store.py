@@ -14,6 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.core.status import DeliveryStatus, OutboxStatus
 from bot.core.types import Inbound
 from bot.storage.models import (
     Attachment,
@@ -296,7 +297,7 @@ def outbound_message(
         staff_id=staff_id,
         text=text,
         media=media or [],
-        delivery_status="queued",
+        delivery_status=DeliveryStatus.QUEUED,
         created_at=now or datetime.now(UTC),
     )
 
@@ -326,7 +327,7 @@ def outbox_row(
         media=list(msg.media or []),
         extra=extra,
         idempotency_key=key,
-        status="sending" if claimed_until else "pending",
+        status=OutboxStatus.SENDING if claimed_until else OutboxStatus.PENDING,
         attempts=1 if claimed_until else 0,
         lease_until=claimed_until,
         next_attempt_at=due or datetime.now(UTC),
