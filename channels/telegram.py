@@ -48,7 +48,7 @@ ALLOWED_UPDATES = ["message"]
 FILE_KINDS = ("document", "voice", "audio", "video", "video_note")
 
 # aiogram reads every answer as `Response[<return type>]`; pydantic keeps such generic classes
-# only while something refers to them, and builds one again (about 4 ms) after each full garbage
+# only while something refers to them, and builds one again (milliseconds) after each full garbage
 # collection. Held here, the classes for the calls Relais makes are built once.
 _RESPONSE_TYPES = (Response[Message], Response[File], Response[bool])
 

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
+from markupsafe import Markup
 from sqlalchemy import select
 
 from bot.storage.models import (
@@ -196,9 +197,19 @@ def _dashboard_charts(
     sat: reports.Satisfaction,
     ages: list[tuple[str, int]],
 ) -> dict[str, Any]:
-    def tr(key: str, **values: Any) -> str:
-        return translate(lang, key, **values)
+    """Every drawing of the dashboard (SVG), with the legends the page shows beside them."""
+    return {
+        **_volume_charts(lang, volume),
+        "automation": charts.share_bar(auto.share, label=translate(lang, "mgr.chart.automation")),
+        **_handoff_charts(lang, handoffs),
+        "wait": _wait_chart(lang, waits),
+        "satisfaction": _satisfaction_chart(lang, sat),
+        "requests": _age_chart(lang, ages),
+    }
 
+
+def _volume_charts(lang: str, volume: reports.DailyVolume) -> dict[str, Any]:
+    """Messages per day, stacked by channel."""
     channel_colors = {c: charts.color(i) for i, c in enumerate(volume.channels)}
     day_fmt = "%d/%m" if lang == "fr" else "%m/%d"
     day_labels = [d.strftime(day_fmt) for d in volume.days]
@@ -210,75 +221,87 @@ def _dashboard_charts(
         )
         for c in volume.channels
     ]
+    label = translate(lang, "mgr.chart.volume")
     # Two drawings of the same figure, one shown by the stylesheet: a phone-sized one and a
     # wide one (text stays the same size in both, which one scaled drawing cannot do).
-    volume_chart = charts.stacked_columns(
+    narrow = charts.stacked_columns(
         day_labels,
         series,
-        label=tr("mgr.chart.volume"),
+        label=label,
         label_every=max(1, len(volume.days) // 5),
         css="narrow-only",
-    ) + charts.stacked_columns(
+    )
+    wide = charts.stacked_columns(
         day_labels,
         series,
-        label=tr("mgr.chart.volume"),
+        label=label,
         label_every=max(1, len(volume.days) // 10),
         width=1000,
         height=240,
         css="wide-only",
     )
-    residences = [name for name, _ in handoffs.residences()]
-    residence_colors = {r: charts.color(i) for i, r in enumerate(residences)}
+    return {
+        "volume": narrow + wide,
+        "volume_legend": [(_label(lang, "channel", c), channel_colors[c]) for c in volume.channels],
+    }
 
-    def residence_name(r: str) -> str:
-        return r or tr("mgr.no_residence")
+
+def _handoff_charts(lang: str, handoffs: reports.HandoffCounts) -> dict[str, Any]:
+    """Handoffs by need (stacked by residence) and by residence, one colour per residence."""
+    residences = [name for name, _ in handoffs.residences()]
+    colors = {r: charts.color(i) for i, r in enumerate(residences)}
+
+    def name(r: str) -> str:
+        return r or translate(lang, "mgr.no_residence")
 
     by_intent = charts.horizontal_bars(
         [
             charts.Bar(
                 _label(lang, "intent", intent),
-                [
-                    (residence_name(r), handoffs.cells.get((intent, r), 0), residence_colors[r])
-                    for r in residences
-                ],
+                [(name(r), handoffs.cells.get((intent, r), 0), colors[r]) for r in residences],
             )
             for intent, _ in handoffs.intents()
         ],
-        label=tr("mgr.chart.by_intent"),
+        label=translate(lang, "mgr.chart.by_intent"),
     )
     by_residence = charts.horizontal_bars(
-        [
-            charts.Bar(residence_name(r), [(residence_name(r), n, residence_colors[r])])
-            for r, n in handoffs.residences()
-        ],
-        label=tr("mgr.chart.by_residence"),
-    )
-    wait_chart = charts.horizontal_bars(
-        [charts.Bar(tr(f"mgr.wait.{k}"), [("", n, "#0072B2")]) for k, n in waits.buckets],
-        label=tr("mgr.chart.wait"),
-    )
-    # Red for unhappy, green for happy: the colours say which way is good.
-    score_colors = ("#D55E00", "#E69F00", "#b8b8b8", "#56B4E9", "#009E73")
-    sat_chart = charts.columns(
-        [(str(score), sat.counts[score], score_colors[score - 1]) for score in range(1, 6)],
-        label=tr("mgr.chart.satisfaction"),
-    )
-    age_colors = ("#009E73", "#56B4E9", "#E69F00", "#D55E00", "#8b1a1a")
-    age_chart = charts.columns(
-        [(tr(f"mgr.age.{k}"), n, age_colors[i]) for i, (k, n) in enumerate(ages)],
-        label=tr("mgr.chart.requests"),
+        [charts.Bar(name(r), [(name(r), n, colors[r])]) for r, n in handoffs.residences()],
+        label=translate(lang, "mgr.chart.by_residence"),
     )
     return {
-        "volume": volume_chart,
-        "volume_legend": [(_label(lang, "channel", c), channel_colors[c]) for c in volume.channels],
-        "automation": charts.share_bar(auto.share, label=tr("mgr.chart.automation")),
         "by_intent": by_intent,
-        "residence_legend": [(residence_name(r), residence_colors[r]) for r in residences],
+        "residence_legend": [(name(r), colors[r]) for r in residences],
         "by_residence": by_residence,
-        "wait": wait_chart,
-        "satisfaction": sat_chart,
-        "requests": age_chart,
     }
+
+
+def _wait_chart(lang: str, waits: reports.WaitStats) -> Markup:
+    return charts.horizontal_bars(
+        [
+            charts.Bar(translate(lang, f"mgr.wait.{k}"), [("", n, "#0072B2")])
+            for k, n in waits.buckets
+        ],
+        label=translate(lang, "mgr.chart.wait"),
+    )
+
+
+# Red for unhappy, green for happy: the colours say which way is good.
+SCORE_COLORS = ("#D55E00", "#E69F00", "#b8b8b8", "#56B4E9", "#009E73")
+AGE_COLORS = ("#009E73", "#56B4E9", "#E69F00", "#D55E00", "#8b1a1a")
+
+
+def _satisfaction_chart(lang: str, sat: reports.Satisfaction) -> Markup:
+    return charts.columns(
+        [(str(score), sat.counts[score], SCORE_COLORS[score - 1]) for score in range(1, 6)],
+        label=translate(lang, "mgr.chart.satisfaction"),
+    )
+
+
+def _age_chart(lang: str, ages: list[tuple[str, int]]) -> Markup:
+    return charts.columns(
+        [(translate(lang, f"mgr.age.{k}"), n, AGE_COLORS[i]) for i, (k, n) in enumerate(ages)],
+        label=translate(lang, "mgr.chart.requests"),
+    )
 
 
 # -- transcripts ----------------------------------------------------------------------------
