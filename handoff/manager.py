@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from datetime import date, datetime, timedelta
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -469,8 +469,6 @@ async def transcript(
 
 def _query_of(back: str) -> str:
     """A search query string carried back from a conversation, re-encoded (never a URL)."""
-    from urllib.parse import parse_qsl
-
     return urlencode(parse_qsl(back)[:20])
 
 

@@ -21,6 +21,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import redis.asyncio as redis
+from redis.exceptions import ResponseError
+
 from bot.core.periodic import pause
 
 log = logging.getLogger(__name__)
@@ -297,8 +300,6 @@ class RedisBus(Bus):
         heartbeat_s: float = 1.0,
         batch: int = BATCH,
     ) -> None:
-        import redis.asyncio as redis
-
         self.url = url
         self.partitions = partitions
         self.prefix = prefix
@@ -336,12 +337,10 @@ class RedisBus(Bus):
     async def _ensure_groups(self) -> None:
         if self._groups_ready:
             return
-        import redis.exceptions
-
         for p in range(self.partitions):
             try:
                 await self.redis.xgroup_create(self.stream(p), self.GROUP, id="0", mkstream=True)
-            except redis.exceptions.ResponseError as exc:
+            except ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
         self._groups_ready = True

@@ -160,6 +160,7 @@ async def test_long_polling_stores_updates_like_the_webhook(gateway: Gateway) ->
         telegram_update("callback_query"),
         telegram_update("message_photo"),
     ]
+
     def offsets() -> list[str | None]:
         return [c.get("offset") for c in gateway.providers.telegram_calls("getUpdates")]
 
