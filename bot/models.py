@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import math
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -238,6 +239,18 @@ class Attachment(Base):
     file_id: Mapped[str | None] = mapped_column(String(256), default=None)
     content_type: Mapped[str | None] = mapped_column(String(100), default=None)
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)  # location, contact...
+
+    @property
+    def coordinates(self) -> tuple[float, float] | None:
+        """A location's (latitude, longitude), as every channel stores it (`lat`, `lon`);
+        None when it is not a location or its numbers are missing (erased)."""
+        try:
+            lat, lon = float(self.data["lat"]), float(self.data["lon"])
+        except (KeyError, TypeError, ValueError):
+            return None
+        if not (math.isfinite(lat) and math.isfinite(lon)):
+            return None
+        return lat, lon
 
 
 class Incident(Base):

@@ -285,3 +285,22 @@ async def test_outside_lodge_hours_the_queue_shows_who_is_on_call(
     assert "Loge fermée : Résidence Les Fleurs" in page
     assert 'Astreinte technique <a href="tel:+33611000009">' in page
     assert "02/12 08:00" in page  # when the lodge opens again
+
+
+async def test_a_shared_location_shows_its_coordinates(
+    runtime: Runtime, client_for: ClientFactory
+) -> None:
+    # Channels store a location as {"lat", "lon"} (Twilio's Latitude/Longitude, Telegram's
+    # location): the conversation page shows those numbers and a map link, not blanks.
+    conv = await queued(runtime, HUMAN, pid="loc")
+    await send(
+        runtime,
+        "",
+        address=NADIA,
+        pid="loc2",
+        media=(Media(kind="location", data={"lat": 48.8566, "lon": 2.3522}),),
+    )
+    await settled(runtime)
+    page = (await (await client_for("karim")).get(f"/console/c/{conv}")).text
+    assert "48.8566, 2.3522" in page
+    assert "https://www.openstreetmap.org/?mlat=48.8566&amp;mlon=2.3522" in page
