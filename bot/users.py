@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from bot.db import Database, upgrade_async
-from bot.models import Residence, Role, StaffUser
+from bot.models import LoginThrottle, Residence, Role, StaffUser
 from bot.passwords import hash_password
 from bot.settings import Settings
 
@@ -54,10 +54,12 @@ async def add_user(
             user.display_name = name or user.display_name or login
             user.phone = phone or user.phone
             user.password_hash = hash_password(password)
-            user.failed_logins = 0
-            user.locked_until = None
             user.residences = found
             s.add(user)
+            # A new password unlocks the account.
+            await s.execute(
+                delete(LoginThrottle).where(LoginThrottle.key == LoginThrottle.account_key(login))
+            )
         return created
     finally:
         await db.dispose()

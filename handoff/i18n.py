@@ -41,6 +41,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "Too many failed attempts: account locked. Try again in {minutes} min "
         "or call your manager.",
     },
+    "login.throttled": {
+        "fr": "Trop d'essais manqués depuis ce poste. Réessayez dans {minutes} min.",
+        "en": "Too many failed attempts from this device. Try again in {minutes} min.",
+    },
     "login.expired": {
         "fr": "Le formulaire a expiré, recommencez.",
         "en": "The form expired, please try again.",

@@ -143,14 +143,19 @@ async def login_submit(
         )
     rt = runtime_of(request)
     result = await sign_in(
-        rt, login, password, previous_session=request.cookies.get(SESSION_COOKIE)
+        rt,
+        login,
+        password,
+        client=request.client.host if request.client else "",
+        previous_session=request.cookies.get(SESSION_COOKIE),
     )
-    if result.locked_minutes:
+    if result.locked_minutes or result.throttled_minutes:
+        key = "login.locked" if result.locked_minutes else "login.throttled"
         return _login_page(
             request,
             status_code=429,
             login=login,
-            error=translate(lang, "login.locked", minutes=result.locked_minutes),
+            error=translate(lang, key, minutes=result.locked_minutes or result.throttled_minutes),
         )
     if result.session_id is None:
         return _login_page(
