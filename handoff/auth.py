@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -41,6 +42,8 @@ from bot.passwords import hash_password, verify_password
 if TYPE_CHECKING:
     from bot.runtime import Runtime
 
+log = logging.getLogger(__name__)
+
 SESSION_COOKIE = "relais_session"
 LOGIN_CSRF_COOKIE = "relais_login_csrf"
 SESSION_TTL = timedelta(hours=12)
@@ -48,6 +51,7 @@ MAX_FAILURES = 5  # wrong passwords for one account name before it is locked...
 LOCKOUT = timedelta(minutes=15)  # ...for this long (also the window the failures count in)
 CLIENT_MAX_FAILURES = 20  # wrong passwords from one client address, any account, per window
 EMERGENCY = 10  # Conversation.priority of an emergency
+SIGNED_OUT = "signed_out"  # the bus event that ends a session's live streams
 
 # Verified against when the login is unknown, so both cases take as long.
 _DUMMY_HASH = hash_password("not-a-real-password")
@@ -293,9 +297,16 @@ async def sign_in(
 
 
 async def sign_out(rt: Runtime, session_id: str, staff: StaffUser) -> None:
+    session_hash = hash_session_id(session_id)
     async with rt.db.transaction() as s:
-        await s.execute(delete(StaffSession).where(StaffSession.id == hash_session_id(session_id)))
+        await s.execute(delete(StaffSession).where(StaffSession.id == session_hash))
         await _audit(s, staff, "logout", {})
+    try:
+        # Every process ends this session's live streams now (handoff.events).
+        await rt.bus.publish({"type": SIGNED_OUT, "session_hash": session_hash})
+    except Exception as exc:
+        # The streams find the session gone at their next check, seconds later.
+        log.warning("sign-out not announced to the live streams (%s)", type(exc).__name__)
 
 
 async def _audit(s: AsyncSession, staff: StaffUser, action: str, detail: dict[str, Any]) -> None:
