@@ -29,6 +29,7 @@ from handoff.auth import (
     sign_in,
     sign_out,
 )
+from handoff.headers import ConsoleHeaders, origin_of
 from handoff.i18n import LANG_COOKIE, LANGUAGES, request_language, translate
 from handoff.templating import STATIC_DIR, render
 
@@ -41,6 +42,8 @@ router = APIRouter(include_in_schema=False)
 
 
 def install_console(app: FastAPI, runtime: Runtime) -> None:
+    media = origin_of(runtime.settings.twilio_api_base)
+    app.add_middleware(ConsoleHeaders, media_origins=[media] if media else [])
     app.mount("/console/static", StaticFiles(directory=STATIC_DIR), name="console-static")
     app.include_router(router)
     from handoff.console import router as console_router

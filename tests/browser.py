@@ -94,3 +94,18 @@ def launch(chromium: Path) -> Iterator[Any]:
             yield b
         finally:
             b.close()
+
+
+# What Chromium reported as blocked by the pages' Content-Security-Policy (console messages).
+CSP_VIOLATIONS: list[str] = []
+
+
+def watch_csp(page: Any) -> Any:
+    """Record the page's CSP violations: the strict policy must not break the pages."""
+
+    def seen(message: Any) -> None:
+        if "Content Security Policy" in message.text:
+            CSP_VIOLATIONS.append(message.text)
+
+    page.on("console", seen)
+    return page

@@ -304,3 +304,35 @@ async def test_a_shared_location_shows_its_coordinates(
     page = (await (await client_for("karim")).get(f"/console/c/{conv}")).text
     assert "48.8566, 2.3522" in page
     assert "https://www.openstreetmap.org/?mlat=48.8566&amp;mlon=2.3522" in page
+
+
+async def test_console_answers_forbid_framing_caching_and_inline_code(
+    runtime: Runtime, client_for: ClientFactory
+) -> None:
+    conv = await queued(runtime, HUMAN, pid="h")
+    anonymous = await client_for()
+    karim, manager = await client_for("karim"), await client_for("claire")
+    answers = [
+        await anonymous.get("/console/login"),
+        await karim.get("/console"),
+        await karim.get(f"/console/c/{conv}"),
+        await karim.get(f"/console/api/c/{conv}/live"),
+        await manager.get("/console/manager"),
+        await manager.get("/console/manager/conversations"),
+    ]
+    for r in answers:
+        assert r.status_code == 200, r.url
+        h = r.headers
+        assert h["x-frame-options"] == "DENY", r.url
+        assert h["cache-control"] == "no-store", r.url
+        csp = {d.split()[0]: d.split()[1:] for d in h["content-security-policy"].split("; ")}
+        assert csp["frame-ancestors"] == ["'none'"]
+        assert csp["default-src"] == ["'none'"]
+        assert csp["script-src"] == ["'self'"] and csp["style-src"] == ["'self'"]
+        # The policy holds because the pages carry no inline code or style.
+        assert "<script>" not in r.text and " style=" not in r.text and " onclick=" not in r.text
+    # The web-chat widget stays embeddable in the landlord's site.
+    widget = await anonymous.get("/webchat/")
+    assert widget.status_code == 200
+    assert "x-frame-options" not in widget.headers
+    assert "frame-ancestors" not in widget.headers.get("content-security-policy", "")
