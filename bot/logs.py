@@ -68,15 +68,15 @@ class MaskingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.INFO:
             return True
+        args = record.args
         if (
             record.name == "uvicorn.access"
-            and isinstance(record.args, tuple)
-            and len(record.args) == _ACCESS_ARGS
-            and isinstance(record.args[2], str)
+            and isinstance(args, tuple)
+            and len(args) == _ACCESS_ARGS
         ):
-            args = list(record.args)
-            args[2] = hide_query(args[2])
-            record.args = tuple(args)
+            target = args[2]
+            if isinstance(target, str):
+                record.args = (*args[:2], hide_query(target), *args[3:])
         try:
             message = record.getMessage()
         except Exception:  # a bad format string: leave it to the handler's own error path
