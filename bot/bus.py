@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import itertools
 import json
 import logging
@@ -36,6 +37,13 @@ STREAM_MAXLEN = 100_000  # entries kept per partition's stream (approximately)
 def workers_key(prefix: str = "relais") -> str:
     """The sorted set of alive workers' heartbeats (RedisBus)."""
     return f"{prefix}:workers"
+
+
+def conversation_tag(key: str) -> str:
+    """A 16-bit digest of a conversation key (`sms:+33...`): enough to tell apart the few
+    conversations of one read (a clash only runs two of them one after the other), too
+    short to lead back to a phone number (each tag is shared by thousands)."""
+    return hashlib.blake2b(key.encode(), digest_size=2).hexdigest()
 
 
 def partition_of(key: str, partitions: int) -> int:
@@ -315,8 +323,43 @@ class RedisBus(Bus):
     def entry(self, message_id: int, key: str) -> tuple[str, dict[str, str]]:
         """The stream and the fields `enqueue` appends for a message (the rate limiter appends
         them itself when it shares this Redis: see `Runtime._admit`)."""
-        # The key lets the consumer run different conversations of one partition at once.
-        return self.stream(partition_of(key, self.partitions)), {"m": str(message_id), "k": key}
+        # The key lets the consumer run different conversations of one partition at once;
+        # the entry carries only a short digest of it, not the tenant's address.
+        return self.stream(partition_of(key, self.partitions)), {
+            "m": str(message_id),
+            "k": conversation_tag(key),
+        }
+
+    async def _done(self, stream: str, *entry_ids: str) -> None:
+        """Acknowledge processed entries and delete them: the stream keeps only work not yet
+        done (its entries name no one, but they are not kept longer than needed either)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.xack(stream, self.GROUP, *entry_ids)
+            pipe.xdel(stream, *entry_ids)
+            await pipe.execute()
+
+    async def trim_processed(self) -> int:
+        """Drop from every partition's stream the entries read and acknowledged that are still
+        there (written by an older version, or whose deletion failed); the entries not yet
+        delivered and those read but not acknowledged stay. The number of entries dropped."""
+        dropped = 0
+        for p in range(self.partitions):
+            stream = self.stream(p)
+            groups = (
+                await self.redis.xinfo_groups(stream) if await self.redis.exists(stream) else []
+            )
+            group = next((g for g in groups if g.get("name") == self.GROUP), None)
+            if group is None:
+                continue
+            last = str(group.get("last-delivered-id", "0-0"))
+            summary = await self.redis.xpending(stream, self.GROUP)
+            if summary and summary.get("pending"):
+                keep_from = str(summary["min"])
+            else:
+                ms, _, seq = last.partition("-")
+                keep_from = f"{ms}-{int(seq or 0) + 1}"
+            dropped += int(await self.redis.xtrim(stream, minid=keep_from, approximate=False))
+        return dropped
 
     # -- consuming -------------------------------------------------------------------------
 
@@ -449,7 +492,7 @@ class RedisBus(Bus):
                             if fields:
                                 await self._process(p, gen, stream, entry_id, fields, handler, stop)
                             else:
-                                await self.redis.xack(stream, self.GROUP, entry_id)
+                                await self._done(stream, entry_id)
                         if start == "0-0" or not entries:
                             break
                     claimed_backlog = True
@@ -462,7 +505,7 @@ class RedisBus(Bus):
                 if not self._holds(p, gen):
                     continue  # a stall during the read: the entries wait for the owner
                 if None not in ids and await _handle_batch(many, ids):  # type: ignore[arg-type]
-                    await self.redis.xack(stream, self.GROUP, *(e for e, _f in entries))
+                    await self._done(stream, *(e for e, _f in entries))
                     continue
                 # One by one: different conversations of the batch at once; one conversation's
                 # messages one after the other, in the order they came.
@@ -524,10 +567,10 @@ class RedisBus(Bus):
         message_id = _message_id(fields)
         if message_id is None:
             log.error("redis bus: dropping malformed entry %s", entry_id)
-            await self.redis.xack(stream, self.GROUP, entry_id)
+            await self._done(stream, entry_id)
             return
         if await _handle_with_retry(handler, message_id, stop, lambda: self._holds(p, gen)):
-            await self.redis.xack(stream, self.GROUP, entry_id)
+            await self._done(stream, entry_id)
         elif not stop.is_set():
             raise LeaseLost(p)
 

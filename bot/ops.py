@@ -111,6 +111,7 @@ def gdpr_purge(
     ] = None,
 ) -> None:
     """Erase conversations whose last message is older than the retention (audited)."""
+    from bot.bus import build_bus
     from bot.gdpr import purge
 
     settings = Settings()
@@ -118,9 +119,12 @@ def gdpr_purge(
 
     async def run() -> Erasure:
         db = _db(settings)
+        # With Redis, the bus's streams are purged of processed entries too.
+        bus = build_bus(settings.redis_url, partitions=settings.bus_partitions)
         try:
-            return await purge(db, retention, actor="cli")
+            return await purge(db, retention, actor="cli", bus=bus)
         finally:
+            await bus.close()
             await db.dispose()
 
     done = asyncio.run(run())

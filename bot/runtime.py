@@ -96,6 +96,7 @@ class Runtime:
             settings.redis_url,
             limit=settings.rate_limit_messages,
             window=settings.rate_limit_window_seconds,
+            secret=settings.secret_key.get_secret_value(),
         )
         self._pipeline: Pipeline | None = None
         # Whether this process delivers replies itself (Roles.outbox): then the pipeline sends
@@ -343,7 +344,7 @@ class Runtime:
                 return
             delay = every
             try:
-                await purge(self.db, self.settings.retention_months, actor="worker")
+                await purge(self.db, self.settings.retention_months, actor="worker", bus=self.bus)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
