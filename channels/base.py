@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, ClassVar
@@ -10,6 +9,7 @@ from urllib.parse import parse_qs
 
 from bot.errors import Malformed
 from bot.types import Inbound, Outbound, SendResult
+from channels.payloads import loads
 
 
 @dataclass(frozen=True)
@@ -34,10 +34,7 @@ class WebhookRequest:
 
     @cached_property
     def json(self) -> Any:
-        try:
-            return json.loads(self.body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise Malformed("body is not valid JSON") from exc
+        return loads(self.body)  # invalid, NaN, or too deep: Malformed
 
 
 class Channel:
