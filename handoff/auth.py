@@ -27,10 +27,10 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import quote
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Path, Request
 from sqlalchemy import case, delete, null, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -52,6 +52,11 @@ LOCKOUT = timedelta(minutes=15)  # ...for this long (also the window the failure
 CLIENT_MAX_FAILURES = 20  # wrong passwords from one client address, any account, per window
 EMERGENCY = 10  # Conversation.priority of an emergency
 SIGNED_OUT = "signed_out"  # the bus event that ends a session's live streams
+
+# The largest id of a table (PostgreSQL's integer); a path or form id past it is refused
+# (422) before it reaches a query, where PostgreSQL would answer an error (a 500).
+MAX_DB_ID = 2**31 - 1
+DbId = Annotated[int, Path(ge=0, le=MAX_DB_ID)]
 
 # Verified against when the login is unknown, so both cases take as long.
 _DUMMY_HASH = hash_password("not-a-real-password")

@@ -186,6 +186,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "This conversation is not in your residences.",
     },
     "error.not_found": {"fr": "Introuvable.", "en": "Not found."},
+    "error.unavailable": {
+        "fr": "Service momentanément indisponible : réessayez dans une minute.",
+        "en": "Temporarily unavailable: please try again in a minute.",
+    },
     "error.csrf": {
         "fr": "Formulaire expiré : rechargez la page et recommencez.",
         "en": "Form expired: reload the page and try again.",

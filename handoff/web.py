@@ -15,8 +15,12 @@ from typing import TYPE_CHECKING
 from fastapi import APIRouter, FastAPI, Form, HTTPException, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from bot.db import UNAVAILABLE_ERRORS, is_unavailable
+from bot.errors import Unavailable
 from handoff.auth import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
@@ -50,6 +54,26 @@ def install_console(app: FastAPI, runtime: Runtime) -> None:
 
     app.include_router(console_router)
     _install_manager(app, runtime)
+
+    async def database_away(request: Request, exc: Exception) -> Response:
+        """The database (or its pool) is unreachable: 503, "try again", not a 500."""
+        if not request.url.path.startswith("/console") or not (
+            is_unavailable(exc) or isinstance(exc, PoolTimeout)
+        ):
+            raise exc
+        log.warning("console: database unavailable (%s)", type(exc).__name__)
+        away = Unavailable()
+        if is_api(request):
+            return JSONResponse({"error": away.reason}, status_code=away.status)
+        return render(
+            request,
+            "error.html",
+            {"message": translate(request_language(request), "error.unavailable"), "status": 503},
+            status_code=away.status,
+        )
+
+    for kind in (*UNAVAILABLE_ERRORS, DBAPIError, PoolTimeout):
+        app.add_exception_handler(kind, database_away)
 
     @app.exception_handler(SignInRequired)
     async def signed_out(request: Request, exc: SignInRequired) -> Response:

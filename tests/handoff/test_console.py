@@ -8,12 +8,13 @@ from datetime import UTC, datetime
 import httpx
 from sqlalchemy import func, select
 
+from bot.db import Database
 from bot.models import Attachment, AuditLog, Conversation, Handoff, Message, Outbox
 from bot.runtime import Runtime
 from bot.types import Media
 from tests.bot.test_pipeline import send, settled
 from tests.fakes import RecordingChannel
-from tests.handoff.conftest import ClientFactory, csrf_for
+from tests.handoff.conftest import ClientFactory, csrf_for, csrf_of
 
 HUMAN = "je veux parler à une personne"  # queued at once, whatever the dialogue asks for needs
 NADIA = "+33612345600"  # FLEURS, building A: Karim's residence
@@ -336,3 +337,74 @@ async def test_console_answers_forbid_framing_caching_and_inline_code(
     assert widget.status_code == 200
     assert "x-frame-options" not in widget.headers
     assert "frame-ancestors" not in widget.headers.get("content-security-policy", "")
+
+
+async def test_ids_past_what_a_table_holds_are_refused_not_500(
+    runtime: Runtime, client_for: ClientFactory
+) -> None:
+    # 2**31 is past PostgreSQL's integer: the query itself failed (a 500) before.
+    karim, claire = await client_for("karim"), await client_for("claire")
+    big = 2**31
+    for client, method, url in [
+        (karim, "GET", f"/console/c/{big}"),
+        (karim, "GET", f"/console/api/c/{big}/live"),
+        (karim, "GET", f"/console/media/{big}"),
+        (karim, "POST", f"/console/c/{big}/take"),
+        (karim, "POST", f"/console/c/{big}/incident/{big}/close"),
+        (claire, "GET", f"/console/manager/conversations/{big}"),
+        (claire, "POST", f"/console/manager/nlu/{big}"),
+        (claire, "GET", f"/console/manager/conversations?residence={big}&page={big}"),
+    ]:
+        if method == "GET":
+            r = await client.get(url)
+        else:
+            r = await post(client, url)
+        assert 400 <= r.status_code < 500 or (r.status_code == 200 and "residence" in url), (
+            url,
+            r.status_code,
+        )
+    conv = await queued(runtime, HUMAN, pid="t")
+    r = await post(karim, f"/console/c/{conv}/transfer", to=str(big))
+    assert 400 <= r.status_code < 500
+
+
+async def test_console_answers_503_while_the_database_is_away(
+    runtime: Runtime, client_for: ClientFactory
+) -> None:
+    karim = await client_for("karim")
+    token = await csrf_for(karim)
+    conv = await queued(runtime, HUMAN, pid="d")
+    working = runtime.db
+    # A database nobody answers for: a closed port (PostgreSQL), a folder that is not there
+    # (SQLite).
+    away = (
+        "postgresql+asyncpg://postgres@127.0.0.1:1/relais"
+        if working.dialect == "postgresql"
+        else "sqlite+aiosqlite:////nonexistent/relais/relais.sqlite3"
+    )
+    runtime.db = Database(away)
+    try:
+        for method, url, api in [
+            ("GET", "/console", False),
+            ("GET", f"/console/c/{conv}", False),
+            ("GET", f"/console/api/c/{conv}/live", True),
+            ("GET", "/console/api/queue", True),
+            ("POST", f"/console/c/{conv}/take", False),
+        ]:
+            if method == "GET":
+                r = await karim.get(url)
+            else:
+                r = await karim.post(url, data={"csrf": token})
+            assert r.status_code == 503, (url, r.status_code)
+            if not api:
+                assert "indisponible" in r.text
+        page = await karim.get("/console/login")
+        r = await karim.post(
+            "/console/login",
+            data={"login": "karim", "password": "relais-demo", "csrf": csrf_of(page.text)},
+        )
+        assert r.status_code == 503
+    finally:
+        await runtime.db.dispose()
+        runtime.db = working
+    assert (await karim.get("/console")).status_code == 200
