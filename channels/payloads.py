@@ -11,6 +11,7 @@ personal). Fields Relais does not read are ignored.
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
@@ -209,3 +210,41 @@ class TgUpdate(_Telegram):
             return cls.model_validate(data)
         except ValidationError as exc:
             raise Malformed(reason(exc)) from exc
+
+
+# -- the web-chat widget's frames ---------------------------------------------------------------
+
+SESSION_TOKEN = re.compile(r"[A-Za-z0-9_.-]{1,200}")
+
+
+class WebChatHello(BaseModel):
+    """The widget's first frame: the session it holds, and the last message id it shows."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    type: str = Field(max_length=16)
+    session: str | None = Field(default=None, max_length=200)
+    since: int | None = Field(default=None, ge=0, le=2**31 - 1)
+
+    def token(self) -> str | None:
+        """The session token if it could be one we issued (ASCII, short), else None."""
+        return self.session if self.session and SESSION_TOKEN.fullmatch(self.session) else None
+
+
+class WebChatMessage(BaseModel):
+    """A tenant's message frame: its client id (checked by the socket), text and uploads."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    id: Any = None
+    text: str | None = None
+    media: list[str] | None = Field(default=None, max_length=10)
+
+
+def web_chat_frame(model: type[BaseModel], data: dict[str, Any]) -> Any:
+    """`model` read from a frame; Malformed (the socket closes with 1007) if it is not one."""
+    no_nul(data)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise Malformed(reason(exc)) from exc

@@ -3,14 +3,25 @@ process unharmed; for the web chat, a close frame with a code that says why."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
+import websockets
 
-from tests.channels.conftest import Gateway, fixture_text, twilio_form
+from tests.channels.conftest import ORIGIN, Gateway, fixture_text, twilio_form
+from tests.channels.test_webchat import Tab, serve
 
 NADIA = "+33612345600"
+
+
+@pytest.fixture
+async def served(gateway: Gateway) -> AsyncIterator[str]:
+    async with serve(gateway.app) as host:
+        yield host
 
 
 @pytest.mark.parametrize(
@@ -66,3 +77,54 @@ async def test_deeply_nested_json_is_400(gateway: Gateway) -> None:
     resp = await gateway.post_telegram(deep.encode())
     assert resp.status_code == 400, resp.text
     assert await gateway.messages() == []
+
+
+async def _closed_with(ws: Any, frames: list[str | bytes]) -> int | None:
+    """Send the frames; the close code the server sent (None: the socket was dropped
+    without a close frame, which is what a crash of the handler looked like)."""
+    for frame in frames:
+        await ws.send(frame)
+    with pytest.raises(websockets.exceptions.ConnectionClosed):
+        while True:
+            await asyncio.wait_for(ws.recv(), 5)
+    received = ws.protocol.close_rcvd
+    return received.code if received is not None else None
+
+
+HELLO = json.dumps({"type": "hello", "session": None, "since": 0})
+DEEP = '{"type": "message", "id": "c1", "text": ' + "[" * 5_000 + "]" * 5_000 + "}"  # 10 KB
+
+
+@pytest.mark.parametrize(
+    ("frames", "code"),
+    [
+        # Hellos a widget never sends: a session that is not a string or not ASCII, a
+        # `since` past any id (PostgreSQL's integer), JSON nested beyond the parser.
+        ([json.dumps({"type": "hello", "session": {"a": 1}})], 1007),
+        ([json.dumps({"type": "hello", "session": "jeton.é"})], None),
+        ([json.dumps({"type": "hello", "since": 2**70})], 1007),
+        ([DEEP], 1009),
+        # After a good hello: media that is not a list of strings, deep JSON.
+        ([HELLO, json.dumps({"type": "message", "id": "c1", "text": "x", "media": 5})], 1007),
+        ([HELLO, json.dumps({"type": "message", "id": "c1", "media": [{"a": 1}]})], 1007),
+        ([HELLO, json.dumps({"type": "message", "id": "c1", "text": ["a"]})], 1007),
+        ([HELLO, DEEP], 1009),
+    ],
+)
+async def test_malformed_web_chat_frames_close_with_a_code(
+    gateway: Gateway, served: str, frames: list[str | bytes], code: int | None
+) -> None:
+    ws = await websockets.connect(f"ws://{served}/channels/webchat/ws", origin=ORIGIN)  # type: ignore[arg-type]
+    if code is None:
+        # Not a session we issued: a new one, as for any unknown token; the socket lives.
+        await ws.send(frames[0])
+        welcome = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        assert welcome["type"] == "welcome" and welcome["session"] != "jeton.é"
+        await ws.close()
+    else:
+        assert await _closed_with(ws, frames) == code
+    assert await gateway.messages() == []
+    # The gateway keeps serving.
+    tab = await Tab.open(served)
+    assert (await tab.say("Bonjour", "client-ok-01"))["message_id"]
+    await tab.close()
