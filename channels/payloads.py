@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from bot.errors import Malformed
+from bot.core.errors import Malformed
 
 MAX_DEPTH = 32  # Telegram's updates nest a few levels; more is not a Telegram update
 MAX_ID = 2**53  # Telegram: ids fit in 52 bits (its documentation); also safe as a float

@@ -36,11 +36,12 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.models import Conversation, LoginThrottle, Role, StaffSession, StaffUser
-from bot.passwords import hash_password, verify_password
+from bot.core.passwords import hash_password, verify_password
+from bot.storage.models import Conversation, LoginThrottle, Role, StaffSession, StaffUser
+from bot.storage.store import audit
 
 if TYPE_CHECKING:
-    from bot.runtime import Runtime
+    from bot.app.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -315,8 +316,6 @@ async def sign_out(rt: Runtime, session_id: str, staff: StaffUser) -> None:
 
 
 async def _audit(s: AsyncSession, staff: StaffUser, action: str, detail: dict[str, Any]) -> None:
-    from bot.store import audit
-
     await audit(
         s,
         action,

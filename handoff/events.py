@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from bot.models import Conversation, StaffUser
+from bot.storage.models import Conversation, StaffUser
 from handoff.auth import (
     EMERGENCY,
     SESSION_COOKIE,
@@ -30,7 +30,7 @@ from handoff.auth import (
 if TYPE_CHECKING:
     from fastapi import Request
 
-    from bot.runtime import Runtime
+    from bot.app.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,8 @@ from urllib.parse import urlsplit
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 PREFIX = "/console"
-STATIC = "/console/static/"
+# The console's own CSS, JS and the GSM-7 table: the same for everyone, cacheable.
+STATIC = ("/console/static/", "/console/gsm7.js")
 # Provider media shown directly in a conversation (Twilio's, and its CDN after a redirect).
 MEDIA_HOSTS = ("https://api.twilio.com", "https://*.twiliocdn.com")
 

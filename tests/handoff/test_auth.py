@@ -10,8 +10,8 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
-from bot.models import AuditLog, LoginThrottle, StaffSession
-from bot.runtime import Runtime
+from bot.app.runtime import Runtime
+from bot.storage.models import AuditLog, LoginThrottle, StaffSession
 from handoff.auth import CLIENT_MAX_FAILURES
 from tests.handoff.conftest import ClientFactory, csrf_for, csrf_of, sign_in
 

@@ -10,17 +10,17 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from bot.bus import RedisBus
-from bot.gdpr import ERASED_TEXT, erase_tenant, export_tenant, months_before, purge
-from bot.models import AuditLog, Conversation, Message, Outbox, Request, StaffUser, Tenant
-from bot.runtime import Roles, Runtime
-from bot.store import audit
-from bot.types import Inbound, Media
+from bot.app.runtime import Roles, Runtime
+from bot.core.types import Inbound, Media
+from bot.messaging.bus import RedisBus
+from bot.ops.gdpr import ERASED_TEXT, erase_tenant, export_tenant, months_before, purge
+from bot.storage.models import AuditLog, Conversation, Message, Outbox, Request, StaffUser, Tenant
+from bot.storage.store import audit
 from handoff.actions import close, take
 from tests import services
-from tests.bot.test_pipeline import settled
 from tests.conftest import make_settings
 from tests.fakes import KeywordEngine, RecordingChannel
+from tests.worker.test_pipeline import settled
 
 KNOWN = "+33612345600"  # Nadia Haddad, L-10231
 OTHER = "+33612345601"  # Jean Dupont, L-10232
