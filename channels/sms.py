@@ -25,6 +25,7 @@ from bot.core.status import DeliveryStatus
 from bot.core.types import Inbound, Media, Outbound, SendResult
 from bot.storage.models import Message, Outbox
 from channels import gsm7
+from channels.payloads import TwilioMessage, TwilioStatus
 from channels.routes import Endpoint, error_response, public_url, read_limited
 
 if TYPE_CHECKING:
@@ -105,35 +106,29 @@ class TwilioChannel(WebhookChannel):
 
     def parse(self, request: WebhookRequest) -> list[Inbound]:
         form = request.form
-        sender = form.get("From", "")
-        sid = form.get("MessageSid") or form.get("SmsMessageSid") or ""
-        if not sender or not sid:
-            raise Malformed("missing From or MessageSid")
+        # Types and sizes checked at the edge (channels.payloads): a signed form is still
+        # anyone's input once Twilio relays it (a tenant's phone writes the Body).
+        fields = TwilioMessage.read(form)
+        sender = fields.sender
         channel = "whatsapp" if sender.startswith(WHATSAPP) else "sms"
         media: list[Media] = []
-        try:
-            count = int(form.get("NumMedia") or 0)
-        except ValueError as exc:
-            raise Malformed("NumMedia is not a number") from exc
-        for i in range(min(max(count, 0), MAX_MEDIA)):
+        for i in range(min(fields.num_media, MAX_MEDIA)):
             url = form.get(f"MediaUrl{i}")
             if not url:
                 raise Malformed(f"MediaUrl{i} missing")
             ctype = form.get(f"MediaContentType{i}") or None
             kind = "photo" if (ctype or "").startswith("image/") else "file"
             media.append(Media(kind=kind, url=url, content_type=ctype))
-        if form.get("Latitude") and form.get("Longitude"):  # a WhatsApp shared location
-            try:
-                lat, lon = float(form["Latitude"]), float(form["Longitude"])
-            except ValueError as exc:
-                raise Malformed("bad Latitude/Longitude") from exc
-            media.append(Media(kind="location", data={"lat": lat, "lon": lon}))
+        if fields.latitude is not None and fields.longitude is not None:  # a shared location
+            media.append(
+                Media(kind="location", data={"lat": fields.latitude, "lon": fields.longitude})
+            )
         return [
             Inbound(
                 channel=channel,
                 address=sender.removeprefix(WHATSAPP),
-                text=form.get("Body", ""),
-                provider_id=sid,
+                text=fields.body,
+                provider_id=fields.message_sid,
                 media=tuple(media),
                 raw=dict(form),
             )
@@ -219,9 +214,8 @@ def status_endpoint(channel: TwilioChannel, runtime: Runtime) -> Endpoint:
                 body=body,
             )
             await channel.verify(req)
-            sid, state = req.form.get("MessageSid", ""), req.form.get("MessageStatus", "")
-            if not sid or not state:
-                raise Malformed("missing MessageSid or MessageStatus")
+            report = TwilioStatus.read(req.form)
+            sid, state = report.MessageSid, report.MessageStatus
         except RelaisError as exc:
             log.warning("sms status callback refused: %s %s", exc.status, exc.reason)
             return error_response(exc)

@@ -38,6 +38,7 @@ from bot.core.errors import (
 )
 from bot.core.status import DeliveryStatus
 from bot.core.types import Inbound, Media, Outbound, SendResult
+from channels.payloads import TgUpdate, loads
 
 if TYPE_CHECKING:
     pass
@@ -81,7 +82,7 @@ class TelegramChannel(WebhookChannel):
             raise BadSecret("missing secret token" if not given else "bad secret token")
 
     def parse(self, request: WebhookRequest) -> list[Inbound]:
-        return parse_update(request.json)
+        return parse_update(loads(request.body))  # invalid, NaN or too deep: Malformed
 
     # -- outbound --------------------------------------------------------------------------
 
@@ -145,74 +146,66 @@ class TelegramChannel(WebhookChannel):
 
 
 def parse_update(update: Any) -> list[Inbound]:
-    """One Telegram `Update` (JSON) → the inbound message it carries; others are Unsupported."""
+    """One Telegram `Update` (JSON) → the inbound message it carries; others are Unsupported.
+
+    The message is read through `TgUpdate` (channels.payloads): a field of the wrong type
+    or size is Malformed (400), whatever the secret header says."""
     if not isinstance(update, dict) or not isinstance(update.get("update_id"), int):
         raise Malformed("not an Update: no integer update_id")
-    msg = update.get("message")
-    if msg is None:
+    if update.get("message") is None:
         kinds = [k for k in update if k != "update_id"]
         raise Unsupported(f"update of type {kinds[0] if kinds else 'none'} ignored")
-    if not isinstance(msg, dict) or not isinstance(msg.get("chat"), dict):
-        raise Malformed("message without a chat")
-    chat_id = msg["chat"].get("id")
-    if not isinstance(chat_id, int):
-        raise Malformed("chat without an integer id")
-    if msg["chat"].get("type", "private") != "private":
+    msg = TgUpdate.read(update).message
+    assert msg is not None  # checked above; the model keeps it
+    if msg.chat.type != "private":
         raise Unsupported("group and channel messages ignored")
-    sender: dict[str, Any] = msg["from"] if isinstance(msg.get("from"), dict) else {}
-    text = msg.get("text") or msg.get("caption") or ""
+    text = msg.text or msg.caption or ""
     media: list[Media] = []
     meta: dict[str, Any] = {}
-    try:
-        if msg.get("photo"):
-            # Telegram sends several sizes of the same photo; the largest is what staff want.
-            best = max(msg["photo"], key=lambda p: p.get("width", 0) * p.get("height", 0))
+    if msg.photo:
+        # Telegram sends several sizes of the same photo; the largest is what staff want.
+        best = max(msg.photo, key=lambda p: p.width * p.height)
+        media.append(
+            Media(
+                kind="photo",
+                file_id=best.file_id,
+                content_type="image/jpeg",
+                data={"width": best.width, "height": best.height},
+            )
+        )
+    for kind in FILE_KINDS:
+        item = getattr(msg, kind)
+        if item is not None:
+            is_image = kind == "document" and (item.mime_type or "").startswith("image/")
             media.append(
                 Media(
-                    kind="photo",
-                    file_id=best["file_id"],
-                    content_type="image/jpeg",
-                    data={"width": best.get("width"), "height": best.get("height")},
+                    kind="photo" if is_image else kind,
+                    file_id=item.file_id,
+                    content_type=item.mime_type,
+                    data={"file_name": item.file_name} if item.file_name else {},
                 )
             )
-        for kind in FILE_KINDS:
-            item = msg.get(kind)
-            if isinstance(item, dict):
-                ctype = item.get("mime_type")
-                is_image = kind == "document" and str(ctype).startswith("image/")
-                media.append(
-                    Media(
-                        kind="photo" if is_image else kind,
-                        file_id=item["file_id"],
-                        content_type=ctype,
-                        data={"file_name": item["file_name"]} if item.get("file_name") else {},
-                    )
-                )
-        if isinstance(msg.get("location"), dict):
-            loc = msg["location"]
-            media.append(
-                Media(
-                    kind="location",
-                    data={"lat": float(loc["latitude"]), "lon": float(loc["longitude"])},
-                )
+    if msg.location is not None:
+        media.append(
+            Media(
+                kind="location", data={"lat": msg.location.latitude, "lon": msg.location.longitude}
             )
-        if isinstance(msg.get("contact"), dict):
-            contact = msg["contact"]
-            phone = e164(str(contact["phone_number"]))
-            own = contact.get("user_id") is not None and contact.get("user_id") == sender.get("id")
-            media.append(Media(kind="contact", data={"phone": phone, "own": own}))
-            meta["contact_phone"] = phone
-    except (KeyError, TypeError, ValueError) as exc:
-        raise Malformed(f"incomplete media ({type(exc).__name__})") from exc
-    if isinstance(msg.get("sticker"), dict) and not text:
-        text = str(msg["sticker"].get("emoji") or "")
+        )
+    if msg.contact is not None:
+        phone = e164(msg.contact.phone_number)
+        sender_id = msg.sender.id if msg.sender else None
+        own = msg.contact.user_id is not None and msg.contact.user_id == sender_id
+        media.append(Media(kind="contact", data={"phone": phone, "own": own}))
+        meta["contact_phone"] = phone
+    if msg.sticker is not None and not text:
+        text = msg.sticker.emoji or ""
     if not text and not media:
         raise Unsupported("message without text or media ignored")
     return [
         Inbound(
             channel="telegram",
-            address=str(chat_id),
-            text=str(text),
+            address=str(msg.chat.id),
+            text=text,
             provider_id=str(update["update_id"]),
             media=tuple(media),
             raw=update,

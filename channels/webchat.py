@@ -19,9 +19,10 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from sqlalchemy import select
 
 from bot.core.channel import Channel
-from bot.core.errors import RelaisError, TooLarge, Unavailable
+from bot.core.errors import Malformed, RelaisError, TooLarge, Unavailable
 from bot.core.types import Inbound, Media, Outbound, SendResult
 from bot.storage.models import Conversation, Direction, Message
+from channels.payloads import WebChatHello, WebChatMessage, depth_check, web_chat_frame
 from channels.routes import read_limited
 
 if TYPE_CHECKING:
@@ -276,13 +277,23 @@ def router(channel: WebChatChannel, runtime: Runtime) -> APIRouter:
             await websocket.close(code=1008)
             return
         await websocket.accept()
+        # Every end has its close frame, with a code saying why (a dropped socket tells the
+        # widget nothing, and it would reconnect at once).
+        code = 1000
         try:
             await WebChatSocket(websocket, channel, runtime).run()
         except TimeoutError:  # no hello in time
-            with contextlib.suppress(RuntimeError):
-                await websocket.close(code=1008)
+            code = 1008
         except WebSocketDisconnect:
-            pass
+            return
+        except Malformed as exc:  # a frame of the wrong shape (channels.payloads)
+            log.info("web chat socket closed: %s", exc.reason)
+            code = 1007
+        except Exception as exc:
+            log.warning("web chat socket failed (%s)", type(exc).__name__)
+            code = 1011
+        with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+            await websocket.close(code=code)
 
     return r
 
@@ -302,26 +313,32 @@ class WebChatSocket:
             raise WebSocketDisconnect(message.get("code", 1000))
         raw = message.get("text") or ""  # binary frames are not part of the protocol
         if len(raw) > MAX_FRAME:
-            await self.ws.close(code=1009)
-            raise WebSocketDisconnect(1009)
+            await self._close(1009)
         try:
             data = json.loads(raw)
+            depth_check(data)
+        except (RecursionError, Malformed):
+            await self._close(1009)  # nested deeper than a widget's frame: too big to take
         except ValueError:
             data = None
         return data if isinstance(data, dict) else None
+
+    async def _close(self, code: int) -> None:
+        await self.ws.close(code=code)
+        raise WebSocketDisconnect(code)
 
     async def run(self) -> None:
         hello = await asyncio.wait_for(self.receive(), timeout=30)
         if not hello or hello.get("type") != "hello":
             await self.ws.close(code=1002)
             return
-        session = hello.get("session")
+        fields: WebChatHello = web_chat_frame(WebChatHello, hello)
+        session = fields.token()
         fresh = not self.channel.valid_session(session)
         if fresh:
             session = self.channel.new_session()  # first visit, or a token we did not issue
         self.session = str(session)
-        since = hello.get("since")
-        since = since if isinstance(since, int) and since > 0 else 0
+        since = fields.since or 0
         # Subscribe before reading the history, so nothing falls between the two.
         async with self.runtime.bus.subscribe(self.session) as events:
             await self.ws.send_json({"type": "welcome", "session": self.session})
@@ -350,14 +367,15 @@ class WebChatSocket:
                 await self.ws.send_json({"type": "typing"})
 
     async def on_message(self, data: dict[str, Any]) -> None:
-        client_id = data.get("id")
+        fields: WebChatMessage = web_chat_frame(WebChatMessage, data)
+        client_id = fields.id
         if not isinstance(client_id, str) or not _CLIENT_ID.fullmatch(client_id):
             await self.ws.send_json({"type": "error", "reason": "bad message id"})
             return
-        text = str(data.get("text") or "")[:MAX_TEXT].strip()
+        text = (fields.text or "")[:MAX_TEXT].strip()
         media: list[Media] = []
-        for ref in data.get("media") or []:
-            path = self.channel.upload_path(str(ref))
+        for ref in fields.media or []:
+            path = self.channel.upload_path(ref)
             # A session attaches only its own uploads.
             if path is None or path.parent.name != self.channel.owner(self.session):
                 continue

@@ -22,30 +22,42 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import quote
 
-from fastapi import Depends, HTTPException, Request
-from sqlalchemy import delete, select, update
+from fastapi import Depends, HTTPException, Path, Request
+from sqlalchemy import case, delete, null, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.passwords import hash_password, verify_password
-from bot.storage.models import Conversation, Role, StaffSession, StaffUser
+from bot.storage.models import Conversation, LoginThrottle, Role, StaffSession, StaffUser
 from bot.storage.store import audit
 
 if TYPE_CHECKING:
     from bot.app.runtime import Runtime
 
+log = logging.getLogger(__name__)
+
 SESSION_COOKIE = "relais_session"
 LOGIN_CSRF_COOKIE = "relais_login_csrf"
 SESSION_TTL = timedelta(hours=12)
-MAX_FAILURES = 5
-LOCKOUT = timedelta(minutes=15)
+MAX_FAILURES = 5  # wrong passwords for one account name before it is locked...
+LOCKOUT = timedelta(minutes=15)  # ...for this long (also the window the failures count in)
+CLIENT_MAX_FAILURES = 20  # wrong passwords from one client address, any account, per window
 EMERGENCY = 10  # Conversation.priority of an emergency
+SIGNED_OUT = "signed_out"  # the bus event that ends a session's live streams
+
+# The largest id of a table (PostgreSQL's integer); a path or form id past it is refused
+# (422) before it reaches a query, where PostgreSQL would answer an error (a 500).
+MAX_DB_ID = 2**31 - 1
+DbId = Annotated[int, Path(ge=0, le=MAX_DB_ID)]
 
 # Verified against when the login is unknown, so both cases take as long.
 _DUMMY_HASH = hash_password("not-a-real-password")
@@ -158,41 +170,117 @@ class SignIn:
 
     staff: StaffUser | None = None
     session_id: str | None = None  # the cookie value, only on success
-    locked_minutes: int = 0  # > 0: the account is locked for that long
+    locked_minutes: int = 0  # > 0: the account name is locked for that long
+    throttled_minutes: int = 0  # > 0: this client address is refused for that long
+
+
+def _upsert(s: AsyncSession) -> Any:
+    dialect = s.get_bind().dialect.name
+    return (pg_insert if dialect == "postgresql" else sqlite_insert)(LoginThrottle)
+
+
+async def _count_attempt(s: AsyncSession, key: str, now: datetime) -> tuple[int, datetime | None]:
+    """Count one more attempt under `key`, in one statement (no read-then-write race):
+    the attempts so far in the window (this one included) and the lock, if any."""
+    t = LoginThrottle
+    lock_over = t.locked_until.is_not(None) & (t.locked_until <= now)
+    window_over = t.locked_until.is_(None) & (t.last_at <= now - LOCKOUT)
+    stmt = (
+        _upsert(s)
+        .values(key=key, failures=1, last_at=now, locked_until=None)
+        .on_conflict_do_update(
+            index_elements=["key"],
+            set_={
+                "failures": case((lock_over | window_over, 1), else_=t.failures + 1),
+                "locked_until": case((lock_over, null()), else_=t.locked_until),
+                "last_at": now,
+            },
+        )
+        .returning(t.failures, t.locked_until)
+    )
+    failures, locked_until = (await s.execute(stmt)).one()
+    return int(failures), locked_until
+
+
+def _refused_minutes(counted: tuple[int, datetime | None], limit: int, now: datetime) -> int:
+    """> 0 when this attempt must not be checked: a lock, or the limit already reached by
+    attempts counted before it (being checked in parallel)."""
+    failures, locked_until = counted
+    if locked_until is not None and locked_until > now:
+        return _minutes_left(locked_until, now)
+    if failures > limit:
+        return int(LOCKOUT.total_seconds() // 60)
+    return 0
 
 
 async def sign_in(
-    rt: Runtime, login: str, password: str, *, previous_session: str | None = None
+    rt: Runtime,
+    login: str,
+    password: str,
+    *,
+    client: str = "",
+    previous_session: str | None = None,
 ) -> SignIn:
-    """Check a password with the lock-out rule; on success open a fresh session."""
+    """Check a password with the lock-out rules; on success open a fresh session.
+
+    The attempt is counted (per account name and per client address) before the password is
+    checked, so that parallel attempts cannot all be checked; an account name that does not
+    exist is counted, locked and timed (a dummy hash is checked) like one that does.
+    """
     now = rt.clock()
-    async with rt.db.session() as s:
+    accounts = LoginThrottle.account_key(login)
+    clients = LoginThrottle.client_key(client)
+    async with rt.db.transaction() as s:
         staff = (
             await s.execute(select(StaffUser).where(StaffUser.login == login.strip()))
         ).scalar_one_or_none()
-    if staff is not None and staff.locked_until is not None and staff.locked_until > now:
-        return SignIn(locked_minutes=_minutes_left(staff.locked_until, now))
+        by_account = await _count_attempt(s, accounts, now)
+        by_client = await _count_attempt(s, clients, now)
+    locked = _refused_minutes(by_account, MAX_FAILURES, now)
+    if locked:
+        return SignIn(locked_minutes=locked)
+    throttled = _refused_minutes(by_client, CLIENT_MAX_FAILURES, now)
+    if throttled:
+        return SignIn(throttled_minutes=throttled)
     # argon2 takes tens of milliseconds of CPU: off the event loop.
     ok = await asyncio.to_thread(
         verify_password, staff.password_hash if staff else _DUMMY_HASH, password
     )
-    if staff is None or not staff.active:
-        return SignIn()
+    ok = ok and staff is not None and staff.active
     async with rt.db.transaction() as s:
         if not ok:
-            failures = staff.failed_logins + 1
-            values: dict[str, Any] = {"failed_logins": failures}
-            if failures >= MAX_FAILURES:
-                values = {"failed_logins": 0, "locked_until": now + LOCKOUT}
-            await s.execute(update(StaffUser).where(StaffUser.id == staff.id).values(**values))
-            await _audit(s, staff, "login_failed", {"locked": "locked_until" in values})
-            if "locked_until" in values:
+            lock = False
+            for key, (failures, _), limit in (
+                (accounts, by_account, MAX_FAILURES),
+                (clients, by_client, CLIENT_MAX_FAILURES),
+            ):
+                if failures >= limit:
+                    lock = lock or key == accounts
+                    await s.execute(
+                        update(LoginThrottle)
+                        .where(LoginThrottle.key == key)
+                        .values(locked_until=now + LOCKOUT)
+                    )
+            if staff is not None:
+                await _audit(s, staff, "login_failed", {"locked": lock})
+            if lock:
                 return SignIn(locked_minutes=int(LOCKOUT.total_seconds() // 60))
             return SignIn()
+        assert staff is not None
+        await s.execute(delete(LoginThrottle).where(LoginThrottle.key == accounts))
+        # The address gets back the attempt counted for this success, not more: signing in
+        # to one's own account must not clear the count of guesses at others.
         await s.execute(
-            update(StaffUser)
-            .where(StaffUser.id == staff.id)
-            .values(failed_logins=0, locked_until=None)
+            update(LoginThrottle)
+            .where(LoginThrottle.key == clients, LoginThrottle.failures > 0)
+            .values(failures=LoginThrottle.failures - 1)
+        )
+        # Counters past their window are cleared here rather than by a separate job.
+        await s.execute(
+            delete(LoginThrottle).where(
+                LoginThrottle.last_at < now - LOCKOUT,
+                (LoginThrottle.locked_until.is_(None)) | (LoginThrottle.locked_until < now),
+            )
         )
         if previous_session:
             await s.execute(
@@ -215,9 +303,16 @@ async def sign_in(
 
 
 async def sign_out(rt: Runtime, session_id: str, staff: StaffUser) -> None:
+    session_hash = hash_session_id(session_id)
     async with rt.db.transaction() as s:
-        await s.execute(delete(StaffSession).where(StaffSession.id == hash_session_id(session_id)))
+        await s.execute(delete(StaffSession).where(StaffSession.id == session_hash))
         await _audit(s, staff, "logout", {})
+    try:
+        # Every process ends this session's live streams now (handoff.events).
+        await rt.bus.publish({"type": SIGNED_OUT, "session_hash": session_hash})
+    except Exception as exc:
+        # The streams find the session gone at their next check, seconds later.
+        log.warning("sign-out not announced to the live streams (%s)", type(exc).__name__)
 
 
 async def _audit(s: AsyncSession, staff: StaffUser, action: str, detail: dict[str, Any]) -> None:

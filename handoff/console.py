@@ -13,7 +13,15 @@ from fastapi.responses import RedirectResponse, Response, StreamingResponse
 
 from bot.storage.models import ConversationState, StaffUser
 from handoff import actions
-from handoff.auth import can_act, can_see, csrf_protect, current_staff, runtime_of
+from handoff.auth import (
+    MAX_DB_ID,
+    DbId,
+    can_act,
+    can_see,
+    csrf_protect,
+    current_staff,
+    runtime_of,
+)
 from handoff.canned import canned_replies
 from handoff.events import stream
 from handoff.i18n import request_language, translate
@@ -108,7 +116,7 @@ async def _conversation_context(request: Request, staff: StaffUser, conv_id: int
 
 
 @router.get("/console/c/{conv_id}")
-async def conversation_page(request: Request, conv_id: int, staff: StaffUser = Staff) -> Response:
+async def conversation_page(request: Request, conv_id: DbId, staff: StaffUser = Staff) -> Response:
     ctx = await _conversation_context(request, staff, conv_id)
     await actions.record_read(runtime_of(request), staff, conv_id)
     return render(request, "conversation.html", ctx)
@@ -116,7 +124,7 @@ async def conversation_page(request: Request, conv_id: int, staff: StaffUser = S
 
 @router.get("/console/api/c/{conv_id}/live")
 async def conversation_fragment(
-    request: Request, conv_id: int, staff: StaffUser = Staff
+    request: Request, conv_id: DbId, staff: StaffUser = Staff
 ) -> Response:
     return render(request, "_live.html", await _conversation_context(request, staff, conv_id))
 
@@ -136,14 +144,14 @@ async def _after(request: Request, staff: StaffUser, conv_id: int, call: Any) ->
 
 
 @router.post("/console/c/{conv_id}/take")
-async def take(request: Request, conv_id: int, staff: StaffUser = Checked) -> Response:
+async def take(request: Request, conv_id: DbId, staff: StaffUser = Checked) -> Response:
     return await _after(request, staff, conv_id, actions.take(runtime_of(request), staff, conv_id))
 
 
 @router.post("/console/c/{conv_id}/reply")
 async def reply(
     request: Request,
-    conv_id: int,
+    conv_id: DbId,
     staff: StaffUser = Checked,
     text: str = Form(""),
     nonce: str = Form(""),
@@ -154,7 +162,7 @@ async def reply(
 
 @router.post("/console/c/{conv_id}/note")
 async def note(
-    request: Request, conv_id: int, staff: StaffUser = Checked, text: str = Form("")
+    request: Request, conv_id: DbId, staff: StaffUser = Checked, text: str = Form("")
 ) -> Response:
     rt = runtime_of(request)
     return await _after(request, staff, conv_id, actions.note(rt, staff, conv_id, text))
@@ -162,7 +170,10 @@ async def note(
 
 @router.post("/console/c/{conv_id}/transfer")
 async def transfer(
-    request: Request, conv_id: int, staff: StaffUser = Checked, to: int = Form(0)
+    request: Request,
+    conv_id: DbId,
+    staff: StaffUser = Checked,
+    to: int = Form(0, ge=0, le=MAX_DB_ID),
 ) -> Response:
     rt = runtime_of(request)
     response = await _after(request, staff, conv_id, actions.transfer(rt, staff, conv_id, to))
@@ -173,7 +184,7 @@ async def transfer(
 
 @router.post("/console/c/{conv_id}/close")
 async def close(
-    request: Request, conv_id: int, staff: StaffUser = Checked, resolution: str = Form("")
+    request: Request, conv_id: DbId, staff: StaffUser = Checked, resolution: str = Form("")
 ) -> Response:
     rt = runtime_of(request)
     response = await _after(request, staff, conv_id, actions.close(rt, staff, conv_id, resolution))
@@ -184,7 +195,7 @@ async def close(
 
 @router.post("/console/c/{conv_id}/incident/{incident_id}/close")
 async def close_incident(
-    request: Request, conv_id: int, incident_id: int, staff: StaffUser = Checked
+    request: Request, conv_id: DbId, incident_id: DbId, staff: StaffUser = Checked
 ) -> Response:
     rt = runtime_of(request)
     call = actions.close_incident(rt, staff, conv_id, incident_id)
@@ -192,7 +203,7 @@ async def close_incident(
 
 
 @router.post("/console/c/{conv_id}/give-back")
-async def give_back(request: Request, conv_id: int, staff: StaffUser = Checked) -> Response:
+async def give_back(request: Request, conv_id: DbId, staff: StaffUser = Checked) -> Response:
     rt = runtime_of(request)
     response = await _after(request, staff, conv_id, actions.give_back(rt, staff, conv_id))
     return (
@@ -212,7 +223,7 @@ def _telegram_download(rt: Any) -> Any:
 
 
 @router.get("/console/media/{attachment_id}")
-async def media(request: Request, attachment_id: int, staff: StaffUser = Staff) -> Response:
+async def media(request: Request, attachment_id: DbId, staff: StaffUser = Staff) -> Response:
     """A tenant's photo, for staff who may see its conversation: web chat uploads (which the
     widget fetches with its own session) and Telegram files (fetched with the bot token)."""
     rt = runtime_of(request)

@@ -32,7 +32,7 @@ from bot.storage.models import (
 from bot.storage.models import Request as Ticket
 from bot.storage.store import audit
 from handoff import charts, reports
-from handoff.auth import csrf_protect, require_role, runtime_of, safe_next
+from handoff.auth import MAX_DB_ID, DbId, csrf_protect, require_role, runtime_of, safe_next
 from handoff.i18n import MESSAGES, request_language, translate
 from handoff.templating import render
 from nlu.types import INTENTS, TOPIC_INTENTS
@@ -89,10 +89,12 @@ def parse_period(request: Request, default_days: int | None) -> reports.Period |
 
 
 def _int(value: str | None) -> int | None:
+    """An id or a page number from a query string; None unless it is one a table can hold."""
     try:
-        return int(value) if value else None
+        number = int(value) if value else None
     except ValueError:
         return None
+    return number if number is not None and 0 <= number <= MAX_DB_ID else None
 
 
 def _page(request: Request) -> int:
@@ -408,7 +410,7 @@ async def transcripts_csv(request: Request, staff: StaffUser = Depends(manager_o
 @router.get("/conversations/{conversation_id}")
 async def transcript(
     request: Request,
-    conversation_id: int,
+    conversation_id: DbId,
     staff: StaffUser = Depends(manager_only),  # noqa: B008
 ) -> Response:
     async with runtime_of(request).db.session() as s:
@@ -518,7 +520,7 @@ async def nlu_review(request: Request, staff: StaffUser = Depends(manager_only))
 @router.post("/nlu/{message_id}")
 async def relabel(
     request: Request,
-    message_id: int,
+    message_id: DbId,
     staff: StaffUser = Depends(csrf_protect),  # noqa: B008
 ) -> Response:
     form = await request.form()

@@ -15,8 +15,12 @@ from typing import TYPE_CHECKING
 from fastapi import APIRouter, FastAPI, Form, HTTPException, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from bot.core.errors import Unavailable
+from bot.storage.db import UNAVAILABLE_ERRORS, is_unavailable
 from channels import gsm7
 from handoff.auth import (
     LOGIN_CSRF_COOKIE,
@@ -33,6 +37,7 @@ from handoff.auth import (
     sign_out,
 )
 from handoff.console import router as console_router
+from handoff.headers import ConsoleHeaders, origin_of
 from handoff.i18n import LANG_COOKIE, LANGUAGES, request_language, translate
 from handoff.manager import router as manager_router
 from handoff.templating import STATIC_DIR, render
@@ -46,10 +51,32 @@ router = APIRouter(include_in_schema=False)
 
 
 def install_console(app: FastAPI, runtime: Runtime) -> None:
+    media = origin_of(runtime.settings.twilio_api_base)
+    app.add_middleware(ConsoleHeaders, media_origins=[media] if media else [])
     app.mount("/console/static", StaticFiles(directory=STATIC_DIR), name="console-static")
     app.include_router(router)
     app.include_router(console_router)
     app.include_router(manager_router)
+
+    async def database_away(request: Request, exc: Exception) -> Response:
+        """The database (or its pool) is unreachable: 503, "try again", not a 500."""
+        if not request.url.path.startswith("/console") or not (
+            is_unavailable(exc) or isinstance(exc, PoolTimeout)
+        ):
+            raise exc
+        log.warning("console: database unavailable (%s)", type(exc).__name__)
+        away = Unavailable()
+        if is_api(request):
+            return JSONResponse({"error": away.reason}, status_code=away.status)
+        return render(
+            request,
+            "error.html",
+            {"message": translate(request_language(request), "error.unavailable"), "status": 503},
+            status_code=away.status,
+        )
+
+    for kind in (*UNAVAILABLE_ERRORS, DBAPIError, PoolTimeout):
+        app.add_exception_handler(kind, database_away)
 
     @app.exception_handler(SignInRequired)
     async def signed_out(request: Request, exc: SignInRequired) -> Response:
@@ -146,14 +173,19 @@ async def login_submit(
         )
     rt = runtime_of(request)
     result = await sign_in(
-        rt, login, password, previous_session=request.cookies.get(SESSION_COOKIE)
+        rt,
+        login,
+        password,
+        client=request.client.host if request.client else "",
+        previous_session=request.cookies.get(SESSION_COOKIE),
     )
-    if result.locked_minutes:
+    if result.locked_minutes or result.throttled_minutes:
+        key = "login.locked" if result.locked_minutes else "login.throttled"
         return _login_page(
             request,
             status_code=429,
             login=login,
-            error=translate(lang, "login.locked", minutes=result.locked_minutes),
+            error=translate(lang, key, minutes=result.locked_minutes or result.throttled_minutes),
         )
     if result.session_id is None:
         return _login_page(

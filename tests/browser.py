@@ -62,10 +62,19 @@ class Server:
 
 
 @contextlib.contextmanager
-def serve_in_thread(app: FastAPI, runtime: Runtime) -> Iterator[Server]:
+def serve_in_thread(
+    app: FastAPI, runtime: Runtime, *, access_log: bool = False
+) -> Iterator[Server]:
+    """uvicorn in a thread; with `access_log`, logging as `relais serve` sets it up (uvicorn's
+    loggers at INFO into the root logger's handlers, its access log on)."""
     port = free_port()
+    logging_options: dict[str, Any] = (
+        {"log_config": None, "log_level": "info", "access_log": True}
+        if access_log
+        else {"log_level": "warning"}
+    )
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=1
+        app, host="127.0.0.1", port=port, timeout_graceful_shutdown=1, **logging_options
     )
     uv = uvicorn.Server(config)
     loop = asyncio.new_event_loop()
@@ -94,3 +103,18 @@ def launch(chromium: Path) -> Iterator[Any]:
             yield b
         finally:
             b.close()
+
+
+# What Chromium reported as blocked by the pages' Content-Security-Policy (console messages).
+CSP_VIOLATIONS: list[str] = []
+
+
+def watch_csp(page: Any) -> Any:
+    """Record the page's CSP violations: the strict policy must not break the pages."""
+
+    def seen(message: Any) -> None:
+        if "Content Security Policy" in message.text:
+            CSP_VIOLATIONS.append(message.text)
+
+    page.on("console", seen)
+    return page

@@ -102,6 +102,7 @@ class Runtime:
             settings.redis_url,
             limit=settings.rate_limit_messages,
             window=settings.rate_limit_window_seconds,
+            secret=settings.secret_key.get_secret_value(),
         )
         self._pipeline: Pipeline | None = None
         # Whether this process delivers replies itself (Roles.outbox): then the pipeline sends
@@ -348,7 +349,8 @@ class Runtime:
         retention period; several workers doing it at once is harmless (idempotent)."""
 
         async def erase() -> None:
-            await purge(self.db, self.settings.retention_months, actor="worker")
+            # With Redis, the bus's streams are purged of processed entries too.
+            await purge(self.db, self.settings.retention_months, actor="worker", bus=self.bus)
 
         await every(self._stop, interval, erase, name="retention purge", first=first)
 

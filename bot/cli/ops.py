@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from bot.core.settings import Settings
+from bot.messaging.bus import build_bus
 from bot.ops.doctor import load_settings, report, run_checks
 from bot.ops.gdpr import Erasure, TenantNotFound, erase_tenant, export_tenant, purge
 from bot.storage.db import Database
@@ -107,9 +108,12 @@ def gdpr_purge(
 
     async def run() -> Erasure:
         db = _db(settings)
+        # With Redis, the bus's streams are purged of processed entries too.
+        bus = build_bus(settings.redis_url, partitions=settings.bus_partitions)
         try:
-            return await purge(db, retention, actor="cli")
+            return await purge(db, retention, actor="cli", bus=bus)
         finally:
+            await bus.close()
             await db.dispose()
 
     done = asyncio.run(run())

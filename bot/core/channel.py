@@ -34,9 +34,11 @@ class WebhookRequest:
 
     @cached_property
     def json(self) -> Any:
+        """The body as JSON; for a provider's payload, `channels.payloads.loads` also
+        refuses NaN and depth (the Telegram channel reads its updates with it)."""
         try:
             return json.loads(self.body)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise Malformed("body is not valid JSON") from exc
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import hashlib
 import itertools
 import json
 import logging
@@ -354,6 +355,37 @@ class RedisBus(Bus):
         them itself when it shares this Redis: see `Runtime._admit`)."""
         return self.stream(partition_of(key, self.partitions)), encode_entry(message_id, key)
 
+    async def _done(self, stream: str, *entry_ids: str) -> None:
+        """Acknowledge processed entries and delete them: the stream keeps only work not yet
+        done (its entries name no one, but they are not kept longer than needed either)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.xack(stream, self.GROUP, *entry_ids)
+            pipe.xdel(stream, *entry_ids)
+            await pipe.execute()
+
+    async def trim_processed(self) -> int:
+        """Drop from every partition's stream the entries read and acknowledged that are still
+        there (written by an older version, or whose deletion failed); the entries not yet
+        delivered and those read but not acknowledged stay. The number of entries dropped."""
+        dropped = 0
+        for p in range(self.partitions):
+            stream = self.stream(p)
+            if not await self.redis.exists(stream):
+                continue
+            groups = await self.redis.xinfo_groups(stream)
+            group = next((g for g in groups if g.get("name") == self.GROUP), None)
+            if group is None:
+                continue
+            last = str(group.get("last-delivered-id", "0-0"))
+            summary = await self.redis.xpending(stream, self.GROUP)
+            if summary and summary.get("pending"):
+                keep_from = str(summary["min"])
+            else:
+                ms, _, seq = last.partition("-")
+                keep_from = f"{ms}-{int(seq or 0) + 1}"
+            dropped += int(await self.redis.xtrim(stream, minid=keep_from, approximate=False))
+        return dropped
+
     # -- consuming -------------------------------------------------------------------------
 
     async def _alive_workers(self) -> list[str]:
@@ -506,7 +538,7 @@ class RedisBus(Bus):
                 if fields:
                     await self._process(part, entry_id, fields, work)
                 else:  # trimmed from the stream meanwhile
-                    await self.redis.xack(stream, self.GROUP, entry_id)
+                    await self._done(stream, entry_id)
             if start == "0-0" or not entries:
                 return
 
@@ -521,7 +553,7 @@ class RedisBus(Bus):
         if not self._holds(part.p, part.gen):
             return  # a stall during the read: the entries wait for the owner
         if None not in ids and await _handle_batch(work.many, ids):  # type: ignore[arg-type]
-            await self.redis.xack(stream, self.GROUP, *(e for e, _f in entries))
+            await self._done(stream, *(e for e, _f in entries))
             return
         await self._process_by_conversation(part, entries, work)
 
@@ -555,11 +587,11 @@ class RedisBus(Bus):
         message_id, _key = decode_entry(fields)
         if message_id is None:
             log.error("redis bus: dropping malformed entry %s", entry_id)
-            await self.redis.xack(stream, self.GROUP, entry_id)
+            await self._done(stream, entry_id)
             return
         holds = functools.partial(self._holds, part.p, part.gen)
         if await _handle_with_retry(work.handler, message_id, work.stop, holds):
-            await self.redis.xack(stream, self.GROUP, entry_id)
+            await self._done(stream, entry_id)
         elif not work.stop.is_set():
             raise LeaseLost(part.p)
 
@@ -615,9 +647,17 @@ class RedisBus(Bus):
 
 
 def encode_entry(message_id: int, key: str) -> dict[str, str]:
-    """A stream entry's fields: the stored message's id, and the conversation's key (channel
-    and address), which lets a consumer run different conversations of a partition at once."""
-    return {"m": str(message_id), "k": key}
+    """A stream entry's fields: the stored message's id, and a tag of the conversation's key
+    (channel and address), which lets a consumer run different conversations of a partition
+    at once. The tag, not the key: the stream must not hold tenants' addresses."""
+    return {"m": str(message_id), "k": conversation_tag(key)}
+
+
+def conversation_tag(key: str) -> str:
+    """A 16-bit digest of a conversation key (`sms:+33...`): enough to tell apart the few
+    conversations of one read (a clash only runs two of them one after the other), too
+    short to lead back to a phone number (each tag is shared by thousands)."""
+    return hashlib.blake2b(key.encode(), digest_size=2).hexdigest()
 
 
 def decode_entry(fields: dict[str, str]) -> tuple[int | None, str]:

@@ -8,6 +8,7 @@ memory otherwise (one process: the embedded setup).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -85,8 +86,10 @@ class RedisRateLimiter(RateLimiter):
         window: int,
         prefix: str = "relais",
         clock: Callable[[], float] = time.time,
+        secret: str = "",
     ) -> None:
         super().__init__(limit=limit, window=window)
+        self._secret = secret.encode()[:64]
         self.redis: Any = redis.from_url(
             url, decode_responses=True, socket_timeout=1, socket_connect_timeout=1
         )
@@ -96,7 +99,9 @@ class RedisRateLimiter(RateLimiter):
         self._script: Any = self.redis.register_script(_HIT)
 
     def _counter(self, key: str) -> str:
-        return f"{self.prefix}:rl:{int(self.clock() // self.window)}:{key}"
+        # Redis holds a keyed digest of the sender, not their phone number or chat id.
+        sender = hashlib.blake2b(key.encode(), digest_size=16, key=self._secret).hexdigest()
+        return f"{self.prefix}:rl:{int(self.clock() // self.window)}:{sender}"
 
     async def hit_and_append(
         self, key: str, stream: str, fields: dict[str, str], *, maxlen: int
@@ -123,7 +128,9 @@ class RedisRateLimiter(RateLimiter):
         await self.redis.aclose()
 
 
-def build_rate_limiter(redis_url: str | None, *, limit: int, window: int) -> RateLimiter:
+def build_rate_limiter(
+    redis_url: str | None, *, limit: int, window: int, secret: str = ""
+) -> RateLimiter:
     if redis_url:
-        return RedisRateLimiter(redis_url, limit=limit, window=window)
+        return RedisRateLimiter(redis_url, limit=limit, window=window, secret=secret)
     return MemoryRateLimiter(limit=limit, window=window)

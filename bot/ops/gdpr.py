@@ -2,8 +2,11 @@
 
 Erasure keeps the rows (and so the statistics: how many messages, which intents, when) and
 drops what identifies or describes a person: message texts, media and raw payloads, the
-tenant's name and contact details, the conversation's address. Every export, erasure and
-purge is written to the audit log.
+tenant's name and contact details, the conversation's address, the free texts of the audit
+log that concern them (a caretaker's closing note, a manager's search for their name or
+number: the entry stays, its text goes). Every export, erasure and purge is written to the
+audit log. With Redis, the bus's streams keep no address (see `bot.bus`) and the purge drops
+the entries already processed.
 """
 
 from __future__ import annotations
@@ -13,12 +16,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.status import OUTBOX_WAITING, OutboxStatus
+from bot.messaging.bus import Bus, RedisBus
 from bot.storage.db import Database
 from bot.storage.models import (
+    AuditLog,
     Conversation,
     Handoff,
     Message,
@@ -34,6 +39,8 @@ ERASED_TEXT = "[effacé]"
 ERASED_PREFIX = "erased:"
 # What stays of an NLU result once the text is gone: enough for statistics, nothing quoted.
 _NLU_KEEP = ("intent", "confidence", "language", "ms", "skipped")
+# Audit details holding free text: a closing note (`resolution`), a search's words (`text`).
+_AUDIT_TEXTS = ("resolution", "text")
 
 
 class TenantNotFound(LookupError):
@@ -205,12 +212,69 @@ async def erase_conversation(s: AsyncSession, conv: Conversation) -> Erasure:
     await s.execute(
         update(Outbox)
         .where(Outbox.conversation_id == conv.id)
-        .values(address=f"{ERASED_PREFIX}{conv.id}", text="", media=[], extra={})
+        # A provider's error often quotes the number it refused.
+        .values(address=f"{ERASED_PREFIX}{conv.id}", text="", media=[], extra={}, last_error=None)
+    )
+    await _erase_audit_texts(
+        s,
+        (AuditLog.target_type == "conversation") & (AuditLog.target_id == str(conv.id)),
     )
     if not conv.address.startswith(ERASED_PREFIX):
         conv.address = f"{ERASED_PREFIX}{conv.id}"
     conv.dialogue = {}
     return Erasure(conversations=1, messages=len(msgs), requests=len(reqs))
+
+
+def _has_text(key: str) -> ColumnElement[bool]:
+    value = AuditLog.detail[key].as_string()
+    return and_(value.is_not(None), value.not_in(("", ERASED_TEXT)))
+
+
+async def _erase_audit_texts(s: AsyncSession, where: ColumnElement[bool], keep: Any = None) -> int:
+    """Replace the free texts of the matching audit entries by ERASED_TEXT; the entries (who
+    did what, when, to which conversation) stay. With `keep`, only the texts for which
+    `keep(text)` is False. The number of entries changed."""
+    rows = (
+        await s.execute(select(AuditLog).where(where, or_(*map(_has_text, _AUDIT_TEXTS))))
+    ).scalars()
+    changed = 0
+    for entry in rows:
+        detail = dict(entry.detail)
+        for key in _AUDIT_TEXTS:
+            text = detail.get(key)
+            erasable = isinstance(text, str) and text and text != ERASED_TEXT
+            if erasable and (keep is None or not keep(text)):
+                detail[key] = ERASED_TEXT
+        if detail != entry.detail:
+            entry.detail = detail  # a new dict: the JSON column sees the change
+            changed += 1
+    return changed
+
+
+def _digits(text: str) -> str:
+    return "".join(c for c in text if c.isdigit())
+
+
+def _mentions(tenant: Tenant) -> Any:
+    """A test telling whether a text (a manager's search) names this tenant: their name,
+    reference, e-mail, phone number (in any spelling: only its last nine digits are
+    compared) or Telegram id."""
+    words = [
+        w.casefold()
+        for w in (tenant.first_name, tenant.last_name, tenant.reference, tenant.email or "")
+        if len(w.strip()) >= 2
+    ]
+    numbers = [
+        n
+        for n in (_digits(tenant.phone or "")[-9:], _digits(tenant.telegram_chat_id or ""))
+        if len(n) >= 5
+    ]
+
+    def names(text: str) -> bool:
+        folded, digits = text.casefold(), _digits(text)
+        return any(w in folded for w in words) or any(n in digits for n in numbers)
+
+    return names
 
 
 def _erase_request(r: Request) -> None:
@@ -237,6 +301,13 @@ async def erase_tenant(db: Database, reference: str, *, actor: str = "cli") -> E
         for r in reqs:
             _erase_request(r)
         total += Erasure(requests=len(reqs))
+        # Managers' searches for this tenant (their name, their number) lose their words.
+        names = _mentions(tenant)
+        await _erase_audit_texts(
+            s,
+            AuditLog.target_type == "transcripts",
+            keep=lambda text: not names(text),
+        )
         tenant.first_name = ""
         tenant.last_name = ""
         tenant.phone = None
@@ -258,10 +329,28 @@ async def erase_tenant(db: Database, reference: str, *, actor: str = "cli") -> E
 
 
 async def purge(
-    db: Database, retention_months: int, *, actor: str = "cli", now: datetime | None = None
+    db: Database,
+    retention_months: int,
+    *,
+    actor: str = "cli",
+    now: datetime | None = None,
+    bus: Bus | None = None,
 ) -> Erasure:
-    """Erase every conversation whose last message is older than the retention period."""
+    """Erase every conversation whose last message is older than the retention period, the
+    free texts of audit entries as old, and (Redis bus) the stream entries processed."""
     cutoff = months_before(now or datetime.now(UTC), retention_months)
+    async with db.transaction() as s:
+        texts = await _erase_audit_texts(s, AuditLog.at < cutoff)
+    if texts:
+        log.info("retention: the texts of %s audit entries erased", texts)
+    if isinstance(bus, RedisBus):
+        try:
+            dropped = await bus.trim_processed()
+        except Exception as exc:
+            log.warning("retention: bus streams not trimmed (%s)", type(exc).__name__)
+        else:
+            if dropped:
+                log.info("retention: %s processed bus entries dropped", dropped)
     total = Erasure()
     while True:
         # In batches, each its own transaction: a big first purge does not hold locks for long.

@@ -15,9 +15,18 @@ import sys
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-# E.164 (+33612345678), French national numbers (06 12 34 56 78, 06.12.34.56.78), and any
-# other long run of digits (a phone without its +, a Telegram chat id).
-_PHONE = re.compile(r"(?<![\w+])(?:\+\d[\d .-]{6,18}\d|0[1-9](?:[ .-]?\d{2}){4}|\d{9,})(?!\w)")
+# Between a number's digits: a space, dot or dash, as typed or URL-encoded (%20, %2E, %2D,
+# or + for a space in a query string).
+_SEP = r"(?:[ .-]|%20|%2[EeDd]|\+(?=\d))"
+# International numbers (+33 6 12..., +33612..., %2B33..., 0033...), French national ones
+# (06 12 34 56 78, 06.12.34.56.78, 06%2012%2034...), and any other long run of digits (a
+# phone without its +, a Telegram chat id).
+_PHONE = re.compile(
+    rf"(?<![\w+])(?:(?:\+|%2[Bb]|00)\d(?:{_SEP}?\d){{6,16}}"
+    rf"|0[1-9](?:{_SEP}?\d{{2}}){{4}}|\d{{9,}})(?!\w)"
+)
+# uvicorn's access log line: `client - "METHOD /path?query HTTP/1.1" status`.
+_ACCESS_ARGS = 5
 # A Telegram bot token (it is part of every Bot API URL a library may log).
 _TELEGRAM_TOKEN = re.compile(r"\d{5,}:[A-Za-z0-9_-]{30,}")
 # SQLAlchemy appends the statement's parameters (message texts, addresses) to its errors.
@@ -29,10 +38,21 @@ _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskN
 
 def mask_phone(match: re.Match[str]) -> str:
     raw = match.group(0)
-    digits = [c for c in raw if c.isdigit()]
+    # The digits of the number, not those of its encoding (%20, %2B).
+    digits = [c for c in re.sub(r"%[0-9A-Fa-f]{2}", "", raw) if c.isdigit()]
     keep = "".join(digits[-2:])
-    prefix = "+" if raw.startswith("+") else ""
+    prefix = "+" if raw.startswith(("+", "%2B", "%2b")) else ""
     return f"{prefix}{'*' * max(len(digits) - 2, 1)}{keep}"
+
+
+def hide_query(target: str) -> str:
+    """A request target with its query values hidden (`/x?q=*&page=*`): a search for a
+    tenant's name or number is not written to the access log."""
+    path, sep, query = target.partition("?")
+    if not sep:
+        return target
+    names = [part.partition("=")[0] for part in query.split("&") if part]
+    return path + "?" + "&".join(f"{redact(name)[:40]}=*" for name in names)
 
 
 def redact(text: str) -> str:
@@ -48,6 +68,15 @@ class MaskingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.INFO:
             return True
+        args = record.args
+        if (
+            record.name == "uvicorn.access"
+            and isinstance(args, tuple)
+            and len(args) == _ACCESS_ARGS
+        ):
+            target = args[2]
+            if isinstance(target, str):
+                record.args = (*args[:2], hide_query(target), *args[3:])
         try:
             message = record.getMessage()
         except Exception:  # a bad format string: leave it to the handler's own error path

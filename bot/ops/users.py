@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from bot.core.passwords import hash_password
 from bot.core.settings import Settings
 from bot.storage.db import Database, upgrade_async
-from bot.storage.models import Residence, Role, StaffUser
+from bot.storage.models import LoginThrottle, Residence, Role, StaffUser
 
 MIN_PASSWORD = 10
 
@@ -54,10 +54,12 @@ async def add_user(
             user.display_name = name or user.display_name or login
             user.phone = phone or user.phone
             user.password_hash = hash_password(password)
-            user.failed_logins = 0
-            user.locked_until = None
             user.residences = found
             s.add(user)
+            # A new password unlocks the account.
+            await s.execute(
+                delete(LoginThrottle).where(LoginThrottle.key == LoginThrottle.account_key(login))
+            )
         return created
     finally:
         await db.dispose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -137,8 +138,6 @@ class StaffUser(Base):
     telegram_chat_id: Mapped[str | None] = mapped_column(String(64), default=None)
     language: Mapped[str] = mapped_column(String(8), default="fr")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
-    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
-    locked_until: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     residences: Mapped[list[Residence]] = relationship(secondary=staff_residences, lazy="selectin")
@@ -219,6 +218,18 @@ class Attachment(Base):
     file_id: Mapped[str | None] = mapped_column(String(256), default=None)
     content_type: Mapped[str | None] = mapped_column(String(100), default=None)
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)  # location, contact...
+
+    @property
+    def coordinates(self) -> tuple[float, float] | None:
+        """A location's (latitude, longitude), as every channel stores it (`lat`, `lon`);
+        None when it is not a location or its numbers are missing (erased)."""
+        try:
+            lat, lon = float(self.data["lat"]), float(self.data["lon"])
+        except (KeyError, TypeError, ValueError):
+            return None
+        if not (math.isfinite(lat) and math.isfinite(lon)):
+            return None
+        return lat, lon
 
 
 class Incident(Base):
@@ -345,3 +356,27 @@ class StaffSession(Base):
     csrf_token: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column()
+
+
+class LoginThrottle(Base):
+    """Failed sign-ins counted per account name and per client address (handoff.auth).
+
+    Counted before the password is checked, in one UPDATE ... RETURNING, so parallel attempts
+    cannot all slip under the limit; known and unknown account names are counted alike.
+    """
+
+    __tablename__ = "login_throttle"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)  # "account:x", "ip:y"
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_at: Mapped[datetime] = mapped_column(default=utcnow)
+    locked_until: Mapped[datetime | None] = mapped_column(default=None)
+
+    @staticmethod
+    def account_key(login: str) -> str:
+        # Case-folded: "Karim" and "karim" share one counter.
+        return "account:" + login.strip().casefold()[:150]
+
+    @staticmethod
+    def client_key(client: str) -> str:
+        return "ip:" + client[:100]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import httpx
 import pytest
@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from bot.app.factory import create_app
 from bot.app.runtime import Runtime
+from tests.browser import CSP_VIOLATIONS
 
 PASSWORD = "relais-demo"
 CSRF_FIELD = re.compile(r'name="csrf" value="([^"]+)"')
@@ -68,3 +69,11 @@ async def client_for(app: FastAPI) -> AsyncIterator[ClientFactory]:
 
 async def csrf_for(client: httpx.AsyncClient) -> str:
     return csrf_of((await client.get("/console")).text)
+
+
+@pytest.fixture
+def no_csp_violations() -> Iterator[None]:
+    """Used by the browser tests: no page had anything blocked by its CSP."""
+    CSP_VIOLATIONS.clear()
+    yield
+    assert CSP_VIOLATIONS == [], CSP_VIOLATIONS

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 
+import httpx
+from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from bot.app.runtime import Runtime
-from bot.storage.models import AuditLog, StaffSession, StaffUser
-from tests.handoff.conftest import ClientFactory, csrf_for, sign_in
+from bot.storage.models import AuditLog, LoginThrottle, StaffSession
+from handoff.auth import CLIENT_MAX_FAILURES
+from tests.handoff.conftest import ClientFactory, csrf_for, csrf_of, sign_in
 
 
 async def test_sign_in_and_out(client_for: ClientFactory) -> None:
@@ -46,13 +51,14 @@ async def test_five_failures_lock_the_account_for_fifteen_minutes(
     r = await sign_in(client, "karim")
     assert r.status_code == 303
     async with runtime.db.session() as s:
-        karim = (await s.execute(select(StaffUser).where(StaffUser.login == "karim"))).scalar_one()
+        counter = await s.get(LoginThrottle, LoginThrottle.account_key("karim"))
         failed = (
             await s.execute(
                 select(func.count(AuditLog.id)).where(AuditLog.action == "login_failed")
             )
         ).scalar_one()
-    assert karim.failed_logins == 0 and karim.locked_until is None and failed == 5
+    # Signed in: the account's count starts again from zero.
+    assert counter is None and failed == 5
 
 
 async def test_unknown_login_says_the_same_as_a_wrong_password(client_for: ClientFactory) -> None:
@@ -109,3 +115,87 @@ async def test_english_switch_and_no_open_redirect(client_for: ClientFactory) ->
     anon = await client_for()
     page = await anon.get("/console/login?next=//evil.example")
     assert 'name="next" value="/console"' in page.text
+
+
+async def _parallel_wrong_passwords(client_for: ClientFactory, login: str, n: int) -> list[int]:
+    client = await client_for()
+    page = await client.get("/console/login")
+    token = csrf_of(page.text)
+    responses = await asyncio.gather(
+        *(
+            client.post(
+                "/console/login",
+                data={"login": login, "password": f"wrong-{i}", "csrf": token},
+            )
+            for i in range(n)
+        )
+    )
+    return [r.status_code for r in responses]
+
+
+async def test_parallel_wrong_passwords_check_at_most_the_limit(
+    runtime: Runtime, client_for: ClientFactory
+) -> None:
+    # 40 at once: each is counted before its (slow) password check, so only the first five
+    # are checked; the rest are refused as locked without a check.
+    statuses = await _parallel_wrong_passwords(client_for, "karim", 40)
+    assert statuses.count(401) <= 5 and statuses.count(429) >= 35, statuses
+    assert set(statuses) <= {401, 429}
+    async with runtime.db.session() as s:
+        checked = (
+            await s.execute(
+                select(func.count(AuditLog.id)).where(AuditLog.action == "login_failed")
+            )
+        ).scalar_one()
+    assert checked <= 5
+    # Locked: the right password is refused too.
+    r = await sign_in(await client_for(), "karim")
+    assert r.status_code == 429 and "bloqué" in r.text
+
+
+async def test_an_unknown_login_is_locked_and_timed_like_a_known_one(
+    runtime: Runtime, client_for: ClientFactory, app: FastAPI
+) -> None:
+    known = await _parallel_wrong_passwords(client_for, "karim", 12)
+    unknown = await _parallel_wrong_passwords(client_for, "nobody-here", 12)
+    # Same answers in the same numbers: lock-out does not tell which accounts exist.
+    assert sorted(known) == sorted(unknown), (known, unknown)
+    assert unknown.count(429) >= 7
+
+    async def timed(login: str) -> float:
+        # From an address of its own: the one above is throttled by now (24 failures).
+        client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app, client=(f"192.0.2.{len(login)}", 4000)),
+            base_url="http://testserver",
+        )
+        async with client:
+            started = time.perf_counter()
+            r = await sign_in(client, login, "wrong-password")
+        assert r.status_code == 401, r.status_code
+        return time.perf_counter() - started
+
+    # A password hash is checked for an unknown login too (a dummy one): no shortcut that a
+    # stopwatch could tell apart. The hash check dominates both.
+    known_s = sorted([await timed("sophie") for _ in range(3)])[1]
+    unknown_s = sorted([await timed(f"ghost-{i}") for i in range(3)])[1]
+    assert unknown_s > known_s / 2, (known_s, unknown_s)
+
+
+async def test_one_client_address_is_throttled_across_accounts(
+    runtime: Runtime, client_for: ClientFactory, app: FastAPI
+) -> None:
+    client = await client_for()
+    for i in range(CLIENT_MAX_FAILURES):
+        r = await sign_in(client, f"guess-{i}", "wrong-password")
+        assert r.status_code == 401, i
+    # The next attempt from that address is refused unchecked, even with a right password.
+    r = await sign_in(client, "karim")
+    assert r.status_code == 429 and "depuis ce poste" in r.text
+    # Another address is not concerned.
+    other = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app, client=("192.0.2.7", 4000)),
+        base_url="http://testserver",
+    )
+    async with other:
+        r = await sign_in(other, "karim")
+    assert r.status_code == 303

@@ -11,10 +11,11 @@ from sqlalchemy import func, select
 
 from bot.app.runtime import Runtime
 from bot.core.types import Media
+from bot.storage.db import Database
 from bot.storage.models import Attachment, AuditLog, Conversation, Handoff, Message, Outbox
 from channels import gsm7
 from tests.fakes import RecordingChannel
-from tests.handoff.conftest import ClientFactory, csrf_for
+from tests.handoff.conftest import ClientFactory, csrf_for, csrf_of
 from tests.worker.test_pipeline import send, settled
 
 HUMAN = "je veux parler à une personne"  # queued at once, whatever the dialogue asks for needs
@@ -287,6 +288,128 @@ async def test_outside_lodge_hours_the_queue_shows_who_is_on_call(
     assert "Loge fermée : Résidence Les Fleurs" in page
     assert 'Astreinte technique <a href="tel:+33611000009">' in page
     assert "02/12 08:00" in page  # when the lodge opens again
+
+
+async def test_a_shared_location_shows_its_coordinates(
+    runtime: Runtime, client_for: ClientFactory
+) -> None:
+    # Channels store a location as {"lat", "lon"} (Twilio's Latitude/Longitude, Telegram's
+    # location): the conversation page shows those numbers and a map link, not blanks.
+    conv = await queued(runtime, HUMAN, pid="loc")
+    await send(
+        runtime,
+        "",
+        address=NADIA,
+        pid="loc2",
+        media=(Media(kind="location", data={"lat": 48.8566, "lon": 2.3522}),),
+    )
+    await settled(runtime)
+    page = (await (await client_for("karim")).get(f"/console/c/{conv}")).text
+    assert "48.8566, 2.3522" in page
+    assert "https://www.openstreetmap.org/?mlat=48.8566&amp;mlon=2.3522" in page
+
+
+async def test_console_answers_forbid_framing_caching_and_inline_code(
+    runtime: Runtime, client_for: ClientFactory
+) -> None:
+    conv = await queued(runtime, HUMAN, pid="h")
+    anonymous = await client_for()
+    karim, manager = await client_for("karim"), await client_for("claire")
+    answers = [
+        await anonymous.get("/console/login"),
+        await karim.get("/console"),
+        await karim.get(f"/console/c/{conv}"),
+        await karim.get(f"/console/api/c/{conv}/live"),
+        await manager.get("/console/manager"),
+        await manager.get("/console/manager/conversations"),
+    ]
+    for r in answers:
+        assert r.status_code == 200, r.url
+        h = r.headers
+        assert h["x-frame-options"] == "DENY", r.url
+        assert h["cache-control"] == "no-store", r.url
+        csp = {d.split()[0]: d.split()[1:] for d in h["content-security-policy"].split("; ")}
+        assert csp["frame-ancestors"] == ["'none'"]
+        assert csp["default-src"] == ["'none'"]
+        assert csp["script-src"] == ["'self'"] and csp["style-src"] == ["'self'"]
+        # The policy holds because the pages carry no inline code or style.
+        assert "<script>" not in r.text and " style=" not in r.text and " onclick=" not in r.text
+    # The web-chat widget stays embeddable in the landlord's site.
+    widget = await anonymous.get("/webchat/")
+    assert widget.status_code == 200
+    assert "x-frame-options" not in widget.headers
+    assert "frame-ancestors" not in widget.headers.get("content-security-policy", "")
+
+
+async def test_ids_past_what_a_table_holds_are_refused_not_500(
+    runtime: Runtime, client_for: ClientFactory
+) -> None:
+    # 2**31 is past PostgreSQL's integer: the query itself failed (a 500) before.
+    karim, claire = await client_for("karim"), await client_for("claire")
+    big = 2**31
+    for client, method, url in [
+        (karim, "GET", f"/console/c/{big}"),
+        (karim, "GET", f"/console/api/c/{big}/live"),
+        (karim, "GET", f"/console/media/{big}"),
+        (karim, "POST", f"/console/c/{big}/take"),
+        (karim, "POST", f"/console/c/{big}/incident/{big}/close"),
+        (claire, "GET", f"/console/manager/conversations/{big}"),
+        (claire, "POST", f"/console/manager/nlu/{big}"),
+        (claire, "GET", f"/console/manager/conversations?residence={big}&page={big}"),
+    ]:
+        if method == "GET":
+            r = await client.get(url)
+        else:
+            r = await post(client, url)
+        assert 400 <= r.status_code < 500 or (r.status_code == 200 and "residence" in url), (
+            url,
+            r.status_code,
+        )
+    conv = await queued(runtime, HUMAN, pid="t")
+    r = await post(karim, f"/console/c/{conv}/transfer", to=str(big))
+    assert 400 <= r.status_code < 500
+
+
+async def test_console_answers_503_while_the_database_is_away(
+    runtime: Runtime, client_for: ClientFactory
+) -> None:
+    karim = await client_for("karim")
+    token = await csrf_for(karim)
+    conv = await queued(runtime, HUMAN, pid="d")
+    working = runtime.db
+    # A database nobody answers for: a closed port (PostgreSQL), a folder that is not there
+    # (SQLite).
+    away = (
+        "postgresql+asyncpg://postgres@127.0.0.1:1/relais"
+        if working.dialect == "postgresql"
+        else "sqlite+aiosqlite:////nonexistent/relais/relais.sqlite3"
+    )
+    runtime.db = Database(away)
+    try:
+        for method, url, api in [
+            ("GET", "/console", False),
+            ("GET", f"/console/c/{conv}", False),
+            ("GET", f"/console/api/c/{conv}/live", True),
+            ("GET", "/console/api/queue", True),
+            ("POST", f"/console/c/{conv}/take", False),
+        ]:
+            if method == "GET":
+                r = await karim.get(url)
+            else:
+                r = await karim.post(url, data={"csrf": token})
+            assert r.status_code == 503, (url, r.status_code)
+            if not api:
+                assert "indisponible" in r.text
+        page = await karim.get("/console/login")
+        r = await karim.post(
+            "/console/login",
+            data={"login": "karim", "password": "relais-demo", "csrf": csrf_of(page.text)},
+        )
+        assert r.status_code == 503
+    finally:
+        await runtime.db.dispose()
+        runtime.db = working
+    assert (await karim.get("/console")).status_code == 200
 
 
 async def test_the_console_counts_sms_with_the_senders_gsm7_table(

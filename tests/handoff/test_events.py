@@ -7,11 +7,11 @@ import json
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from bot.app.runtime import Runtime
-from bot.storage.models import Conversation
-from handoff.auth import sign_in, sign_out
+from bot.storage.models import Conversation, StaffSession
+from handoff.auth import hash_session_id, sign_in, sign_out
 from handoff.events import stream
 from tests.worker.test_pipeline import send, settled
 
@@ -112,3 +112,35 @@ async def test_the_stream_ends_with_the_session(runtime: Runtime) -> None:
     assert result.staff is not None
     await sign_out(runtime, session_id, result.staff)
     await asyncio.wait_for(task, timeout=2)
+
+
+async def test_no_event_after_sign_out_even_while_events_flow(runtime: Runtime) -> None:
+    # With the usual heartbeat (15 s) and events coming all the time, the stream used to
+    # check the session only when it had been idle for a heartbeat: never, on a busy day.
+    events, task, session_id = await listen(runtime, "karim", heartbeat=15)
+    await asyncio.sleep(0.1)
+    await send(runtime, HUMAN, address=NADIA, pid="before")
+    await settled(runtime)
+    await asyncio.sleep(0.2)
+    assert events, "the stream delivers events while signed in"
+    seen = len(events)
+    result = await sign_in(runtime, "karim", "relais-demo")
+    assert result.staff is not None
+    await sign_out(runtime, session_id, result.staff)
+    await send(runtime, "toujours là ?", address=NADIA, pid="after")
+    await settled(runtime)
+    await asyncio.wait_for(task, timeout=1)
+    assert len(events) == seen
+
+
+async def test_a_session_deleted_without_sign_out_stops_the_stream(runtime: Runtime) -> None:
+    # An expired or revoked session (deleted from the table, no sign-out event): the next
+    # event is not sent, and the stream ends.
+    events, task, session_id = await listen(runtime, "karim", heartbeat=15)
+    await asyncio.sleep(0.1)
+    async with runtime.db.transaction() as s:
+        await s.execute(delete(StaffSession).where(StaffSession.id == hash_session_id(session_id)))
+    await send(runtime, HUMAN, address=NADIA, pid="x")
+    await settled(runtime)
+    await asyncio.wait_for(task, timeout=2)
+    assert events == []

@@ -18,12 +18,21 @@ from bot.app.runtime import Runtime
 from bot.core.types import Inbound
 from bot.storage.models import Conversation, Handoff, Message
 from bot.storage.models import Request as Ticket
-from tests.browser import DESKTOP, PHONE, SHOTS, Server, launch, need_chromium, serve_in_thread
+from tests.browser import (
+    DESKTOP,
+    PHONE,
+    SHOTS,
+    Server,
+    launch,
+    need_chromium,
+    serve_in_thread,
+    watch_csp,
+)
 from tests.conftest import make_settings
 from tests.fakes import KeywordEngine, RecordingChannel
 from tests.worker.test_pipeline import settled
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("no_csp_violations")]
 
 XSS = "<img src=x onerror=alert(1)>"
 NEEDLE = "compteur d'eau"
@@ -127,7 +136,7 @@ def browser(chromium: Path) -> Iterator[Any]:
 
 def sign_in(browser: Any, server: Server, viewport: dict[str, int]) -> Any:
     context = browser.new_context(viewport=viewport, accept_downloads=True)
-    page = context.new_page()
+    page = watch_csp(context.new_page())
     dialogs: list[str] = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     page.dialogs = dialogs

@@ -7,13 +7,17 @@ import json
 import logging
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
+from bot.app.factory import create_app
 from bot.app.runtime import Roles, Runtime
 from bot.core.types import Inbound
 from bot.ops.logs import JsonFormatter, MaskingFilter, redact, resolve_format, setup_logging
+from tests.browser import serve_in_thread
 from tests.conftest import make_settings
 from tests.fakes import KeywordEngine, RecordingChannel
+from tests.handoff.conftest import csrf_of
 from tests.worker.test_pipeline import settled
 
 PHONE = "+33612345600"
@@ -29,6 +33,16 @@ BODY = "il y a une fuite dans la salle de bain depuis hier soir"
         ("telegram chat 123456789", "telegram chat *******89"),
         ("message 4521 at 2026-11-28 12:00:01", "message 4521 at 2026-11-28 12:00:01"),
         ("outbox 12 retry in 2.0s", "outbox 12 retry in 2.0s"),
+        # As typed in a search box and URL-encoded in a query string.
+        ("q=%2B33612345600&page=2", "q=+*********00&page=2"),
+        ("q=%2B33%206%2012%2034%2056%2000", "q=+*********00"),
+        ("+33 6 12 34 56 00", "+*********00"),
+        ("0033 6 12 34 56 00", "***********00"),
+        ("0033612345600", "***********00"),
+        ("q=06+12+34+56+00", "q=********00"),
+        ("q=06%2012%2034%2056%2000", "q=********00"),
+        ("q=06%2E12%2E34%2E56%2E00", "q=********00"),
+        ("06-12-34-56-00", "********00"),
         (
             "POST https://api.telegram.org/bot123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw1/sendMessage",
             "POST https://api.telegram.org/bot<telegram token>/sendMessage",
@@ -120,4 +134,40 @@ async def test_a_conversation_leaves_no_phone_or_body_in_the_logs(
     logs = captured.getvalue()
     assert logs, "the run logged something"
     for secret in (PHONE, "+33799999999", "612345600", "fuite", "Nadia"):
+        assert secret not in logs, f"{secret!r} found in the logs:\n{logs}"
+
+
+def test_a_manager_search_leaves_no_name_or_number_in_the_access_log(
+    sqlite_url: str, captured: io.StringIO
+) -> None:
+    # A real uvicorn with its access log on, as `relais serve` runs it: the search terms are
+    # in the query string of a GET, which the access log writes out.
+    settings = make_settings(sqlite_url, public_url="http://127.0.0.1")
+    rt = Runtime(settings, engine=KeywordEngine(), channels={"sms": RecordingChannel("sms")})
+    app = create_app(settings, runtime=rt, prepare=False)
+    with (
+        serve_in_thread(app, rt, access_log=True) as server,
+        httpx.Client(base_url=server.url) as client,
+    ):
+        page = client.get("/console/login")
+        r = client.post(
+            "/console/login",
+            data={"login": "claire", "password": "relais-demo", "csrf": csrf_of(page.text)},
+        )
+        assert r.status_code == 303
+        for q in ("+33612345600", "06 12 34 56 00", "Nadia Haddad"):
+            r = client.get("/console/manager/conversations", params={"q": q})
+            assert r.status_code == 200
+    # The gateway's lines (the test's own httpx client logs its requests too: not ours).
+    lines = [json.loads(line) for line in captured.getvalue().splitlines()]
+    ours = [line for line in lines if line["logger"] != "httpx"]
+    access = [
+        line["message"]
+        for line in ours
+        if line["logger"] == "uvicorn.access"
+        and "/console/manager/conversations" in line["message"]
+    ]
+    assert len(access) == 3 and all("conversations?q=* HTTP" in a for a in access), access
+    logs = "\n".join(json.dumps(line, ensure_ascii=False) for line in ours)
+    for secret in ("612345600", "2B33", "06+12", "06%2012", "Nadia", "Haddad"):
         assert secret not in logs, f"{secret!r} found in the logs:\n{logs}"
