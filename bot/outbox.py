@@ -32,6 +32,7 @@ from bot.db import Database
 from bot.errors import PermanentSendError, TransientSendError
 from bot.models import Message, OptOut, Outbox
 from bot.types import Media, Outbound, SendResult
+from bot.webhooks import CHANNEL as WEBHOOK
 from channels.base import Channel
 
 log = logging.getLogger(__name__)
@@ -137,6 +138,14 @@ class OutboxDispatcher:
             earlier.id < Outbox.id,
             earlier.status.in_(("pending", "sending")),
         )
+        # Webhook events (no conversation) keep the order of their key (one request).
+        earlier_event = exists().where(
+            earlier.channel == WEBHOOK,
+            earlier.address == Outbox.address,
+            earlier.id < Outbox.id,
+            earlier.status.in_(("pending", "sending")),
+        )
+        blocked = or_(blocked, and_(Outbox.channel == WEBHOOK, earlier_event))
         due = or_(
             and_(Outbox.status == "pending", Outbox.next_attempt_at <= now),
             and_(Outbox.status == "sending", Outbox.lease_until < now),

@@ -25,6 +25,7 @@ from bot.bus import STREAM_MAXLEN, Bus, RedisBus, build_bus
 from bot.db import Database, is_unavailable
 from bot.demo import read_landlord
 from bot.errors import Unavailable
+from bot.lifecycle import Lifecycle
 from bot.models import Conversation, Direction, Message
 from bot.outbox import OutboxDispatcher
 from bot.pipeline import Pipeline
@@ -39,6 +40,7 @@ from bot.store import (
 )
 from bot.texts import Texts
 from bot.types import Inbound
+from bot.webhooks import WebhookQueue
 from channels.base import Channel
 
 if TYPE_CHECKING:
@@ -97,6 +99,10 @@ class Runtime:
             limit=settings.rate_limit_messages,
             window=settings.rate_limit_window_seconds,
         )
+        self.webhooks = WebhookQueue(enabled=bool(settings.webhook_url and settings.webhook_secret))
+        self.lifecycle = Lifecycle(
+            settings=settings, texts=self.texts, webhooks=self.webhooks, clock=self.clock
+        )
         self._pipeline: Pipeline | None = None
         # Whether this process delivers replies itself (Roles.outbox): then the pipeline sends
         # a turn's replies as soon as it commits, without waiting for the dispatcher.
@@ -123,6 +129,7 @@ class Runtime:
                 clock=self.clock,
                 on_outbox=self.outbox.wake,
                 outbox=self.outbox if self._delivers else None,
+                lifecycle=self.lifecycle,
             )
         return self._pipeline
 
