@@ -15,6 +15,7 @@ from bot.demo import load_demo
 from bot.runtime import Roles, Runtime
 from bot.settings import Settings
 from channels.routes import RelaisApp
+from handoff.api import build_api
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,8 @@ def create_app(
     app.state.runtime = rt
     install_channels(app, rt)
     _install_console(app, rt)
+    # The landlord's systems: /api/v1/..., documented at /api/docs.
+    app.mount("/api", build_api(rt))
 
     @app.get("/", include_in_schema=False)
     async def index() -> RedirectResponse:

@@ -145,12 +145,12 @@ class OutboxDispatcher:
             earlier.id < Outbox.id,
             earlier.status.in_(("pending", "sending")),
         )
-        blocked = or_(blocked, and_(Outbox.channel == WEBHOOK, earlier_event))
+        waits = or_(blocked, and_(Outbox.channel == WEBHOOK, earlier_event))
         due = or_(
             and_(Outbox.status == "pending", Outbox.next_attempt_at <= now),
             and_(Outbox.status == "sending", Outbox.lease_until < now),
         )
-        pick = select(Outbox.id).where(due, ~blocked).order_by(Outbox.id).limit(self.batch)
+        pick = select(Outbox.id).where(due, ~waits).order_by(Outbox.id).limit(self.batch)
         if self.db.dialect == "postgresql":
             pick = pick.with_for_update(skip_locked=True)
         async with self.db.transaction() as s:
