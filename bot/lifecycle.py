@@ -14,7 +14,7 @@ import enum
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -194,7 +194,8 @@ class Lifecycle:
             assert change.scheduled_for is not None
             request.scheduled_for = change.scheduled_for
             request.scheduled_slot = change.slot
-            data = {"scheduled_for": change.scheduled_for.isoformat(), "slot": change.slot}
+            when = change.scheduled_for.astimezone(UTC).isoformat()
+            data = {"scheduled_for": when, "slot": change.slot}
         if wanted == S.WAITING_CONTRACTOR:
             request.contractor = change.contractor.strip()[:200]
             data = {"contractor": request.contractor}
