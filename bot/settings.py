@@ -111,6 +111,9 @@ class Settings(BaseSettings):
     late_manager_after_hours: float = Field(
         default=24, gt=0, description="A late request reminded to its caretaker goes to managers."
     )
+    media_dir: Path = Field(
+        default=Path("var/media"), description="Photos staff attach (work done on a request)."
+    )
     # Outgoing webhooks to the landlord's systems (Standard Webhooks signatures).
     webhook_url: str | None = None
     webhook_secret: SecretStr | None = Field(default=None, description="whsec_<base64>")

@@ -44,8 +44,10 @@ def install_console(app: FastAPI, runtime: Runtime) -> None:
     app.mount("/console/static", StaticFiles(directory=STATIC_DIR), name="console-static")
     app.include_router(router)
     from handoff.console import router as console_router
+    from handoff.requests_console import router as requests_router
 
     app.include_router(console_router)
+    app.include_router(requests_router)
     _install_manager(app, runtime)
 
     @app.exception_handler(SignInRequired)
