@@ -181,6 +181,12 @@ class Runtime:
                 pass
             else:
                 self._spawn(run_escalation(self, self._stop))
+            try:
+                from handoff.followup import run_followup
+            except ImportError:  # a bare gateway without the console
+                pass
+            else:
+                self._spawn(run_followup(self, self._stop))
 
     def _spawn(self, coro: Any) -> None:
         # Keep a reference: the event loop only holds weak references to tasks.

@@ -25,7 +25,7 @@ from handoff.queue import (
     load_queue,
     load_view,
 )
-from handoff.requests_console import request_card
+from handoff.requests_console import late_context, request_card
 from handoff.templating import render
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,8 @@ async def _queue_context(request: Request, staff: StaffUser) -> dict[str, Any]:
     async with rt.db.session() as s:
         items = await load_queue(s, staff, now)
         oncall = await closed_residences(s, staff, now, ZoneInfo(rt.settings.timezone), rt.landlord)
-    return {"items": items, "oncall": oncall, "now": now}
+        late = await late_context(s, staff, now, rt.settings.timezone)
+    return {"items": items, "oncall": oncall, "now": now, **late}
 
 
 @router.get("/console")

@@ -35,8 +35,8 @@ from bot.models import Conversation, RequestEvent, Residence, StaffUser
 from bot.models import Request as RequestRow
 from handoff.auth import can_act, can_see, csrf_protect, current_staff, runtime_of
 from handoff.i18n import register, request_language, translate
-from handoff.queue import load_conversation, staff_names
-from handoff.tracking import RequestNotFound, late, move_request
+from handoff.queue import load_conversation, residence_names, staff_names
+from handoff.tracking import RequestNotFound, late, late_requests, move_request
 
 router = APIRouter(include_in_schema=False)
 Checked = Depends(csrf_protect)
@@ -109,7 +109,7 @@ class Chip:
 def _label_day(day: date, lang: str) -> str:
     days = ("lun.", "mar.", "mer.", "jeu.", "ven.", "sam.", "dim.")
     days_en = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-    months = "janv. févr. mars avr. mai juin juil. août sept. oct. nov. déc.".split()
+    months = "janv. févr. mars avr. mai juin juil. août sept. oct. nov. déc.".split()  # noqa: SIM905
     if lang == "en":
         return f"{days_en[day.weekday()]} {day.day}/{day.month}"
     return f"{days[day.weekday()]} {day.day} {months[day.month - 1]}"
@@ -184,6 +184,17 @@ async def request_card(s: AsyncSession, rt: Any, conv: Conversation, lang: str) 
             }
             for e in events
         ],
+    }
+
+
+async def late_context(
+    s: AsyncSession, staff: StaffUser | None, now: datetime, timezone: str
+) -> dict[str, Any]:
+    """The late requests a queue (a caretaker's residences) or the dashboard (all) shows."""
+    return {
+        "late": await late_requests(s, staff, now),
+        "late_residences": await residence_names(s),
+        "late_tz": ZoneInfo(timezone),
     }
 
 

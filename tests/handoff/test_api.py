@@ -336,3 +336,19 @@ def test_api_keys_cli_prints_the_token_last_and_revokes(sqlite_url: str, monkeyp
         return status
 
     assert asyncio.run(refused()) == 401
+
+
+async def test_a_receiver_that_stays_down_shows_in_metrics_and_doctor(
+    stack: Gateway, receiver: Receiver
+) -> None:
+    from bot.doctor import check_webhook_deliveries
+
+    receiver.failing_type = "request.created"
+    receiver.failures.extend([("status", 500)] * 5)
+    await open_repair(stack)  # the tenant's replies are all there: nothing waited
+    assert "R-20" in stack.providers.twilio_sent()[-1]["Body"]
+    metrics = (await stack.client.get("/metrics")).text
+    assert 'relais_webhook_deliveries{status="failed"} 1.0' in metrics
+    assert "relais_webhook_retries_total 4.0" in metrics
+    [check] = await check_webhook_deliveries(stack.runtime.settings)
+    assert check.status == "fail" and "HTTP 500" in check.message
