@@ -43,11 +43,13 @@ router = APIRouter(include_in_schema=False)
 def install_console(app: FastAPI, runtime: Runtime) -> None:
     app.mount("/console/static", StaticFiles(directory=STATIC_DIR), name="console-static")
     app.include_router(router)
+    from handoff.broadcasts import router as broadcasts_router
     from handoff.console import router as console_router
     from handoff.requests_console import router as requests_router
 
     app.include_router(console_router)
     app.include_router(requests_router)
+    app.include_router(broadcasts_router)
     _install_manager(app, runtime)
 
     @app.exception_handler(SignInRequired)
