@@ -34,7 +34,7 @@ _NO = re.compile(
     r"still (broken|not))\b"
 )
 _YES = re.compile(
-    r"^\W*(oui|ouai[s]?|yes|yep|ok|okay|d'?accord|c'?est (bon|bien|ok|repare|regle)|"
+    r"^\W*(oui|ouai[s]?|yes|yep|ok|okay|d'?accord|c'? ?(est )?(bon|bien|ok|repare|regle)|"
     r"parfait|nickel|impeccable|tout (est )?(bon|ok)|repare|regle|ca (marche|fonctionne)|"
     r"it (is|s) fixed|fixed|all good|merci)\b"
 )
