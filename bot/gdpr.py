@@ -23,6 +23,7 @@ from bot.models import (
     Message,
     Outbox,
     Request,
+    RequestEvent,
     Tenant,
 )
 from bot.store import audit
@@ -194,6 +195,7 @@ async def erase_conversation(s: AsyncSession, conv: Conversation) -> Erasure:
     )
     for r in reqs:
         _erase_request(r)
+    await _erase_request_events(s, [r.id for r in reqs])
     await s.execute(update(Handoff).where(Handoff.conversation_id == conv.id).values(resolution=""))
     # Replies not yet delivered are not delivered any more: their address is gone.
     await s.execute(
@@ -217,6 +219,16 @@ def _erase_request(r: Request) -> None:
     r.details = {}
 
 
+async def _erase_request_events(s: AsyncSession, request_ids: list[int]) -> None:
+    """What was said at each step (a tenant's "still leaking", a caretaker's note) goes too."""
+    if request_ids:
+        await s.execute(
+            update(RequestEvent)
+            .where(RequestEvent.request_id.in_(request_ids), RequestEvent.note != "")
+            .values(note=ERASED_TEXT)
+        )
+
+
 async def erase_tenant(db: Database, reference: str, *, actor: str = "cli") -> Erasure:
     """Erase a tenant's personal data and their conversations' content; audited."""
     async with db.transaction() as s:
@@ -235,6 +247,7 @@ async def erase_tenant(db: Database, reference: str, *, actor: str = "cli") -> E
         )
         for r in reqs:
             _erase_request(r)
+        await _erase_request_events(s, [r.id for r in reqs])
         total += Erasure(requests=len(reqs))
         tenant.first_name = ""
         tenant.last_name = ""

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.lifecycle import ACTIVE
 from bot.models import (
     Attachment,
     Author,
@@ -279,7 +280,10 @@ async def load_view(s: AsyncSession, conv: Conversation, me: StaffUser) -> Conve
             (
                 await s.execute(
                     select(Request)
-                    .where(Request.tenant_id == tenant.id, Request.status == "open")
+                    .where(
+                        Request.tenant_id == tenant.id,
+                        Request.status.in_([*(a.value for a in ACTIVE), "open"]),
+                    )
                     .order_by(Request.id.desc())
                     .limit(10)
                 )

@@ -82,6 +82,9 @@ register(
             "en": "The tenant is told on their channel.",
         },
         "req.history": {"fr": "Historique", "en": "History"},
+        "req.actor.tenant": {"fr": "Locataire", "en": "Tenant"},
+        "req.actor.system": {"fr": "Relais (sans réponse)", "en": "Relais (no answer)"},
+        "req.actor.staff": {"fr": "Équipe", "en": "Staff"},
         "req.not_working_day": {
             "fr": "Ce jour n'est pas un jour ouvré de la résidence.",
             "en": "That day is not a working day of the residence.",
@@ -175,7 +178,7 @@ async def request_card(s: AsyncSession, rt: Any, conv: Conversation, lang: str) 
         "track_events": [
             {
                 "at": e.at.astimezone(tz).strftime("%d/%m %H:%M"),
-                "who": names.get(e.staff_id or 0) or e.actor,
+                "who": names.get(e.staff_id or 0) or _actor(e.actor, lang),
                 "from": e.from_status,
                 "to": e.to_status,
                 "note": e.note,
@@ -196,6 +199,14 @@ async def late_context(
         "late_residences": await residence_names(s),
         "late_tz": ZoneInfo(timezone),
     }
+
+
+def _actor(actor: str, lang: str) -> str:
+    """ "tenant" → "Locataire"; "api:gmao" → "API gmao"; "system:followup" → "Relais"."""
+    kind, _, name = actor.partition(":")
+    if kind == "api":
+        return f"API {name}"
+    return translate(lang, f"req.actor.{kind}")
 
 
 # -- moves --------------------------------------------------------------------------------
