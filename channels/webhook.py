@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 import httpx
 from standardwebhooks.webhooks import Webhook
 
-from bot.errors import PermanentSendError, TransientSendError
-from bot.types import Outbound, SendResult
-from channels.base import Channel
+from bot.core.channel import Channel
+from bot.core.errors import PermanentSendError, TransientSendError
+from bot.core.types import Outbound, SendResult
 
 log = logging.getLogger(__name__)
 

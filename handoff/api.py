@@ -19,16 +19,16 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from bot.apikeys import authenticate
-from bot.lifecycle import Actor, Change, RequestStatus, TransitionRefused, status_of
-from bot.models import ApiKey, RequestEvent, Residence, Tenant
-from bot.models import Request as RequestRow
-from bot.store import audit
-from bot.webhooks import request_json
+from bot.messaging.webhooks import request_json
+from bot.ops.apikeys import authenticate
+from bot.storage.models import ApiKey, RequestEvent, Residence, Tenant
+from bot.storage.models import Request as RequestRow
+from bot.storage.store import audit
+from bot.worker.lifecycle import Actor, Change, RequestStatus, TransitionRefused, status_of
 from handoff.tracking import RequestNotFound, move_request
 
 if TYPE_CHECKING:
-    from bot.runtime import Runtime
+    from bot.app.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

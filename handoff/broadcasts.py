@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.lifecycle import HELD_CHANNELS
-from bot.models import (
+from bot.dialogue.workdays import quiet_until
+from bot.storage.models import (
     Author,
     Broadcast,
     Conversation,
@@ -29,14 +30,19 @@ from bot.models import (
     StaffUser,
     Tenant,
 )
-from bot.store import audit, clean_text, get_or_create_conversation, outbound_message, outbox_row
-from bot.workdays import quiet_until
+from bot.storage.store import (
+    audit,
+    clean_text,
+    outbound_message,
+    outbox_row,
+)
+from bot.worker.lifecycle import HELD_CHANNELS
 from handoff.auth import csrf_protect, current_staff, runtime_of, visible_residence_ids
 from handoff.i18n import register
 from handoff.templating import render
 
 if TYPE_CHECKING:
-    from bot.runtime import Runtime
+    from bot.app.runtime import Runtime
 
 router = APIRouter(include_in_schema=False)
 Staff = Depends(current_staff)
@@ -110,12 +116,31 @@ async def _reach(s: AsyncSession, t: Tenant) -> Conversation | None:
         return conv
     for channel, address in (("sms", t.phone), ("telegram", t.telegram_chat_id)):
         if address:
-            conv = await get_or_create_conversation(s, channel, address)
-            if conv.tenant_id is None:
-                conv.tenant_id, conv.residence_id = t.id, t.residence_id
-                conv.language = t.language or conv.language
-            return conv
+            return await _conversation_for(s, t, channel, address)
     return None
+
+
+async def _conversation_for(s: AsyncSession, t: Tenant, channel: str, address: str) -> Conversation:
+    """The conversation of this address (created for the tenant if they never wrote)."""
+    stmt = select(Conversation).where(
+        Conversation.channel == channel, Conversation.address == address
+    )
+    conv = (await s.execute(stmt)).unique().scalar_one_or_none()
+    if conv is None:
+        conv = Conversation(
+            channel=channel,
+            address=address,
+            tenant_id=t.id,
+            residence_id=t.residence_id,
+            language=t.language or "fr",
+            dialogue={},
+        )
+        try:
+            async with s.begin_nested():  # the tenant may write at this very moment
+                s.add(conv)
+        except IntegrityError:
+            conv = (await s.execute(stmt)).unique().scalar_one()
+    return conv
 
 
 async def send_broadcast(

@@ -10,20 +10,20 @@ the loop). A request marked done whose tenant has not answered "is it fixed?" fo
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select, update
 
-from bot.lifecycle import ACTIVE, Actor, Change, RequestStatus, TransitionRefused
-from bot.models import Conversation, Outbox, Request, Residence, Role, StaffUser
-from bot.store import audit
+from bot.core.periodic import every
+from bot.storage.models import Conversation, Outbox, Request, Residence, Role, StaffUser
+from bot.storage.store import audit
+from bot.worker.lifecycle import ACTIVE, Actor, Change, RequestStatus, TransitionRefused
 from handoff.escalation import contact_of
 
 if TYPE_CHECKING:
-    from bot.runtime import Runtime
+    from bot.app.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -175,17 +175,11 @@ async def _remind(rt: Runtime, r: Request, level: int, now: datetime) -> int:
     return len(sent)
 
 
-async def run_followup(rt: Runtime, stop: asyncio.Event, every: float = EVERY_SECONDS) -> None:
+async def run_followup(rt: Runtime, stop: asyncio.Event, interval: float = EVERY_SECONDS) -> None:
     """The runtime's loop: remind late requests and close unanswered ones until stopped."""
-    while not stop.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=every)
-        if stop.is_set():
-            return
-        try:
-            await remind_late(rt)
-            await close_unanswered(rt)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.warning("follow-up round failed (%s)", type(exc).__name__)
+
+    async def one_round() -> None:
+        await remind_late(rt)
+        await close_unanswered(rt)
+
+    await every(stop, interval, one_round, name="request follow-up", first=interval)

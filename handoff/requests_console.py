@@ -21,7 +21,9 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.lifecycle import (
+from bot.storage.models import Conversation, RequestEvent, Residence, StaffUser
+from bot.storage.models import Request as RequestRow
+from bot.worker.lifecycle import (
     ACTIVE,
     SLOTS,
     TRANSITIONS,
@@ -31,8 +33,6 @@ from bot.lifecycle import (
     TransitionRefused,
     status_of,
 )
-from bot.models import Conversation, RequestEvent, Residence, StaffUser
-from bot.models import Request as RequestRow
 from handoff.auth import can_act, can_see, csrf_protect, current_staff, runtime_of
 from handoff.i18n import register, request_language, translate
 from handoff.queue import load_conversation, residence_names, staff_names

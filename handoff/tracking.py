@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.lifecycle import ACTIVE, Actor, Change
-from bot.models import Conversation, Request, StaffUser
+from bot.storage.models import Conversation, Request, StaffUser
+from bot.worker.lifecycle import ACTIVE, Actor, Change
 from handoff.auth import visible_residence_ids
 
 if TYPE_CHECKING:
-    from bot.runtime import Runtime
+    from bot.app.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

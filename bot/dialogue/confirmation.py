@@ -13,6 +13,7 @@ import dataclasses
 import re
 import unicodedata
 
+from bot.dialogue.texts import Texts
 from bot.dialogue.types import (
     PRIORITY_NORMAL,
     PRIORITY_VULNERABLE,
@@ -21,7 +22,6 @@ from bot.dialogue.types import (
     RequestUpdate,
     Turn,
 )
-from bot.texts import Texts
 
 ASKED = "repair_confirmation"
 

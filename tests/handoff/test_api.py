@@ -15,10 +15,10 @@ from sqlalchemy import select
 from standardwebhooks.webhooks import Webhook
 from typer.testing import CliRunner
 
-from bot.apikeys import create_key
-from bot.app import create_app
-from bot.models import AuditLog, Conversation, Outbox, Request, RequestEvent
-from bot.runtime import Roles, Runtime
+from bot.app.factory import create_app
+from bot.app.runtime import Roles, Runtime
+from bot.ops.apikeys import create_key
+from bot.storage.models import AuditLog, Conversation, Outbox, Request, RequestEvent
 from channels import gsm7
 from tests.channels.conftest import Gateway, gateway_settings, twilio_form
 from tests.channels.fakes import FakeProviders
@@ -308,7 +308,7 @@ async def test_a_failing_receiver_is_retried_with_backoff_and_blocks_nothing(
 
 
 def test_api_keys_cli_prints_the_token_last_and_revokes(sqlite_url: str, monkeypatch: Any) -> None:
-    from bot.cli import app
+    from bot.cli.main import app
 
     monkeypatch.setenv("RELAIS_DATABASE_URL", sqlite_url)
     runner = CliRunner()
@@ -341,7 +341,7 @@ def test_api_keys_cli_prints_the_token_last_and_revokes(sqlite_url: str, monkeyp
 async def test_a_receiver_that_stays_down_shows_in_metrics_and_doctor(
     stack: Gateway, receiver: Receiver
 ) -> None:
-    from bot.doctor import check_webhook_deliveries
+    from bot.ops.doctor import check_webhook_deliveries
 
     receiver.failing_type = "request.created"
     receiver.failures.extend([("status", 500)] * 5)

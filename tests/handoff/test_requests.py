@@ -14,8 +14,10 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from bot.models import (
+from bot.app.runtime import Roles, Runtime
+from bot.storage.models import (
     AuditLog,
+    Broadcast,
     Conversation,
     Incident,
     OptOut,
@@ -23,15 +25,14 @@ from bot.models import (
     Request,
     RequestEvent,
 )
-from bot.runtime import Roles, Runtime
 from handoff.broadcasts import counts
 from handoff.followup import close_unanswered, remind_late
 from nlu.types import Entity, Parse
-from tests.bot.test_pipeline import send, settled
 from tests.conftest import make_settings
 from tests.fakes import KeywordEngine, RecordingChannel
 from tests.handoff.conftest import ClientFactory, csrf_for
 from tests.handoff.test_browser import png
+from tests.worker.test_pipeline import send, settled
 
 NADIA = "+33612345600"  # FLEURS, building A: Karim's residence
 # Tuesday 1 December 2026, 10:00 in Paris: inside working hours, outside quiet hours.
@@ -292,8 +293,6 @@ async def test_an_announcement_reaches_the_building_and_makes_reports_known(
     await settled(runtime)
     async with runtime.db.session() as s:
         incident = (await s.execute(select(Incident))).scalar_one()
-        from bot.models import Broadcast
-
         broadcast = (await s.execute(select(Broadcast))).scalar_one()
         c = await counts(s, broadcast)
         audited = (

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from bot.app import create_app
-from bot.runtime import Runtime
+from bot.app.factory import create_app
+from bot.app.runtime import Runtime
 from tests.browser import PHONE, launch, need_chromium, serve_in_thread
 from tests.browser import Server as LiveServer
 from tests.conftest import make_settings
