@@ -63,4 +63,16 @@ def build_channels(runtime: Runtime) -> list[Channel]:
                 button_label=runtime.texts.get("telegram_share_contact", "fr"),
             )
         )
+    if s.webhook_url and s.webhook_secret:
+        from channels.webhook import WebhookSender
+
+        channels.append(
+            WebhookSender(
+                url=s.webhook_url,
+                secret=s.webhook_secret.get_secret_value(),
+                timeout=s.webhook_timeout_seconds,
+            )
+        )
+    elif s.webhook_url:
+        log.warning("RELAIS_WEBHOOK_SECRET is not set: webhook events are not sent")
     return channels

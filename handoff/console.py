@@ -33,6 +33,7 @@ from handoff.queue import (
     load_queue,
     load_view,
 )
+from handoff.requests_console import late_context, request_card
 from handoff.templating import render
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,8 @@ async def _queue_context(request: Request, staff: StaffUser) -> dict[str, Any]:
     async with rt.db.session() as s:
         items = await load_queue(s, staff, now)
         oncall = await closed_residences(s, staff, now, ZoneInfo(rt.settings.timezone), rt.landlord)
-    return {"items": items, "oncall": oncall, "now": now}
+        late = await late_context(s, staff, now, rt.settings.timezone)
+    return {"items": items, "oncall": oncall, "now": now, **late}
 
 
 @router.get("/console")
@@ -93,9 +95,10 @@ async def _visible(request: Request, staff: StaffUser, conv_id: int) -> Any:
 async def _conversation_context(request: Request, staff: StaffUser, conv_id: int) -> dict[str, Any]:
     rt = runtime_of(request)
     conv = await _visible(request, staff, conv_id)
+    lang = request_language(request)
     async with rt.db.session() as s:
         view = await load_view(s, conv, staff)
-    lang = request_language(request)
+        card = await request_card(s, rt, conv, lang)
     acting = can_act(staff, conv)
     waiting = conv.state in WAITING
     mine = conv.assigned_to == staff.id
@@ -112,7 +115,17 @@ async def _conversation_context(request: Request, staff: StaffUser, conv_id: int
         "canned": canned_replies(rt.settings.data, staff_lang=lang, tenant_lang=conv.language),
         "nonce": uuid.uuid4().hex,
         "telegram_media": _telegram_download(rt) is not None,
+        **card,
+        **_moved_error(request, lang),
     }
+
+
+def _moved_error(request: Request, lang: str) -> dict[str, str]:
+    """A refused move of the request card comes back as ?error=req.… (a redirect)."""
+    key = request.query_params.get("error", "")
+    if not key.startswith("req."):
+        return {}
+    return {"error": translate(lang, key, current=request.query_params.get("current", "?"))}
 
 
 @router.get("/console/c/{conv_id}")

@@ -34,6 +34,7 @@ from bot.storage.store import audit
 from handoff import charts, reports
 from handoff.auth import MAX_DB_ID, DbId, csrf_protect, require_role, runtime_of, safe_next
 from handoff.i18n import MESSAGES, request_language, translate
+from handoff.requests_console import late_context
 from handoff.templating import render
 from nlu.types import INTENTS, TOPIC_INTENTS
 
@@ -172,6 +173,7 @@ async def dashboard(request: Request, staff: StaffUser = Depends(manager_only)) 
         waits = await reports.wait_times(s, period)
         sat = await reports.satisfaction(s, period)
         ages = await reports.open_requests_by_age(s, rt.clock())
+        late = await late_context(s, None, rt.clock(), rt.settings.timezone)
     return render(
         request,
         "manager/dashboard.html",
@@ -186,6 +188,7 @@ async def dashboard(request: Request, staff: StaffUser = Depends(manager_only)) 
             ages=ages,
             open_requests=sum(n for _, n in ages),
             charts=_dashboard_charts(lang, volume, auto, handoffs, waits, sat, ages),
+            **late,
         ),
     )
 

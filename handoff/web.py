@@ -36,10 +36,12 @@ from handoff.auth import (
     sign_in,
     sign_out,
 )
+from handoff.broadcasts import router as broadcasts_router
 from handoff.console import router as console_router
 from handoff.headers import ConsoleHeaders, origin_of
 from handoff.i18n import LANG_COOKIE, LANGUAGES, request_language, translate
 from handoff.manager import router as manager_router
+from handoff.requests_console import router as requests_router
 from handoff.templating import STATIC_DIR, render
 
 if TYPE_CHECKING:
@@ -56,6 +58,8 @@ def install_console(app: FastAPI, runtime: Runtime) -> None:
     app.mount("/console/static", StaticFiles(directory=STATIC_DIR), name="console-static")
     app.include_router(router)
     app.include_router(console_router)
+    app.include_router(requests_router)
+    app.include_router(broadcasts_router)
     app.include_router(manager_router)
 
     async def database_away(request: Request, exc: Exception) -> Response:

@@ -18,6 +18,7 @@ from bot.ops.metrics import CONTENT_TYPE_LATEST, Scraper
 from bot.storage.db import upgrade_async
 from channels.registry import install_channels
 from channels.routes import RelaisApp
+from handoff.api import build_api
 from handoff.web import install_console
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,8 @@ def create_app(
     install_channels(app, rt)
     attach_handoff(rt)
     install_console(app, rt)
+    # The landlord's systems: /api/v1/..., documented at /api/docs.
+    app.mount("/api", build_api(rt))
 
     @app.get("/", include_in_schema=False)
     async def index() -> RedirectResponse:

@@ -30,6 +30,7 @@ from bot.messaging.batching import GroupCommit
 from bot.messaging.bus import STREAM_MAXLEN, Bus, RedisBus, build_bus
 from bot.messaging.outbox import OutboxDispatcher
 from bot.messaging.ratelimit import RateLimiter, RedisRateLimiter, Verdict, build_rate_limiter
+from bot.messaging.webhooks import WebhookQueue
 from bot.ops import metrics
 from bot.ops.demo import read_landlord
 from bot.ops.gdpr import purge
@@ -42,6 +43,7 @@ from bot.storage.store import (
     record_inbound,
     record_inbound_pg,
 )
+from bot.worker.lifecycle import Lifecycle
 from bot.worker.pipeline import Pipeline
 from nlu.engine import Engine, build_engine
 from nlu.training import ensure_model
@@ -104,6 +106,10 @@ class Runtime:
             window=settings.rate_limit_window_seconds,
             secret=settings.secret_key.get_secret_value(),
         )
+        self.webhooks = WebhookQueue(enabled=bool(settings.webhook_url and settings.webhook_secret))
+        self.lifecycle = Lifecycle(
+            settings=settings, texts=self.texts, webhooks=self.webhooks, clock=self.clock
+        )
         self._pipeline: Pipeline | None = None
         # Whether this process delivers replies itself (Roles.outbox): then the pipeline sends
         # a turn's replies as soon as it commits, without waiting for the dispatcher.
@@ -132,6 +138,7 @@ class Runtime:
                 clock=self.clock,
                 on_outbox=self.outbox.wake,
                 outbox=self.outbox if self._delivers else None,
+                lifecycle=self.lifecycle,
             )
         return self._pipeline
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from bot.app.runtime import Runtime
 from handoff.escalation import run_escalation
+from handoff.followup import run_followup
 
 
 def attach_handoff(rt: Runtime) -> None:
     """Untaken handoffs pushed to staff phones (`Roles.escalate`), from the console's package."""
     rt.add_background("escalate", lambda stop: run_escalation(rt, stop))
+    # Late requests reminded, unanswered "is it fixed?" closed: with the escalations.
+    rt.add_background("escalate", lambda stop: run_followup(rt, stop))

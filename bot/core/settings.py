@@ -88,6 +88,41 @@ class Settings(BaseSettings):
     escalate_after_minutes: float = Field(default=15, gt=0)
     escalate_emergency_after_minutes: float = Field(default=2, gt=0)
 
+    # Requests: quiet hours, deadlines, follow-up (bot.lifecycle).
+    quiet_hours: str = Field(
+        default="20:00-08:00",
+        description="Local hours when tenants get no status message (held until the end); "
+        "empty: none. Emergencies are never held.",
+    )
+    holidays_country: str = Field(default="FR", description="Public holidays (`holidays`).")
+    holidays_subdivision: str | None = Field(
+        default=None, description="e.g. 57 for Moselle's own public holidays."
+    )
+    deadlines: dict[str, str] = Field(
+        default_factory=lambda: {
+            "emergency": "24h",
+            "heating_winter": "48h",
+            "repair": "15wd",
+            "nuisance": "15wd",
+            "bulky_waste": "10wd",
+        },
+        description="Per kind: hours (24h), days (3d) or working days (15wd); JSON in the "
+        "environment. heating_winter: heating or hot water from October to April.",
+    )
+    request_autoclose_days: int = Field(
+        default=7, ge=1, description="A request marked done is closed after this without answer."
+    )
+    late_manager_after_hours: float = Field(
+        default=24, gt=0, description="A late request reminded to its caretaker goes to managers."
+    )
+    media_dir: Path = Field(
+        default=Path("var/media"), description="Photos staff attach (work done on a request)."
+    )
+    # Outgoing webhooks to the landlord's systems (Standard Webhooks signatures).
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = Field(default=None, description="whsec_<base64>")
+    webhook_timeout_seconds: float = Field(default=10, gt=0)
+
     # Personal data.
     retention_months: int = Field(
         default=24, ge=1, description="Conversations older than this are erased (relais gdpr)."

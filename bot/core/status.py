@@ -62,8 +62,31 @@ class DeliveryStatus(enum.StrEnum):
     SUPPRESSED = "suppressed"
 
 
+class RequestStatus(enum.StrEnum):
+    """A tenant's request, from received to closed; the moves allowed between them are one
+    table, `bot.worker.lifecycle.TRANSITIONS`."""
+
+    RECEIVED = "received"
+    TAKEN = "taken"
+    SCHEDULED = "scheduled"
+    WAITING_CONTRACTOR = "waiting_contractor"
+    DONE = "done"
+    CLOSED = "closed"
+    REOPENED = "reopened"
+
+
+# Requests still to be done: these can be late. (`open`: stored before the lifecycle.)
+ACTIVE_REQUESTS = (
+    RequestStatus.RECEIVED,
+    RequestStatus.TAKEN,
+    RequestStatus.SCHEDULED,
+    RequestStatus.WAITING_CONTRACTOR,
+    RequestStatus.REOPENED,
+)
+
+
 class CaseStatus(enum.StrEnum):
-    """A tenant's request or a building incident."""
+    """A building incident (and a request's state before the lifecycle: open or closed)."""
 
     OPEN = "open"
     CLOSED = "closed"

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.status import CaseStatus
 from bot.dialogue.texts import Texts
-from bot.storage.models import Conversation, Incident, Request
+from bot.storage.models import Conversation, Incident, Request, RequestEvent
 from bot.storage.store import add_outbound
 
 
@@ -63,6 +63,17 @@ async def on_incident_closed(
     told: set[int] = set()
     for request in requests:
         if request.status != CaseStatus.CLOSED:
+            # Its history says so too (bot.worker.lifecycle keeps the other moves).
+            session.add(
+                RequestEvent(
+                    request_id=request.id,
+                    at=now,
+                    actor="system:incident",
+                    from_status=request.status,
+                    to_status=CaseStatus.CLOSED.value,
+                    note=incident.key,
+                )
+            )
             request.status = CaseStatus.CLOSED
             request.closed_at = now
         if request.conversation_id is None or request.conversation_id in told:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import bot.dialogue.confirmation as confirmation
 import bot.dialogue.reading as reading
 from bot.dialogue.faq import DEFAULT_THRESHOLD, SUGGEST_THRESHOLD, Faq, FaqEntry, render
 from bot.dialogue.schedule import is_open, next_collection, next_opening
@@ -46,7 +47,12 @@ _TOPIC_INTENTS = ("repair", "nuisance", "bulky_waste", "question", "emergency")
 
 def decide(turn: Turn, texts: Texts, faq: Faq | None = None) -> Decision:
     """What to answer, open, and hand off for this turn."""
-    return _Policy(turn, texts, faq).run()
+    # "Is it fixed?" is read first (bot.dialogue.confirmation); an answer that is not one is
+    # read as a message of its own.
+    answered = confirmation.decide_confirmation(turn, texts)
+    if answered is not None:
+        return answered
+    return _Policy(confirmation.without_question(turn), texts, faq).run()
 
 
 class _Policy:

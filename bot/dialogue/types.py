@@ -120,6 +120,16 @@ class RequestSpec:
     incident_id: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class RequestUpdate:
+    """A move of one of the tenant's requests (by reference) the tenant's answer asks for:
+    `closed` (it is fixed) or `reopened` (it is not; `note` holds their words)."""
+
+    reference: str
+    status: str
+    note: str = ""
+
+
 @dataclass(slots=True)
 class Decision:
     replies: list[str] = field(default_factory=list)
@@ -130,6 +140,7 @@ class Decision:
     identify: str | None = None
     intent: str | None = None
     satisfaction: int | None = None  # the tenant's 1-5 rating after a closed handoff
+    request_update: RequestUpdate | None = None  # the answer to "is it fixed?"
 
     @property
     def request(self) -> RequestSpec | None:

@@ -32,6 +32,7 @@ from bot.core.status import OUTBOX_WAITING, OutboxStatus
 from bot.core.types import Media, Outbound, SendResult
 from bot.messaging.batching import GroupCommit
 from bot.messaging.bus import Bus
+from bot.messaging.webhooks import CHANNEL as WEBHOOK
 from bot.storage.db import Database
 from bot.storage.models import Message, OptOut, Outbox
 
@@ -138,11 +139,19 @@ class OutboxDispatcher:
             earlier.id < Outbox.id,
             earlier.status.in_(OUTBOX_WAITING),
         )
+        # Webhook events (no conversation) keep the order of their key (one request).
+        earlier_event = exists().where(
+            earlier.channel == WEBHOOK,
+            earlier.address == Outbox.address,
+            earlier.id < Outbox.id,
+            earlier.status.in_(("pending", "sending")),
+        )
+        waits = or_(blocked, and_(Outbox.channel == WEBHOOK, earlier_event))
         due = or_(
             and_(Outbox.status == OutboxStatus.PENDING, Outbox.next_attempt_at <= now),
             and_(Outbox.status == OutboxStatus.SENDING, Outbox.lease_until < now),
         )
-        pick = select(Outbox.id).where(due, ~blocked).order_by(Outbox.id).limit(self.batch)
+        pick = select(Outbox.id).where(due, ~waits).order_by(Outbox.id).limit(self.batch)
         if self.db.dialect == "postgresql":
             pick = pick.with_for_update(skip_locked=True)
         async with self.db.transaction() as s:

@@ -13,10 +13,12 @@ from urllib.parse import urlsplit
 import redis.asyncio as redis
 from alembic.script import ScriptDirectory
 from pydantic import ValidationError
-from sqlalchemy import text
+from sqlalchemy import func, select, text
+from standardwebhooks.webhooks import Webhook
 
 from bot.core.settings import Settings
 from bot.storage.db import Database, alembic_config
+from bot.storage.models import Outbox
 
 Status = Literal["ok", "warn", "fail"]
 
@@ -41,6 +43,7 @@ def check_settings(s: Settings) -> list[Check]:
     out += _twilio(s)
     out += _telegram(s)
     out += _public_url(s)
+    out += _webhook(s)
     production = not s.is_sqlite
     secret = s.secret_key.get_secret_value()
     if secret == DEV_SECRET:
@@ -213,6 +216,65 @@ async def check_database(s: Settings) -> list[Check]:
     return [Check("database", "ok", f"{where} reachable, migrated to head ({head})")]
 
 
+def _webhook(s: Settings) -> list[Check]:
+    secret = s.webhook_secret.get_secret_value() if s.webhook_secret else ""
+    if not s.webhook_url and not secret:
+        return [Check("webhooks", "ok", "not configured (RELAIS_WEBHOOK_URL)")]
+    if not s.webhook_url or not secret:
+        missing = "RELAIS_WEBHOOK_SECRET" if s.webhook_url else "RELAIS_WEBHOOK_URL"
+        return [Check("webhooks", "fail", f"{missing} is missing: no event is sent")]
+    try:
+        Webhook(secret)
+    except Exception:
+        return [
+            Check(
+                "webhooks",
+                "fail",
+                "RELAIS_WEBHOOK_SECRET is not whsec_<base64> (Standard Webhooks)",
+            )
+        ]
+    if not s.webhook_url.startswith("https://") and not _is_local(
+        urlsplit(s.webhook_url).hostname or ""
+    ):
+        return [Check("webhooks", "warn", f"{s.webhook_url} is not HTTPS")]
+    return [Check("webhooks", "ok", f"events go to {s.webhook_url}")]
+
+
+async def check_webhook_deliveries(s: Settings) -> list[Check]:
+    """Webhook events given up on, or waiting: the landlord's receiver may be down."""
+    if not s.webhook_url:
+        return []
+    db = Database(s.database_url)
+    try:
+        async with db.session() as session:
+            rows = (
+                await session.execute(
+                    select(Outbox.status, func.count(Outbox.id), func.max(Outbox.last_error))
+                    .where(Outbox.channel == "webhook", Outbox.status.in_(("failed", "pending")))
+                    .group_by(Outbox.status)
+                )
+            ).all()
+    except Exception:
+        return []  # the database check says why
+    finally:
+        await db.dispose()
+    counts = {str(status): (int(n), err) for status, n, err in rows}
+    failed, error = counts.get("failed", (0, None))
+    pending, last = counts.get("pending", (0, None))
+    if failed:
+        return [
+            Check(
+                "webhook deliveries",
+                "fail",
+                f"{failed} event(s) given up on (last error: {error or '?'}); "
+                "is the receiver at RELAIS_WEBHOOK_URL up?",
+            )
+        ]
+    if pending and last:
+        return [Check("webhook deliveries", "warn", f"{pending} event(s) being retried ({last})")]
+    return [Check("webhook deliveries", "ok", "nothing failed")]
+
+
 async def check_redis(s: Settings) -> list[Check]:
     if not s.redis_url:
         note = "not configured: in-process bus, so one `relais serve` process and no workers"
@@ -233,7 +295,8 @@ async def check_redis(s: Settings) -> list[Check]:
 async def run_checks(s: Settings) -> list[Check]:
     out = check_settings(s)
     db, rd = await asyncio.gather(check_database(s), check_redis(s))
-    return [*db, *rd, *out]
+    hooks = await check_webhook_deliveries(s) if db and db[0].status == "ok" else []
+    return [*db, *rd, *hooks, *out]
 
 
 def load_settings() -> tuple[Settings | None, list[Check]]:

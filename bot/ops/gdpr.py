@@ -29,6 +29,7 @@ from bot.storage.models import (
     Message,
     Outbox,
     Request,
+    RequestEvent,
     Tenant,
 )
 from bot.storage.store import audit
@@ -202,6 +203,7 @@ async def erase_conversation(s: AsyncSession, conv: Conversation) -> Erasure:
     )
     for r in reqs:
         _erase_request(r)
+    await _erase_request_events(s, [r.id for r in reqs])
     await s.execute(update(Handoff).where(Handoff.conversation_id == conv.id).values(resolution=""))
     # Replies not yet delivered are not delivered any more: their address is gone.
     await s.execute(
@@ -282,6 +284,16 @@ def _erase_request(r: Request) -> None:
     r.details = {}
 
 
+async def _erase_request_events(s: AsyncSession, request_ids: list[int]) -> None:
+    """What was said at each step (a tenant's "still leaking", a caretaker's note) goes too."""
+    if request_ids:
+        await s.execute(
+            update(RequestEvent)
+            .where(RequestEvent.request_id.in_(request_ids), RequestEvent.note != "")
+            .values(note=ERASED_TEXT)
+        )
+
+
 async def erase_tenant(db: Database, reference: str, *, actor: str = "cli") -> Erasure:
     """Erase a tenant's personal data and their conversations' content; audited."""
     async with db.transaction() as s:
@@ -300,6 +312,7 @@ async def erase_tenant(db: Database, reference: str, *, actor: str = "cli") -> E
         )
         for r in reqs:
             _erase_request(r)
+        await _erase_request_events(s, [r.id for r in reqs])
         total += Erasure(requests=len(reqs))
         # Managers' searches for this tenant (their name, their number) lose their words.
         names = _mentions(tenant)

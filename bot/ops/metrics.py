@@ -23,8 +23,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
+from bot.messaging.webhooks import CHANNEL as WEBHOOK
 from bot.storage.db import Database
-from bot.storage.models import Handoff, Message, Outbox
+from bot.storage.models import Handoff, Message, Outbox, Request
+from bot.worker.lifecycle import ACTIVE
 
 __all__ = ["CONTENT_TYPE_LATEST", "INGESTED", "INGEST_SECONDS", "Scraper"]
 
@@ -67,6 +69,9 @@ class Snapshot:
     outbox_retries: int = 0
     handoffs_waiting: int = 0
     oldest_wait_seconds: float = 0.0
+    webhooks: dict[str, int] = field(default_factory=dict)  # by status
+    webhook_retries: int = 0
+    requests_late: int = 0
 
 
 class _SnapshotCollector(Collector):
@@ -107,7 +112,33 @@ class _SnapshotCollector(Collector):
             "relais_handoff_oldest_wait_seconds", "How long the oldest untaken handoff has waited."
         )
         oldest.add_metric([], snap.oldest_wait_seconds)
-        return [messages, queue, outbox, retries, failures, waiting, oldest]
+        hooks = GaugeMetricFamily(
+            "relais_webhook_deliveries",
+            "Webhook events to the landlord's systems, by status (failed: given up).",
+            labels=["status"],
+        )
+        for status in ("pending", "sending", "sent", "failed"):
+            hooks.add_metric([status], snap.webhooks.get(status, 0))
+        hook_retries = CounterMetricFamily(
+            "relais_webhook_retries", "Webhook delivery attempts beyond the first."
+        )
+        hook_retries.add_metric([], snap.webhook_retries)
+        late = GaugeMetricFamily(
+            "relais_requests_late", "Requests past their deadline and not done yet."
+        )
+        late.add_metric([], snap.requests_late)
+        return [
+            messages,
+            queue,
+            outbox,
+            retries,
+            failures,
+            waiting,
+            oldest,
+            hooks,
+            hook_retries,
+            late,
+        ]
 
 
 class Scraper:
@@ -147,6 +178,23 @@ class Scraper:
                 # Rows still pending or sending have not finished their current attempt.
                 done = int(attempts or 0) - (int(n) if status in ("sent", "failed") else 0)
                 snap.outbox_retries += max(done, 0)
+            for status, n, attempts in await s.execute(
+                select(Outbox.status, func.count(Outbox.id), func.sum(Outbox.attempts))
+                .where(Outbox.channel == WEBHOOK)
+                .group_by(Outbox.status)
+            ):
+                snap.webhooks[str(status)] = int(n)
+                done = int(attempts or 0) - (int(n) if status in ("sent", "failed") else 0)
+                snap.webhook_retries += max(done, 0)
+            snap.requests_late = int(
+                (
+                    await s.execute(
+                        select(func.count(Request.id)).where(
+                            Request.due_at < now, Request.status.in_([a.value for a in ACTIVE])
+                        )
+                    )
+                ).scalar_one()
+            )
             waiting, oldest = (
                 await s.execute(
                     select(func.count(Handoff.id), func.min(Handoff.created_at)).where(

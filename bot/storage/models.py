@@ -27,7 +27,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 # The status values live in bot.core.status; named here too, where the columns holding them are.
 from bot.core.status import Author as Author
-from bot.core.status import CaseStatus, OutboxStatus
+from bot.core.status import CaseStatus, OutboxStatus, RequestStatus
 from bot.core.status import ConversationState as ConversationState
 from bot.core.status import Direction as Direction
 from bot.core.status import Role as Role
@@ -255,7 +255,10 @@ class Request(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     reference: Mapped[str | None] = mapped_column(String(32), unique=True, default=None)
     kind: Mapped[str] = mapped_column(String(16))
-    status: Mapped[str] = mapped_column(String(16), default=CaseStatus.OPEN.value, index=True)
+    # One of bot.core.status.RequestStatus; its history is in request_events.
+    status: Mapped[str] = mapped_column(
+        String(24), default=RequestStatus.RECEIVED.value, index=True
+    )
     tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id"), default=None)
     residence_id: Mapped[int | None] = mapped_column(ForeignKey("residences.id"), default=None)
     building: Mapped[str] = mapped_column(String(32), default="")
@@ -268,6 +271,60 @@ class Request(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     closed_at: Mapped[datetime | None] = mapped_column(default=None)
+    # What the last events set, kept on the row for lists and filters.
+    scheduled_for: Mapped[datetime | None] = mapped_column(default=None)
+    scheduled_slot: Mapped[str] = mapped_column(String(16), default="")
+    contractor: Mapped[str] = mapped_column(String(200), default="")
+    due_at: Mapped[datetime | None] = mapped_column(default=None, index=True)
+    reminded_level: Mapped[int] = mapped_column(Integer, default=0)
+    reminded_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class RequestEvent(Base):
+    """One step of a request's life: who, when, what was said, from which state to which."""
+
+    __tablename__ = "request_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(
+        ForeignKey("requests.id", ondelete="CASCADE"), index=True
+    )
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(80), default="")  # "staff:karim", "api:gmao"...
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"), default=None)
+    from_status: Mapped[str] = mapped_column(String(24), default="")
+    to_status: Mapped[str] = mapped_column(String(24))
+    note: Mapped[str] = mapped_column(Text, default="")
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)  # date, slot, contractor, photo
+
+
+class ApiKey(Base):
+    """A bearer token of the landlord's systems; only its SHA-256 is stored."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(default=None)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class Broadcast(Base):
+    """One announcement to every tenant of a residence or building (water cut, lift, works)."""
+
+    __tablename__ = "broadcasts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    residence_id: Mapped[int] = mapped_column(ForeignKey("residences.id"))
+    building: Mapped[str] = mapped_column(String(32), default="")
+    text: Mapped[str] = mapped_column(Text)
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"), default=None)
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"), default=None)
+    recipients: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Handoff(Base):

@@ -24,6 +24,7 @@ from bot import dialogue as dlg
 from bot.dialogue.faq import Faq, load_faq
 from bot.dialogue.texts import Texts
 from bot.messaging.bus import Bus
+from bot.messaging.webhooks import handoff_json
 from bot.storage.db import Database
 from bot.storage.models import (
     Conversation,
@@ -39,6 +40,7 @@ from bot.storage.models import (
     Tenant,
 )
 from bot.storage.store import next_request_reference, outbound_message, outbox_row
+from bot.worker.lifecycle import Actor, Change, Lifecycle, RequestStatus, TransitionRefused
 from nlu.types import Parse
 
 if TYPE_CHECKING:
@@ -103,6 +105,7 @@ class Pipeline:
         clock: Callable[[], datetime] | None = None,
         on_outbox: Callable[[], None] | None = None,
         outbox: OutboxDispatcher | None = None,
+        lifecycle: Lifecycle | None = None,
     ) -> None:
         self.db = db
         self.engine = engine
@@ -116,6 +119,8 @@ class Pipeline:
         self.on_outbox = on_outbox
         # When set, replies are sent by this process as soon as the turn commits.
         self.outbox = outbox
+        # Requests' history, deadlines and webhooks (bot.lifecycle); absent in bare tests.
+        self.lifecycle = lifecycle
         self.processed = 0
         self._names: dict[str, tuple[float, str]] = {}
 
@@ -528,7 +533,11 @@ class Pipeline:
                 fx.batch.requests.pop(row.tenant_id, None)
             s.add(row)
             references[spec.token] = await next_request_reference(s, row)
+            if self.lifecycle is not None:
+                await self.lifecycle.created(s, row, Actor("tenant"))
             request = request or row
+        if decision.request_update is not None and tenant is not None:
+            request = await self._update_request(s, decision.request_update, tenant) or request
         extra: dict[str, Any] = {}
         if conv.tenant_id is None and (decision.state or {}).get("awaiting") == "identity":
             # Channels that can (Telegram) show a button to share the phone number.
@@ -571,6 +580,14 @@ class Pipeline:
             )
             s.add(handoff)
             await s.flush()
+            if self.lifecycle is not None:
+                self.lifecycle.webhooks.queue(
+                    s,
+                    "handoff.created",
+                    handoff_json(handoff, request.reference if request else None),
+                    order=f"conversation:{conv.id}",
+                    now=self.clock(),
+                )
             fx.events.append(
                 {
                     "type": "handoff",
@@ -582,6 +599,27 @@ class Pipeline:
                     "oncall": h.oncall,
                 }
             )
+
+    async def _update_request(
+        self, s: AsyncSession, update_: dlg.RequestUpdate, tenant: Tenant
+    ) -> Request | None:
+        """The tenant's answer to "is it fixed?": close or reopen their request."""
+        row = (
+            await s.execute(
+                select(Request).where(
+                    Request.reference == update_.reference, Request.tenant_id == tenant.id
+                )
+            )
+        ).scalar_one_or_none()
+        if row is None or self.lifecycle is None:
+            return None
+        change = Change(RequestStatus(update_.status), note=update_.note)
+        try:
+            await self.lifecycle.change(s, row, change, Actor("tenant"))
+        except TransitionRefused:
+            # Closed meanwhile (no answer for days, or by the team): the reply still stands.
+            log.info("request %s: tenant's answer came after it moved on", row.id)
+        return row
 
     async def _turn(
         self,

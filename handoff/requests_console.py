@@ -1,0 +1,344 @@
+"""The request card of the console: move a request in two taps from a phone, see it late.
+
+Take, schedule (a tap on one of the residence's next working days and a half-day, or another
+date that is a working day), waiting for a contractor (a tap on a known one, or a name), done
+(with an optional note and photo), reopen. Each move goes through `handoff.tracking`, as the
+API's do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Request, UploadFile
+from fastapi.responses import FileResponse, RedirectResponse, Response
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.storage.models import Conversation, RequestEvent, Residence, StaffUser
+from bot.storage.models import Request as RequestRow
+from bot.worker.lifecycle import (
+    ACTIVE,
+    SLOTS,
+    TRANSITIONS,
+    Actor,
+    Change,
+    RequestStatus,
+    TransitionRefused,
+    status_of,
+)
+from handoff.auth import can_act, can_see, csrf_protect, current_staff, runtime_of
+from handoff.i18n import register, request_language, translate
+from handoff.queue import load_conversation, residence_names, staff_names
+from handoff.tracking import RequestNotFound, late, late_requests, move_request
+
+router = APIRouter(include_in_schema=False)
+Checked = Depends(csrf_protect)
+Staff = Depends(current_staff)
+
+CHIP_DAYS = 5  # working days offered as one-tap chips
+MAX_PHOTO = 8 * 1024 * 1024
+PHOTO_TYPES = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp"}
+SLOT_HOURS = {"morning": time(8, 0), "afternoon": time(14, 0)}
+
+register(
+    {
+        "req.title": {"fr": "Suivi de la demande", "en": "Request follow-up"},
+        "req.status.received": {"fr": "Reçue", "en": "Received"},
+        "req.status.taken": {"fr": "Prise en charge", "en": "Taken"},
+        "req.status.scheduled": {"fr": "Planifiée", "en": "Scheduled"},
+        "req.status.waiting_contractor": {
+            "fr": "Attente entreprise",
+            "en": "Waiting for contractor",
+        },
+        "req.status.done": {"fr": "Réparée (à confirmer)", "en": "Done (to be confirmed)"},
+        "req.status.closed": {"fr": "Close", "en": "Closed"},
+        "req.status.reopened": {"fr": "Rouverte", "en": "Reopened"},
+        "req.late": {"fr": "En retard", "en": "Late"},
+        "req.due": {"fr": "À traiter avant le {when}", "en": "Due by {when}"},
+        "req.planned": {"fr": "Prévue {when}", "en": "Planned {when}"},
+        "req.contractor": {"fr": "Entreprise : {name}", "en": "Contractor: {name}"},
+        "req.take": {"fr": "Prendre en charge", "en": "Take it"},
+        "req.schedule": {"fr": "Planifier", "en": "Schedule"},
+        "req.wait": {"fr": "Attente entreprise", "en": "Waiting for contractor"},
+        "req.done": {"fr": "Terminé", "en": "Done"},
+        "req.reopen": {"fr": "Rouvrir", "en": "Reopen"},
+        "req.morning": {"fr": "matin", "en": "morning"},
+        "req.afternoon": {"fr": "après-midi", "en": "afternoon"},
+        "req.other_date": {"fr": "Autre jour ouvré", "en": "Another working day"},
+        "req.confirm": {"fr": "Confirmer", "en": "Confirm"},
+        "req.contractor_name": {"fr": "Autre entreprise", "en": "Other contractor"},
+        "req.note": {"fr": "Note (facultative)", "en": "Note (optional)"},
+        "req.photo": {"fr": "Photo (facultative)", "en": "Photo (optional)"},
+        "req.mark_done": {"fr": "Marquer réparée", "en": "Mark as fixed"},
+        "req.tenant_told": {
+            "fr": "Le locataire est prévenu sur son canal.",
+            "en": "The tenant is told on their channel.",
+        },
+        "req.history": {"fr": "Historique", "en": "History"},
+        "req.actor.tenant": {"fr": "Locataire", "en": "Tenant"},
+        "req.actor.system": {"fr": "Relais (sans réponse)", "en": "Relais (no answer)"},
+        "req.actor.staff": {"fr": "Équipe", "en": "Staff"},
+        "req.not_working_day": {
+            "fr": "Ce jour n'est pas un jour ouvré de la résidence.",
+            "en": "That day is not a working day of the residence.",
+        },
+        "req.refused": {
+            "fr": "Impossible depuis l'état « {current} ».",
+            "en": "Not possible from “{current}”.",
+        },
+        "req.bad_photo": {
+            "fr": "La photo doit être une image JPEG, PNG ou WebP de moins de 8 Mo.",
+            "en": "The photo must be a JPEG, PNG or WebP image under 8 MB.",
+        },
+        "req.late_title": {"fr": "Demandes en retard", "en": "Late requests"},
+        "req.none_late": {"fr": "Aucune demande en retard.", "en": "No late request."},
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Chip:
+    value: str  # "2026-12-08|morning"
+    label: str
+
+
+def _label_day(day: date, lang: str) -> str:
+    days = ("lun.", "mar.", "mer.", "jeu.", "ven.", "sam.", "dim.")
+    days_en = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+    months = "janv. févr. mars avr. mai juin juil. août sept. oct. nov. déc.".split()  # noqa: SIM905
+    if lang == "en":
+        return f"{days_en[day.weekday()]} {day.day}/{day.month}"
+    return f"{days[day.weekday()]} {day.day} {months[day.month - 1]}"
+
+
+async def request_card(s: AsyncSession, rt: Any, conv: Conversation, lang: str) -> dict[str, Any]:
+    """What the card shows for the conversation's request (its latest active one)."""
+    rows = list(
+        (
+            await s.execute(
+                select(RequestRow)
+                .where(RequestRow.conversation_id == conv.id, RequestRow.reference.is_not(None))
+                .order_by(RequestRow.id.desc())
+                .limit(10)
+            )
+        ).scalars()
+    )
+    if not rows:
+        return {"track": None}
+    active = [r for r in rows if status_of(r.status) in ACTIVE]
+    request = (active or rows)[0]
+    now = rt.clock()
+    tz = ZoneInfo(rt.settings.timezone)
+    residence = await s.get(Residence, request.residence_id) if request.residence_id else None
+    days = rt.lifecycle.working_days(residence)
+    today = now.astimezone(tz).date()
+    chips = [
+        Chip(f"{d.isoformat()}|{slot}", f"{_label_day(d, lang)} · {translate(lang, 'req.' + slot)}")
+        for d in days.next(today, CHIP_DAYS)
+        for slot in SLOTS
+    ]
+    contractors = [
+        str(c)
+        for c in [
+            (residence.lift_company or {}).get("name") if residence else None,
+            *((residence.extra or {}).get("contractors", []) if residence else []),
+        ]
+        if c
+    ]
+    events = list(
+        (
+            await s.execute(
+                select(RequestEvent)
+                .where(RequestEvent.request_id == request.id)
+                .order_by(RequestEvent.id)
+            )
+        ).scalars()
+    )
+    names = await staff_names(s, {e.staff_id for e in events if e.staff_id})
+    status = status_of(request.status)
+    return {
+        "track": request,
+        "track_status": status.value,
+        "track_allowed": {s.value for s in TRANSITIONS[status]},
+        "track_late": late(request, now),
+        "track_due": request.due_at.astimezone(tz).strftime("%d/%m %H:%M")
+        if request.due_at
+        else "",
+        "track_when": rt.lifecycle.when(request, lang),
+        "track_chips": chips,
+        "track_min_date": today.isoformat(),
+        "track_contractors": contractors,
+        "track_events": [
+            {
+                "at": e.at.astimezone(tz).strftime("%d/%m %H:%M"),
+                "who": names.get(e.staff_id or 0) or _actor(e.actor, lang),
+                "from": e.from_status,
+                "to": e.to_status,
+                "note": e.note,
+                "photo": (e.data or {}).get("photo"),
+                "id": e.id,
+            }
+            for e in events
+        ],
+    }
+
+
+async def late_context(
+    s: AsyncSession, staff: StaffUser | None, now: datetime, timezone: str
+) -> dict[str, Any]:
+    """The late requests a queue (a caretaker's residences) or the dashboard (all) shows."""
+    return {
+        "late": await late_requests(s, staff, now),
+        "late_residences": await residence_names(s),
+        "late_tz": ZoneInfo(timezone),
+    }
+
+
+def _actor(actor: str, lang: str) -> str:
+    """ "tenant" → "Locataire"; "api:gmao" → "API gmao"; "system:followup" → "Relais"."""
+    kind, _, name = actor.partition(":")
+    if kind == "api":
+        return f"API {name}"
+    return translate(lang, f"req.actor.{kind}")
+
+
+# -- moves --------------------------------------------------------------------------------
+
+
+async def _conversation_of(rt: Any, staff: StaffUser, request_id: int) -> tuple[RequestRow, int]:
+    async with rt.db.session() as s:
+        request = await s.get(RequestRow, request_id)
+        conv = (
+            await load_conversation(s, request.conversation_id)
+            if request is not None and request.conversation_id
+            else None
+        )
+    if request is None or conv is None or not request.reference:
+        raise HTTPException(status_code=404)
+    if not can_see(staff, conv):
+        raise HTTPException(status_code=403)
+    if not can_act(staff, conv):
+        raise HTTPException(status_code=403)
+    return request, conv.id
+
+
+def _parse_day(value: str) -> date | None:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+async def _save_photo(rt: Any, request_id: int, photo: UploadFile | None) -> str | None:
+    if photo is None or not photo.filename:
+        return None
+    ext = PHOTO_TYPES.get(photo.content_type or "")
+    data = await photo.read(MAX_PHOTO + 1)
+    if ext is None or not data or len(data) > MAX_PHOTO:
+        raise ValueError("req.bad_photo")
+    name = f"{uuid.uuid4().hex}{ext}"
+    folder = Path(rt.settings.media_dir) / "requests" / str(request_id)
+
+    def write() -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
+
+    await asyncio.to_thread(write)
+    return name
+
+
+@router.post("/console/requests/{request_id}/move")
+async def move(
+    request: Request,
+    request_id: int,
+    staff: StaffUser = Checked,
+    status: str = Form(""),
+    when: str = Form(""),  # a chip: "2026-12-08|morning"
+    day: str = Form(""),
+    slot: str = Form("morning"),
+    contractor: str = Form(""),
+    note: str = Form(""),
+    photo: UploadFile | None = None,
+) -> Response:
+    rt = runtime_of(request)
+    lang = request_language(request)
+    row, conv_id = await _conversation_of(rt, staff, request_id)
+    back = f"/console/c/{conv_id}"
+    try:
+        wanted = RequestStatus(status)
+    except ValueError:
+        raise HTTPException(status_code=400) from None
+    error = ""
+    scheduled_for = None
+    if wanted == RequestStatus.SCHEDULED:
+        chosen_day, _, chosen_slot = when.partition("|") if when else (day, "", slot)
+        parsed = _parse_day(chosen_day)
+        chosen_slot = chosen_slot if chosen_slot in SLOTS else "morning"
+        async with rt.db.session() as s:
+            residence = await s.get(Residence, row.residence_id) if row.residence_id else None
+        if parsed is None or not rt.lifecycle.working_days(residence).is_working(parsed):
+            error = "req.not_working_day"
+        else:
+            tz = ZoneInfo(rt.settings.timezone)
+            scheduled_for = datetime.combine(parsed, SLOT_HOURS[chosen_slot], tzinfo=tz)
+            slot = chosen_slot
+    photo_name = None
+    if not error and wanted == RequestStatus.DONE:
+        try:
+            photo_name = await _save_photo(rt, request_id, photo)
+        except ValueError as exc:
+            error = str(exc)
+    if not error:
+        change = Change(
+            wanted,
+            note=note,
+            scheduled_for=scheduled_for,
+            slot=slot if scheduled_for else "",
+            contractor=contractor,
+            photo=photo_name,
+        )
+        actor = Actor(
+            "staff",
+            staff.login,
+            staff.id,
+            display=staff.display_name or translate(lang, "app.name"),
+        )
+        try:
+            await move_request(rt, str(row.reference), change, actor)
+        except RequestNotFound:
+            raise HTTPException(status_code=404) from None
+        except TransitionRefused as refused:
+            error = "req.refused"
+            current = translate(lang, f"req.status.{refused.current}")
+            return RedirectResponse(f"{back}?error={error}&current={current}", status_code=303)
+    if error:
+        return RedirectResponse(f"{back}?error={error}", status_code=303)
+    return RedirectResponse(back, status_code=303)
+
+
+@router.get("/console/requests/{request_id}/photo/{name}")
+async def photo(request: Request, request_id: int, name: str, staff: StaffUser = Staff) -> Response:
+    rt = runtime_of(request)
+    async with rt.db.session() as s:
+        row = await s.get(RequestRow, request_id)
+        conv = (
+            await load_conversation(s, row.conversation_id)
+            if row is not None and row.conversation_id
+            else None
+        )
+    if conv is None or not can_see(staff, conv):
+        raise HTTPException(status_code=404)
+    stem, dot, ext = name.partition(".")
+    if not (len(stem) == 32 and stem.isalnum() and dot and f".{ext}" in PHOTO_TYPES.values()):
+        raise HTTPException(status_code=404)
+    path = Path(rt.settings.media_dir) / "requests" / str(request_id) / name
+    if not path.is_file():
+        raise HTTPException(status_code=404)
+    return FileResponse(path, headers={"Cache-Control": "private, max-age=86400"})
