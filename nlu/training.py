@@ -29,6 +29,9 @@ ARTIFACT_VERSION = f"relais-nlu-{ARTIFACT_FORMAT}/sklearn-{sklearn.__version__}"
 DEFAULT_CLASSIFIER = "logreg"
 THRESHOLD_TOLERANCE = 0.003
 TEST_FILE = "nlu_test.yml"
+# Our own development set of real-style messages: never trained on, reported by `evaluate`.
+DEV_FILE = "nlu_dev.yml"
+HELD_OUT_FILES = (TEST_FILE, DEV_FILE)
 
 Progress = Callable[[str], None]
 
@@ -120,8 +123,8 @@ def load_training_file(path: Path) -> TrainingData:
 
 
 def training_files(data_dir: Path) -> list[Path]:
-    """`data/nlu*.yml`, except the held-out test file."""
-    return sorted(p for p in data_dir.glob("nlu*.yml") if p.name != TEST_FILE)
+    """`data/nlu*.yml`, except the held-out test and development files."""
+    return sorted(p for p in data_dir.glob("nlu*.yml") if p.name not in HELD_OUT_FILES)
 
 
 def load_training_data(data_dir: Path) -> TrainingData:
@@ -136,6 +139,10 @@ def load_training_data(data_dir: Path) -> TrainingData:
 
 def load_test_data(data_dir: Path) -> TrainingData:
     return load_training_file(data_dir / TEST_FILE)
+
+
+def load_dev_data(data_dir: Path) -> TrainingData:
+    return load_training_file(data_dir / DEV_FILE)
 
 
 def group_label(intent: str) -> str:
