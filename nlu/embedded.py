@@ -9,9 +9,9 @@ from pathlib import Path
 from nlu.entities import extract_entities
 from nlu.language import detect_language
 from nlu.normalize import MAX_CHARS, fold, normalize
-from nlu.rules import emergency_rule, look_alike
+from nlu.rules import Verdict, assess, emergency_rule, guess_hazard, look_alike
 from nlu.training import Model, load_model
-from nlu.types import TOPIC_INTENTS, Parse
+from nlu.types import TOPIC_INTENTS, Entity, Parse
 
 # Where a second need usually starts: a new sentence, a question mark, "et aussi", "also".
 _PART_SPLIT = re.compile(
@@ -50,6 +50,16 @@ def decide(
     if confidence < threshold:
         return "out_of_scope", confidence
     return intent, confidence
+
+
+def _safety_entities(verdict: Verdict, intent: str, normalized: str) -> tuple[Entity, ...]:
+    """`hazard` for an emergency (always one), `risk` for a possible danger the dialogue checks."""
+    if intent == "emergency":
+        hazard = verdict.hazard or verdict.risk or guess_hazard(normalized)
+        return (Entity(type="hazard", value=hazard),)
+    if verdict.risk:
+        return (Entity(type="risk", value=verdict.risk),)
+    return ()
 
 
 class EmbeddedEngine:
@@ -95,18 +105,20 @@ class EmbeddedEngine:
                 entities=entities,
             )
         parts = self._parts(head)
-        # Rules also run sentence by sentence, so that "ça sent le gaz. Et ma facture..." is not
-        # excused by a harmless word from another sentence.
-        emergency = emergency_rule(normalized) is not None or (
-            len(parts) > 1 and any(emergency_rule(p) for p in parts)
-        )
+        verdict = assess(normalized, parts if len(parts) > 1 else ())
         ranking = self._ranking(normalized)
-        intent, confidence = decide(ranking, normalized, self.threshold, emergency=emergency)
+        intent, confidence = decide(
+            ranking,
+            normalized,
+            self.threshold,
+            emergency=verdict.hazard is not None,
+        )
         extras = self._extra_intents(parts, intent)
         if intent == "out_of_scope" and extras:
             # Two needs split the whole message's vote below the threshold, yet each sentence
             # is clear on its own: the first one becomes the intent.
             (intent, confidence), extras = extras[0], extras[1:]
+        entities = entities + _safety_entities(verdict, intent, normalized)
         return Parse(
             text=text,
             intent=intent,
