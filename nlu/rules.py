@@ -60,6 +60,11 @@ _SYMPTOMS = (
     r"(?:mal a la tete|maux de tete|vertiges?|vomi\w*|nausee\w*|malaises?|dizzy|sick|"
     r"headaches?|nause\w*|intoxi\w*)"
 )
+_APPLIANCE_FLAME = (
+    r"^(?=.*\b(?:chaudiere|gaziniere|cuisiniere|plaques?|bruleurs?|chauffe eau|four|boiler|"
+    r"cooker|hob|oven|stove)\b)(?:.*\b(?:flamme|flame)s?\b.{0,30}\b(?:jaunes?|bleues?|"
+    r"yellow|blue)\b|.*\b(?:yellow|blue) flames?\b)"
+)
 _HEATERS = r"(?:chaudiere|chauffe eau|poele|boiler|gas fire|heater|water heater)"
 
 # A smoke detector that beeps for its battery or rings for nothing is a repair; a detector ringing
@@ -211,7 +216,7 @@ _PERSON_STUCK = (
     rf"{_STUCK}\b(?!\s+(?:par|avec|pour|by|with|for|dehors|outside|out))"
     r"|\bsomeone (?:is )?(?:stuck|trapped)\b|\btrapped\b"
     rf"|\b(?:avec\s+)?(?:des |un |une |mon |ma |mes |le |la )?{_PERSON}\s+dedans\b"
-    r"|\b(?:people|someone|somebody|children|kids) inside\b"
+    rf"|\b(?:people|someone|somebody|children|kids|{_PERSON}) (?:still )?inside\b"
 )
 _THINGS_STUCK = _re(
     r"\bdehors\b|\blocked out\b|\bsans (?:mes )?cles\b|"
@@ -265,7 +270,7 @@ RULES: tuple[Rule, ...] = (
             r"\bfeu de (?:voiture|poubelles?|cave|appartement|cuisine|local)\b|"
             r"\b(?:au secours|urgent|urgence|vite|help)\b.{0,20}\b(?:le |du )?feu\b|"
             r"\bbrule\b(?:\s+\w+){0,2}\s+(?:appartement|cuisine|immeuble)|"
-            r"\bon fire\b|\bfire\b(?!\s+(?:alarm|extinguisher|door|exit|safety|drill|risk))|"
+            r"\bon fire\b|\bfire\b(?!\s+(?:alarm|extinguisher|door|exit|safety|drill|risk|up))|"
             r"\bflames?\b|\bburning\b|"
             r"\b(?:poubelles?|voitures?|caves?|appartement|immeuble|local|cuisine|scooters?|"
             r"containers?|conteneurs?|matelas|bins?|car|flat)\s+(?:\w+\s+)?"
@@ -274,7 +279,9 @@ RULES: tuple[Rule, ...] = (
         _re(
             r"\b(?:extincteur|exercice|alarme incendie|porte coupe feu|coupe feu|detecteur|"
             r"consignes?|fire drill|feu de artifice|feux de artifice|barbecue|cheminee|"
-            r"evacuation incendie|assurance incendie|fire safety)\b|\bflamme jaune\b"
+            r"evacuation incendie|assurance incendie|fire safety|veilleuse|pilot light)\b|"
+            # The colour of a gas appliance's flame is a repair (or a risk), not a fire.
+            rf"{_APPLIANCE_FLAME}"
         ),
     ),
     # Smoke described as heavy, or by what it does to the people inside, is an emergency
@@ -355,6 +362,20 @@ RULES: tuple[Rule, ...] = (
         ),
     ),
     Rule(
+        "threat",
+        _re(
+            r"\b(?:menace\w*|threaten\w*)\b.{0,60}\b(?:couteau|arme|tuer|mort|knife|gun|kill|"
+            r"batte|barre)\b"
+            r"|\b(?:couteau|arme|knife|gun|machette|barre de fer|batte)\b.{0,60}\b(?:menace\w*|"
+            r"tape|frappe|crie|threat\w*|attack\w*|banging|coming)\b"
+            r"|\b(?:va me tuer|veut me tuer|vais me faire tuer|going to kill|threatening to kill|"
+            r"kill me|me tuer|nous tuer|la tuer|le tuer)\b"
+            r"|\b(?:me frappe|nous frappe|la frappe|le frappe|me bat|nous bat|hitting me|"
+            r"beating me|beats me|hits me|attacking me|agresse\w*|attacked|assaulted|"
+            r"violences? conjugales?|domestic violence)\b"
+        ),
+    ),
+    Rule(
         "trapped_lift",
         _re(
             r"\b(?:bloquee?s?|coincee?s?|enfermee?s?|stuck|trapped|locked)\s+(?:\w+\s+){0,2}"
@@ -377,20 +398,6 @@ RULES: tuple[Rule, ...] = (
         ),
         _THINGS_STUCK,
         needles=_TRAPPED_NEEDLES,
-    ),
-    Rule(
-        "threat",
-        _re(
-            r"\b(?:menace\w*|threaten\w*)\b.{0,60}\b(?:couteau|arme|tuer|mort|knife|gun|kill|"
-            r"batte|barre)\b"
-            r"|\b(?:couteau|arme|knife|gun|machette|barre de fer|batte)\b.{0,60}\b(?:menace\w*|"
-            r"tape|frappe|crie|threat\w*|attack\w*|banging|coming)\b"
-            r"|\b(?:va me tuer|veut me tuer|vais me faire tuer|going to kill|threatening to kill|"
-            r"kill me|me tuer|nous tuer|la tuer|le tuer)\b"
-            r"|\b(?:me frappe|nous frappe|la frappe|le frappe|me bat|nous bat|hitting me|"
-            r"beating me|beats me|hits me|attacking me|agresse\w*|attacked|assaulted|"
-            r"violences? conjugales?|domestic violence)\b"
-        ),
     ),
     Rule(
         "life_support",
@@ -477,7 +484,7 @@ RISKS: tuple[Rule, ...] = (
         "carbon_monoxide",
         _re(
             r"\bmonoxyde\b|\bcarbon monoxide\b|\bdetecteur (?:de )?co\b|\bco (?:alarm|detector)\b|"
-            r"\bflamme jaune\b|\byellow flame\b"
+            r"\b(?:flamme|flame)s?\b.{0,30}\b(?:jaunes?|yellow|orange)\b|\byellow flames?\b"
         ),
     ),
     Rule(
