@@ -618,8 +618,8 @@ def look_alike(normalized: str) -> bool:
 def assess(whole: str, parts: Iterable[str] = ()) -> Verdict:
     """Judge a normalised message and its sentences (`parts`), each also normalised.
 
-    Rules also run sentence by sentence, so that "ça sent le gaz. Et ma facture..." is not
-    excused by a harmless word from another sentence. `look_alike` is left to the caller, who
+    Hazard rules also run sentence by sentence, so that "ça sent le gaz. Et ma facture..." is
+    not excused by a harmless word from another sentence. `look_alike` is left to the caller, who
     needs it only when the classifier says emergency.
     """
     texts = [whole, *(p for p in parts if p and p != whole)]
@@ -627,11 +627,9 @@ def assess(whole: str, parts: Iterable[str] = ()) -> Verdict:
         hazard = emergency_rule(text)
         if hazard:
             return Verdict(hazard=hazard)
-    for text in texts:
-        risk = risk_cue(text)
-        if risk:
-            return Verdict(risk=risk)
-    return Verdict()
+    # The middle band reads the whole message only: a possible danger does not need the
+    # sentence-by-sentence reading that keeps a harmless word from excusing a real one.
+    return Verdict(risk=risk_cue(whole))
 
 
 # Words that name a hazard, for a message the classifier calls an emergency in words no rule knows.

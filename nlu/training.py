@@ -24,7 +24,7 @@ from nlu.types import TOPIC_INTENTS
 log = logging.getLogger(__name__)
 
 # Bump when the artifact layout or the features change: an older artifact is then retrained.
-ARTIFACT_FORMAT = 4
+ARTIFACT_FORMAT = 5
 ARTIFACT_VERSION = f"relais-nlu-{ARTIFACT_FORMAT}/sklearn-{sklearn.__version__}"
 DEFAULT_CLASSIFIER = "logreg"
 THRESHOLD_TOLERANCE = 0.003
