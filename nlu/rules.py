@@ -54,7 +54,8 @@ _FLOW = (
 _ELECTRICS = (
     r"(?:prises?|multiprises?|tableau electrique|compteur electrique|disjoncteurs?|luminaires?|"
     r"lampes?|plafonniers?|lustres?|spots?|fils electriques|fils du plafonnier|gaine electrique|"
-    r"sockets?|plug sockets?|lights?|light fittings?|fuse ?box|wiring|electrics)"
+    r"sockets?|plug sockets?|lights?|light fittings?|ceiling rose|fuse ?box|wiring|electrics|"
+    r"interrupteurs?|lumieres?|light switch(?:es)?|switch(?:es)?)"
 )
 _SYMPTOMS = (
     r"(?:mal a la tete|maux de tete|vertiges?|vomi\w*|nausee\w*|malaises?|dizzy|sick|"
@@ -85,6 +86,7 @@ _SMOKING = (
     r"\b(?:voisin|voisine|voisins|jeunes|gens|il|elle|ils|elles)\s+(?:\w+\s+){0,3}fume(?:nt)?\b|"
     r"\bsmok(?:er|ers|es)\b|\bpot\b|\bne fume\b|\bil fume\b|\bils fument\b|\bpoisson\b|"
     r"\b(?:people|they|he|she|kids|guys?)\s+(?:\w+\s+){0,4}smoking\b|"
+    r"\bbonfires?\b|\bfeux? de jardin\b|\bgarden fires?\b|"
     r"\b(?:and|they|people|kids|youths|lads) smoke\b"
 )
 
@@ -162,7 +164,8 @@ TRACE_HAZARDS = frozenset({"flooding", "water_electric", "fire", "sparks", "smok
 _HYPOTHETICAL = _re(
     r"\b(?:si un jour|si jamais|un jour(?! que)|au cas ou|if there is ever|if ever|ever|in case|"
     r"si quelqu un (?:reste|se retrouve)|if someone (?:gets|ever)|responsible for|obligatoire|"
-    r"c est a qui|a qui de|who pays|qui paie|qui doit)\b"
+    r"c est a qui|a qui de|who pays|qui paie|qui doit|assurance couvre|couvre t elle|"
+    r"couvre t il|insurance cover\w*|is it covered|est ce couvert)\b"
 )
 HYPOTHETICAL_REACH = 60
 
@@ -279,7 +282,8 @@ RULES: tuple[Rule, ...] = (
         _re(
             r"\b(?:extincteur|exercice|alarme incendie|porte coupe feu|coupe feu|detecteur|"
             r"consignes?|fire drill|feu de artifice|feux de artifice|barbecue|cheminee|"
-            r"evacuation incendie|assurance incendie|fire safety|veilleuse|pilot light)\b|"
+            r"evacuation incendie|assurance incendie|fire safety|veilleuse|pilot light|"
+            r"bonfires?)\b|"
             # The colour of a gas appliance's flame is a repair (or a risk), not a fire.
             rf"{_APPLIANCE_FLAME}"
         ),
@@ -293,7 +297,7 @@ RULES: tuple[Rule, ...] = (
             r"\b(?:beaucoup de|plein de|pleine de|remplie? de|envahie? (?:de|par)|full of)"
             r"\s+(?:la )?(?:fumee|smoke)\b|"
             r"\b(?:fumee|smoke)\b.{0,30}\b(?:envahit|envahi|remplit|fills?|filling)\b|"
-            r"\b(?:filling|filled|full) (?:up )?with smoke\b"
+            r"\b(?:filling|filled|full) (?:up )?with smoke\b|\benfumee?s?\b|\bsmoke filled\b"
         ),
         _re(_SMOKING),
     ),
@@ -354,7 +358,9 @@ RULES: tuple[Rule, ...] = (
             r"\b(?:remonte\w*|refoule\w*|deborde\w*)\b.{0,60}\b(?:partout|tout le|logement|"
             r"appartement|couloir|salon)\b|"
             r"\bcomme une douche\b|\ben cascade\b|\ba gros bouillons\b|\bc est un torrent\b|"
-            r"\ba grosses gouttes\b"
+            r"\ba grosses gouttes\b|\ba gros jets?\b|\bgicle\w*\b|\bjaillit\b|"
+            rf"\b{_FLOW}\s+(?:qui\s+)?(?:sort|sortent)\s+(?:du mur|des murs|du plafond|du sol|"
+            r"de partout|du plancher)\b"
         ),
         _re(
             r"\b(?:assurance|attestation|declaration|constat|indemnis\w*|insurance|"
@@ -427,7 +433,8 @@ RULES: tuple[Rule, ...] = (
             r"not breathing)\b|"
             r"\bne respire plus\b|\bnot breathing\b|"
             # Fallen and cannot get up: an elderly person alone on the floor.
-            r"\b(?:ne |n )?(?:arrive|peut|peux) (?:pas|plus) (?:a )?se relever\b|"
+            r"\b(?:ne |n )?(?:arrive|peut|peux) (?:pas|plus) (?:a )?se (?:re)?lever\b|"
+            r"\b(?:ne |n )?(?:arrive|peut|peux) (?:pas|plus) (?:a )?(?:tenir debout|bouger)\b|"
             r"\b(?:can not|cannot|unable to|could not) get (?:him |her |them )?up\b|"
             r"\b(?:enfant|bebe|petit|gamin|child|kid|toddler|baby)\b.{0,40}\b(?:rebord|ledge|"
             r"enjambe\w*|hanging out|leaning out|penche\w* (?:a|par) la fenetre)\b|"
