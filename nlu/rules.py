@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 HAZARDS: tuple[str, ...] = (
     "gas",
@@ -229,7 +229,7 @@ _THINGS_STUCK = _re(
 _NOBODY_INSIDE = r"\b(?:ne y a personne|y a personne|personne ne est|nobody|no one|vide|empty)\b"
 _TRAPPED_NEEDLES = ("bloq", "coinc", "enferm", "stuck", "trapped", "locked", "dedans", "inside")
 
-RULES: tuple[Rule, ...] = (
+_RULES: tuple[Rule, ...] = (
     Rule(
         "gas",
         _re(
@@ -462,7 +462,7 @@ RULES: tuple[Rule, ...] = (
 
 # -- the middle band: possible danger, one safety question ----------------------------------------
 
-RISKS: tuple[Rule, ...] = (
+_RISKS: tuple[Rule, ...] = (
     Rule(
         "water_electric",
         _re(
@@ -548,6 +548,66 @@ RISKS: tuple[Rule, ...] = (
         ),
     ),
 )
+
+
+# Substrings one of which every match of a hazard's patterns contains: a message with none of
+# them skips that hazard's regular expressions, which most messages do for most hazards.
+# tests/nlu/test_rules.py checks on every message we have that they change no verdict.
+_SYMPTOM_NEEDLES = ("tete", "vertige", "vomi", "nause", "malaise", "dizzy", "sick", "headache")
+_CO_NEEDLES = ("monoxyde", "carbon", "detecteur co", "detecteur de co", "co alarm", "co detector")
+_LIFT_NEEDLES = ("ascenseur", "lift", "elevator", "cabine")
+_RULE_NEEDLES: dict[str, tuple[str, ...]] = {
+    "gas": ("gaz", "gas", "grdf", "gdf", "pompier", "cadent"),
+    "carbon_monoxide": (*_CO_NEEDLES, *_SYMPTOM_NEEDLES, "intoxi"),
+    "fire": ("feu", "incendie", "flamm", "flame", "brul", "fire", "burn", "cram", "flamb"),
+    "smoke": ("fum", "smok"),
+    "water_electric": (
+        *("eau", "water", "flotte", "coul", "goutt", "ruissel", "drip", "pouring", "gush"),
+        *("fuit", "leak", "denud"),
+    ),
+    "flooding": (
+        *("inond", "flood", "eau", "water", "flotte", "coul", "ruissel", "tomb", "pisse", "gicle"),
+        *("jaill", "degat", "tuyau", "pipe", "burst", "canalisation", "cm", "centim", "inch"),
+        *("seau", "ecope", "bucket", "bailing", "remont", "refoul", "debord", "douche"),
+        *("cascade", "bouillon", "torrent", "goutt", "jet"),
+    ),
+    "threat": (
+        *("menac", "threat", "couteau", "arme", "knife", "gun", "machette", "barre", "batte"),
+        *("tuer", "kill", "frapp", "me bat", "nous bat", "hitting", "beating", "beats", "hits"),
+        *("attack", "agress", "assault", "violence"),
+    ),
+    "trapped_lift": (*_TRAPPED_NEEDLES, *_LIFT_NEEDLES),
+    "trapped": _TRAPPED_NEEDLES,
+    "life_support": ("oxyg", "dialys", "respirat", "ventilat", "concentrat", "medical"),
+    "danger": (
+        *("danger", "effondr", "ecroul", "collaps", "electrocut", "inconscient", "unconscious"),
+        *("bouge", "repond", "respire", "moving", "responding", "breathing", "lever", "debout"),
+        *("get ", "rebord", "ledge", "enjamb", "hanging", "leaning", "penche", "bloc", "pierre"),
+        *("chunk", "brick", "morceaux", "plafond", "ceiling"),
+    ),
+    "sparks": (
+        *("etincel", "spark", "court circuit", "prise", "tableau", "disjonct", "compteur", "fil"),
+        *("cable", "socket", "plug", "outlet", "wire", "odeur de", "smell of burning", "crepit"),
+        *("gresill", "crackl"),
+    ),
+}
+_RISK_NEEDLES: dict[str, tuple[str, ...]] = {
+    "water_electric": ("eau", "water", "flotte", "fuit", "leak", "coul", "goutt", "infiltr"),
+    "flooding": (
+        *("eau", "water", "flotte", "toilet", "wc", "cuvette", "baignoire", "evier", "lavabo"),
+        *("douche", "bath", "sink", "debord", "overflow", "fuite", "leak", "plafond", "ceiling"),
+        *("degat", "damage"),
+    ),
+    "carbon_monoxide": (*_CO_NEEDLES, "flamm", "flame"),
+    "gas": ("pourri", "rotten", "bizarre", "etrange", "strange", "weird", "odd", "funny", "ga"),
+    "smoke": ("detecteur", "alarm", "detector", "sent", "odeur", "smell"),
+    "trapped_lift": _LIFT_NEEDLES,
+    "sparks": ("prise", "tableau", "compteur", "disjonct", "socket", "plug", "fuse"),
+    "danger": ("fissure", "plafond", "ceiling", "agee", "voisin age", "elderly"),
+    "threat": ("menac", "threat", "peur", "scared", "afraid", "frighten"),
+}
+RULES: tuple[Rule, ...] = tuple(replace(r, needles=_RULE_NEEDLES[r.hazard]) for r in _RULES)
+RISKS: tuple[Rule, ...] = tuple(replace(r, needles=_RISK_NEEDLES[r.hazard]) for r in _RISKS)
 
 
 # Contexts where an emergency word is harmless: equipment, bills, drills, things (not people) stuck.

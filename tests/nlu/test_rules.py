@@ -6,10 +6,14 @@ phrasings they were not tuned on line by line.
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 import pytest
 
 from nlu.normalize import normalize
-from nlu.rules import HAZARDS, assess, emergency_rule, guess_hazard, look_alike, risk_cue
+from nlu.rules import HAZARDS, RULES, assess, emergency_rule, guess_hazard, look_alike, risk_cue
+from nlu.rules import RISKS as RISKS_RULES
 
 EMERGENCIES = [
     ("ça sent le gaz", "gas"),
@@ -194,3 +198,23 @@ def test_assess_reads_each_sentence() -> None:
 )
 def test_guess_hazard_always_names_one(text: str, hazard: str) -> None:
     assert guess_hazard(normalize(text)) == hazard
+
+
+def test_needles_change_no_verdict(data_dir: Path) -> None:
+    """The substrings that let a message skip a hazard's patterns never hide a match."""
+    from nlu.training import load_dev_data, load_test_data, load_training_data
+
+    texts = [
+        *load_training_data(data_dir).texts,
+        *load_test_data(data_dir).texts,
+        *load_dev_data(data_dir).texts,
+        *(t for t, _ in EMERGENCIES + EVERY_HAZARD + COMBINED + RISKS),
+        *NOT_EMERGENCIES,
+        *LOOK_ALIKES,
+    ]
+    for rule in (*RULES, *RISKS_RULES):
+        assert rule.needles
+        bare = replace(rule, needles=())
+        for text in texts:
+            normalized = normalize(text)
+            assert rule.matches(normalized) == bare.matches(normalized), (rule.hazard, text)
