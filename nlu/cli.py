@@ -9,28 +9,44 @@ from pathlib import Path
 
 import typer
 
-from nlu.paths import default_data_dir, default_model_path
+from bot.core.datadir import DataDir
+from bot.core.settings import Settings
+from nlu.embedded import EmbeddedEngine
+from nlu.normalize import normalize
+from nlu.paths import default_model_path
+from nlu.training import (
+    DEV_FILE,
+    TEST_FILE,
+    apply_threshold,
+    choose_threshold,
+    cross_val_proba,
+    ensure_model,
+    grouped_macro_f1,
+    load_training_data,
+    load_training_file,
+)
+from nlu.training import train as train_model
 
 app = typer.Typer(
     help="Train, evaluate and query the embedded NLU (intents, entities, emergency rules).",
     no_args_is_help=True,
 )
 
-DataDirOption = typer.Option(None, "--data-dir", help="Folder holding nlu*.yml (default: data/).")
+DataDirOption = typer.Option(
+    None, "--data-dir", help="Folder of nlu*.yml (default: RELAIS_DATA_DIR, then the shipped data)."
+)
 ModelOption = typer.Option(
     None, "--model", help="Model artifact (default: RELAIS_NLU_MODEL_PATH or var/nlu/model.pkl)."
 )
 
 
-def _paths(data_dir: Path | None, model: Path | None) -> tuple[Path, Path]:
-    return data_dir or default_data_dir(), model or default_model_path()
+def _paths(data_dir: Path | None, model: Path | None) -> tuple[DataDir, Path]:
+    return DataDir(data_dir or Settings().data_dir), model or default_model_path()
 
 
 @app.command()
 def train(data_dir: Path | None = DataDirOption, model: Path | None = ModelOption) -> None:
     """Train the classifier on data/nlu*.yml and write the model artifact."""
-    from nlu.training import train as train_model
-
     data, model_path = _paths(data_dir, model)
     train_model(data, model_path, progress=lambda msg: typer.echo(f"[train] {msg}", err=True))
 
@@ -38,9 +54,6 @@ def train(data_dir: Path | None = DataDirOption, model: Path | None = ModelOptio
 @app.command()
 def predict(data_dir: Path | None = DataDirOption, model: Path | None = ModelOption) -> None:
     """Read one message per line on stdin, write one JSON object per line on stdout."""
-    from nlu.embedded import EmbeddedEngine
-    from nlu.training import ensure_model
-
     data, model_path = _paths(data_dir, model)
     ensure_model(data, model_path, progress=lambda msg: typer.echo(f"[train] {msg}", err=True))
     engine = EmbeddedEngine.load(model_path)
@@ -76,8 +89,6 @@ def _report(
 ) -> float:
     """Print emergency recall and precision first, then macro-F1, per-intent F1, confusion."""
     from sklearn.metrics import classification_report, confusion_matrix, f1_score
-
-    from nlu.training import grouped_macro_f1
 
     typer.echo(f"\n=== {title} ({len(true)} examples) ===")
     found, there, called = emergency_scores(true, pred)
@@ -127,19 +138,6 @@ def evaluate(
     Each report opens with emergency recall and precision, then macro-F1, per-intent F1 and the
     confusion matrix.
     """
-    from nlu.embedded import EmbeddedEngine
-    from nlu.normalize import normalize
-    from nlu.training import (
-        DEV_FILE,
-        TEST_FILE,
-        apply_threshold,
-        choose_threshold,
-        cross_val_proba,
-        load_training_data,
-        load_training_file,
-    )
-    from nlu.training import train as train_model
-
     if eval_set not in EVAL_SETS:
         typer.echo(f"--set must be one of {', '.join(EVAL_SETS)}", err=True)
         raise typer.Exit(2)
@@ -158,7 +156,7 @@ def evaluate(
             max_errors,
         )
     wanted = {"all": (TEST_FILE, DEV_FILE), "test": (TEST_FILE,), "dev": (DEV_FILE,)}[eval_set]
-    paths = [data / name for name in wanted]
+    paths = [data.file(name) for name in wanted]
     missing = [p for p in paths if not p.exists()]
     if missing:
         typer.echo(f"no held-out set at {', '.join(str(p) for p in missing)}", err=True)
