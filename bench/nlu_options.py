@@ -137,7 +137,7 @@ def run(option: Option, texts: list[str], labels: list[str], threshold: float) -
     macro = f1_score(dev.labels, predicted, labels=sorted(set(dev.labels)), average="macro")
     print(
         f"{option.name:58} recall {found}/{there} precision {found}/{called} "
-        f"macro-F1 {macro:.3f}   {statistics.mean(latencies) * 1000:.3f} ms/msg "
+        f"macro-F1 {macro:.4f}   {statistics.mean(latencies) * 1000:.3f} ms/msg "
         f"p99 {latencies[int(len(latencies) * 0.99)] * 1000:.3f} ms CPU   "
         f"artifact {size_mb:.1f} MB, loaded {resident_mb:.1f} MB"
     )
