@@ -49,7 +49,8 @@ _PERSON = (
 _WATER = r"(?:eau|eaux|flotte|water)"
 # Water that flows, not the hot-water supply or the water bill.
 _FLOW = (
-    r"(?<!hot )(?<!cold )(?:eau|eaux|flotte|water)(?! chaude| froide| du robinet| potable| bill)"
+    r"(?<!hot )(?<!cold )(?<!facture de )(?<!factures de )(?:eau|eaux|flotte|water)"
+    r"(?! chaude| froide| du robinet| potable| bill)"
 )
 _ELECTRICS = (
     r"(?:prises?|multiprises?|tableau electrique|compteur electrique|disjoncteurs?|luminaires?|"
@@ -233,7 +234,8 @@ _RULES: tuple[Rule, ...] = (
     Rule(
         "gas",
         _re(
-            r"\b(?:sen[st]?|sentir|senti|odeur|odeurs|pue|puent|fuite|fuites|smell|smells|smelling|"
+            r"\b(?:sen[st]?|sentir|senti|sentait|sentaient|odeur|odeurs|pue|puent|puait|fuite|fuites|"
+            r"smell|smells|smelling|"
             r"smelt|leak|leaking)\b(?:\s+\w+){0,3}\s+(?:gaz|gas)\b"
             r"|\b(?:gaz|gas)\s+(?:smell|leak|odou?r)|\balerte gaz\b|\bgas alert\b"
             # Second-hand: the gas network, the fire service or a neighbour says so.
@@ -242,7 +244,6 @@ _RULES: tuple[Rule, ...] = (
             r"coupe\w* le gaz|cut off the gas|shut off the gas|get out)\b"
             r"|\b(?:fuite|leak|evacu\w*)\b.{0,100}\b(?:grdf|pompiers|gas man|gas board)\b"
         ),
-        _re(r"\b(?:facture|contrat|releve|abonnement|bill|reading|tarif)\b"),
     ),
     # Gas named somewhere, then a strong smell: "pas d'odeur hier mais ce soir ça sent fort".
     Rule(
@@ -251,7 +252,6 @@ _RULES: tuple[Rule, ...] = (
             r"\b(?:ca|it)\s+(?:sent|smells)\s+(?:tres |vraiment |trop )?(?:fort|strongly)\b"
             r"(?!\s+(?:la|le|les|de|the|of)\b)"
         ),
-        _re(r"\b(?:facture|contrat|releve|abonnement|bill|reading|tarif)\b"),
         needles=("gaz", "gas"),
     ),
     Rule(
@@ -331,7 +331,6 @@ _RULES: tuple[Rule, ...] = (
             r"|\b(?:fils?|cables?)(?: electriques?)? denudes?\b.*\beau\b"
             r"|\bcables?\b.{0,40}\bdans le eau\b"
         ),
-        _re(r"\b(?:facture|bill|factures)\b"),
     ),
     Rule(
         "flooding",
@@ -362,10 +361,8 @@ _RULES: tuple[Rule, ...] = (
             rf"\b{_FLOW}\s+(?:qui\s+)?(?:sort|sortent)\s+(?:du mur|des murs|du plafond|du sol|"
             r"de partout|du plancher)\b"
         ),
-        _re(
-            r"\b(?:assurance|attestation|declaration|constat|indemnis\w*|insurance|"
-            r"remboursement|zone inondable|facture|bill)\b"
-        ),
+        # An insurance claim for an old flood is history (denied above); only a flood zone is left.
+        _re(r"\b(?:zone inondable|flood zone|flood risk area)\b"),
     ),
     Rule(
         "threat",
@@ -412,13 +409,16 @@ _RULES: tuple[Rule, ...] = (
             r"assistance respiratoire|appareil medical|medical equipment|lit medicalise)\b.{0,100}"
             r"\b(?:coupure|plus de (?:courant|electricite|jus)|pas de (?:courant|electricite)|"
             r"power|electricity|panne de (?:courant|electricite)|panne electrique|batterie|"
-            r"battery)\b"
+            r"battery|(?:electricite|courant|plombs) (?:a |vient de |viennent de )?saute\w*|"
+            r"coupe\w* (?:le |la )?(?:courant|electricite)|cut off the (?:power|electricity))\b"
             r"|\b(?:coupure|plus de (?:courant|electricite)|pas de (?:courant|electricite)|"
-            r"power|electricity|panne de (?:courant|electricite)|panne electrique)\b.{0,100}"
+            r"power|electricity|panne de (?:courant|electricite)|panne electrique|"
+            r"(?:electricite|courant|plombs) (?:a |vient de |viennent de )?saute\w*|"
+            r"coupe\w* (?:le |la )?(?:courant|electricite)|cut off the (?:power|electricity))\b"
+            r".{0,100}"
             r"\b(?:oxygene|oxygen|dialyse|dialysis|respirateur|ventilator|concentrateur|"
             r"assistance respiratoire|appareil medical|medical equipment)\b"
         ),
-        _re(r"\b(?:facture|bill|tarif)\b"),
         negatable=False,
     ),
     Rule(

@@ -182,10 +182,23 @@ def test_middle_band(text: str, hazard: str) -> None:
 
 def test_assess_reads_each_sentence() -> None:
     """A harmless word in another sentence does not excuse the danger in this one."""
-    whole = normalize("Ça sent le gaz dans l'escalier. Et ma facture de gaz est trop chère")
-    parts = [normalize("Ça sent le gaz dans l'escalier"), normalize("ma facture de gaz")]
+    whole = normalize("Il y a de la fumée dans le couloir. Et mon détecteur bipe, pile faible")
+    parts = [normalize("Il y a de la fumée dans le couloir"), normalize("mon détecteur bipe")]
     assert assess(whole).hazard is None
-    assert assess(whole, parts).hazard == "gas"
+    assert assess(whole, parts).hazard == "smoke"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ça sent le gaz dans la cuisine, et ma facture de gaz a doublé",
+        "l'eau coule sur les prises, la facture d'eau va être salée",
+        "mon père est sous oxygène, EDF a coupé le courant pour une facture impayée",
+        "l'appartement est inondé, je dois appeler l'assurance ?",
+    ],
+)
+def test_a_bill_or_an_insurer_in_the_same_sentence_excuses_nothing(text: str) -> None:
+    assert emergency_rule(normalize(text)) is not None
 
 
 @pytest.mark.parametrize(
