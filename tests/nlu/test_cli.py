@@ -32,6 +32,10 @@ def test_predict_contract(model_path: Path, data_dir: Path) -> None:
         rows[0]["entities"]
     )
     assert rows[1]["intent"] == "emergency"
+    # The emergency layer's hazard rides in the same entities list, in the same shape.
+    assert {"type": "hazard", "value": "gas", "text": "", "start": 0, "end": 0} in (
+        rows[1]["entities"]
+    )
     assert rows[2]["intent"] == rows[3]["intent"] == "out_of_scope"
 
 
