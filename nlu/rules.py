@@ -217,7 +217,8 @@ _LIFT = r"(?:ascenseur|lift|elevator|cabine)"
 _STUCK = r"(?:bloquee?s?|coincee?s?|enfermee?s?|stuck|trapped)"
 _PERSON_STUCK = (
     rf"\b{_PERSON}\s+(?:\w+\s+){{0,3}}(?:est|sont|suis|sommes|reste|restee|is|are|am|got)?\s*"
-    rf"{_STUCK}\b(?!\s+(?:par|avec|pour|by|with|for|dehors|outside|out))"
+    rf"{_STUCK}\b(?!\s+(?:par|avec|pour|by|with|for|dehors|outside|out|sans|in traffic|"
+    r"dans les bouchons|at (?:school|work|the airport)|au (?:travail|boulot|bureau)|a le ecole))"
     r"|\bsomeone (?:is )?(?:stuck|trapped)\b|\btrapped\b"
     rf"|\b(?:avec\s+)?(?:des |un |une |mon |ma |mes |le |la )?{_PERSON}\s+dedans\b"
     rf"|\b(?:people|someone|somebody|children|kids|{_PERSON}) (?:still )?inside\b"
@@ -475,7 +476,8 @@ _RISKS: tuple[Rule, ...] = (
     Rule(
         "flooding",
         _re(
-            rf"\b{_WATER}\b.{{0,40}}\b(?:par terre|au sol|sur le sol|on the floor)\b|"
+            rf"\b{_WATER}\b.{{0,40}}\b(?:par terre|au sol|sur le sol|on the floor|onto the floor|"
+            r"all over the floor)\b|"
             r"\b(?:eau|toilettes|wc|cuvette|baignoire|evier|lavabo|douche|bath|sink|toilet)\b"
             r".{0,30}\b(?:deborde\w*|overflow\w*)\b|"
             rf"\b(?:deborde\w*|overflow\w*)\b.{{0,30}}\b{_WATER}\b|"
@@ -617,7 +619,9 @@ _HARMLESS: tuple[tuple[tuple[str, ...], re.Pattern[str]], ...] = (
         re.compile(
             rf"{_DETECTOR_FAULT}|"
             r"\b(?:exercice|extincteurs?|coupe feu|fire door|fire drill|facture|fournisseur|"
-            r"abonnement|bill|compteur de gaz|gas meter|barbecues?)\b"
+            r"abonnement|bill|compteur de gaz|gas meter|barbecues?|gas engineer|gas safety|"
+            r"boiler service|annual service|entretien (?:annuel )?de la chaudiere|"
+            r"visite (?:annuelle|de entretien)|avis de coupure|coupure de gaz pour travaux)\b"
         ),
     ),
     (

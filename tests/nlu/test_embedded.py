@@ -333,3 +333,15 @@ def test_look_alikes_take_the_classifier_s_second_reading(
     parse = engine.parse_sync(text)
     assert parse.intent == intent, parse.ranking[:3]
     assert parse.entity("hazard") is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "my daughter is stuck at school, can you tell the caretaker",
+        "the gas engineer is coming for the boiler service",
+        "on a reçu un avis de coupure de gaz pour travaux mardi",
+    ],
+)
+def test_everyday_words_of_danger_are_no_emergency(engine: EmbeddedEngine, text: str) -> None:
+    assert engine.parse_sync(text).intent != "emergency"
