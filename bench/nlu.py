@@ -93,6 +93,12 @@ async def accuracy(
 
 
 def show(name: str, figures: dict[str, float], test: Quality, dev: Quality) -> None:
+    # Emergency recall first, as in every evaluation Relais prints; then speed.
+    for label, (f1, found, there, called) in (("test", test), ("dev", dev)):
+        print(
+            f"{name:9} {label:4} emergency recall {found}/{there}, precision {found}/{called}, "
+            f"macro-F1 (topics + other) {f1:.3f}"
+        )
     # This process's CPU time only means something for the in-process engine.
     cpu = f", {figures['per_cpu_s']:6.0f} per CPU-s" if name == "embedded" else ""
     print(
@@ -100,11 +106,6 @@ def show(name: str, figures: dict[str, float], test: Quality, dev: Quality) -> N
         f"p50 {figures['p50_ms']:7.3f} ms   p99 {figures['p99_ms']:7.3f} ms   "
         f"({int(figures['n'])} parses)"
     )
-    for label, (f1, found, there, called) in (("test", test), ("dev", dev)):
-        print(
-            f"{'':9} {label:4} emergency recall {found}/{there}, precision {found}/{called}, "
-            f"macro-F1 (topics + other) {f1:.3f}"
-        )
 
 
 async def rasa_reachable(url: str) -> bool:
