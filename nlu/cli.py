@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,14 +15,15 @@ from nlu.embedded import EmbeddedEngine
 from nlu.normalize import normalize
 from nlu.paths import default_model_path
 from nlu.training import (
+    DEV_FILE,
+    TEST_FILE,
     apply_threshold,
     choose_threshold,
     cross_val_proba,
     ensure_model,
-    group_label,
     grouped_macro_f1,
-    load_test_data,
     load_training_data,
+    load_training_file,
 )
 from nlu.training import train as train_model
 
@@ -71,30 +71,52 @@ def predict(data_dir: Path | None = DataDirOption, model: Path | None = ModelOpt
         sys.stdout.flush()
 
 
+def emergency_scores(true: Sequence[str], pred: Sequence[str]) -> tuple[int, int, int]:
+    """(emergencies found, emergencies there are, emergency calls made)."""
+    pairs = list(zip(true, pred, strict=True))
+    found = sum(1 for t, p in pairs if t == p == "emergency")
+    there = sum(1 for t, _ in pairs if t == "emergency")
+    called = sum(1 for _, p in pairs if p == "emergency")
+    return found, there, called
+
+
+def _ratio(num: int, den: int) -> str:
+    return f"{num / den:.3f} ({num}/{den})" if den else "n/a (0/0)"
+
+
 def _report(
     title: str, true: Sequence[str], pred: Sequence[str], texts: Sequence[str], max_errors: int
 ) -> float:
-    from sklearn.metrics import classification_report, confusion_matrix
+    """Print emergency recall and precision first, then macro-F1, per-intent F1, confusion."""
+    from sklearn.metrics import classification_report, confusion_matrix, f1_score
 
     typer.echo(f"\n=== {title} ({len(true)} examples) ===")
+    found, there, called = emergency_scores(true, pred)
+    # The first figure, always: an emergency missed costs far more than any other mistake.
+    typer.echo(f"emergency recall: {_ratio(found, there)}")
+    typer.echo(f"emergency precision: {_ratio(found, called)}")
     labels = sorted(set(true) | set(pred))
-    typer.echo(classification_report(true, pred, labels=labels, zero_division=0, digits=3))
+    macro = float(f1_score(true, pred, labels=sorted(set(true)), average="macro", zero_division=0))
+    typer.echo(f"macro-F1 over the intents: {macro:.3f}")
     grouped = grouped_macro_f1(true, pred)
     typer.echo(f"macro-F1 over the five topics + everything else: {grouped:.3f}")
-    glabels = sorted({group_label(x) for x in true} | {group_label(x) for x in pred})
-    matrix = confusion_matrix(
-        [group_label(x) for x in true], [group_label(x) for x in pred], labels=glabels
-    )
-    width = max(len(x) for x in glabels) + 1
+    typer.echo(classification_report(true, pred, labels=labels, zero_division=0, digits=3))
+    matrix = confusion_matrix(true, pred, labels=labels)
+    width = max(len(x) for x in labels) + 1
     typer.echo("confusion (rows: true, columns: predicted)")
-    typer.echo(" " * width + " ".join(f"{x[:7]:>7}" for x in glabels))
-    for name, row in zip(glabels, matrix, strict=True):
-        typer.echo(f"{name:<{width}}" + " ".join(f"{n:>7}" for n in row))
+    typer.echo(" " * width + " ".join(f"{x[:6]:>6}" for x in labels))
+    for name, row in zip(labels, matrix, strict=True):
+        typer.echo(f"{name:<{width}}" + " ".join(f"{n:>6}" for n in row))
     errors = [(t, p, x) for t, p, x in zip(true, pred, texts, strict=True) if t != p]
+    # Missed emergencies are listed first, whatever the cap.
+    errors.sort(key=lambda e: e[0] != "emergency")
     typer.echo(f"errors: {len(errors)} (showing {min(len(errors), max_errors)})")
     for t, p, x in errors[:max_errors]:
         typer.echo(f"  {t:>14} -> {p:<14} {x}")
-    return grouped
+    return macro
+
+
+EVAL_SETS = ("all", "test", "dev")
 
 
 @app.command()
@@ -104,9 +126,21 @@ def evaluate(
     folds: int = typer.Option(5, help="Cross-validation folds on the training data."),
     classifier: str = typer.Option("logreg", help="logreg, svc_calibrated or sgd."),
     max_errors: int = typer.Option(60, help="How many misclassified examples to list."),
-    skip_cv: bool = typer.Option(False, "--skip-cv", help="Only the held-out test set."),
+    skip_cv: bool = typer.Option(False, "--skip-cv", help="Held-out sets only."),
+    eval_set: str = typer.Option(
+        "all",
+        "--set",
+        help="Held-out sets to report: all, test (nlu_test.yml) or dev (nlu_dev.yml).",
+    ),
 ) -> None:
-    """Stratified k-fold cross-validation on nlu.yml, then the held-out nlu_test.yml."""
+    """Cross-validation on nlu*.yml, then the held-out nlu_test.yml and the dev set nlu_dev.yml.
+
+    Each report opens with emergency recall and precision, then macro-F1, per-intent F1 and the
+    confusion matrix.
+    """
+    if eval_set not in EVAL_SETS:
+        typer.echo(f"--set must be one of {', '.join(EVAL_SETS)}", err=True)
+        raise typer.Exit(2)
     data, model_path = _paths(data_dir, model)
     training = load_training_data(data)
     if not skip_cv:
@@ -121,31 +155,26 @@ def evaluate(
             training.texts,
             max_errors,
         )
-    test_path = data.file("nlu_test.yml")
-    if not test_path.exists():
-        typer.echo(f"no held-out set at {test_path}", err=True)
+    wanted = {"all": (TEST_FILE, DEV_FILE), "test": (TEST_FILE,), "dev": (DEV_FILE,)}[eval_set]
+    paths = [data.file(name) for name in wanted]
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        typer.echo(f"no held-out set at {', '.join(str(p) for p in missing)}", err=True)
         raise typer.Exit(1)
-    held_out = load_test_data(data)
-    trained = train_model(
-        data, model_path.with_name(model_path.name + f".{classifier}.eval"), classifier=classifier
-    )
+    eval_path = model_path.with_name(model_path.name + f".{classifier}.eval")
+    trained = train_model(data, eval_path, classifier=classifier)
     engine = EmbeddedEngine(trained)
-    parses = [engine.parse_sync(t) for t in held_out.texts]
-    _report(
-        "held-out nlu_test.yml",
-        held_out.labels,
-        [p.intent for p in parses],
-        held_out.texts,
-        max_errors,
-    )
-    counts = Counter(held_out.labels)
-    missed = [
-        p.text
-        for p, t in zip(parses, held_out.labels, strict=True)
-        if t == "emergency" and p.intent != "emergency"
-    ]
-    typer.echo(f"emergencies recognised: {counts['emergency'] - len(missed)}/{counts['emergency']}")
-    model_path.with_name(model_path.name + f".{classifier}.eval").unlink(missing_ok=True)
+    for path in paths:
+        held_out = load_training_file(path)
+        parses = [engine.parse_sync(t) for t in held_out.texts]
+        _report(
+            f"held-out {path.name}",
+            held_out.labels,
+            [p.intent for p in parses],
+            held_out.texts,
+            max_errors,
+        )
+    eval_path.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

@@ -8,9 +8,9 @@ from pathlib import Path
 from nlu.entities import extract_entities
 from nlu.language import detect_language
 from nlu.normalize import MAX_CHARS, fold, normalize
-from nlu.rules import decide, emergency_rule
+from nlu.rules import Verdict, assess, decide, emergency_rule, guess_hazard
 from nlu.training import Model, load_model
-from nlu.types import TOPIC_INTENTS, Parse
+from nlu.types import TOPIC_INTENTS, Entity, Parse
 
 # Where a second need usually starts: a new sentence, a question mark, "et aussi", "also".
 _PART_SPLIT = re.compile(
@@ -23,6 +23,16 @@ EXTRA_MIN_CONFIDENCE = 0.5
 EXTRA_MIN_WORDS = 3
 # Each part costs a classification; a tenant rarely has more than a few needs in one message.
 EXTRA_MAX_PARTS = 8
+
+
+def _safety_entities(verdict: Verdict, intent: str, normalized: str) -> tuple[Entity, ...]:
+    """`hazard` for an emergency (always one), `risk` for a possible danger the dialogue checks."""
+    if intent == "emergency":
+        hazard = verdict.hazard or verdict.risk or guess_hazard(normalized)
+        return (Entity(type="hazard", value=hazard),)
+    if verdict.risk:
+        return (Entity(type="risk", value=verdict.risk),)
+    return ()
 
 
 class EmbeddedEngine:
@@ -68,18 +78,20 @@ class EmbeddedEngine:
                 entities=entities,
             )
         parts = self._parts(head)
-        # Rules also run sentence by sentence, so that "ça sent le gaz. Et ma facture..." is not
-        # excused by a harmless word from another sentence.
-        emergency = emergency_rule(normalized) is not None or (
-            len(parts) > 1 and any(emergency_rule(p) for p in parts)
-        )
+        verdict = assess(normalized, parts if len(parts) > 1 else ())
         ranking = self._ranking(normalized)
-        intent, confidence = decide(ranking, normalized, self.threshold, emergency=emergency)
+        intent, confidence = decide(
+            ranking,
+            normalized,
+            self.threshold,
+            emergency=verdict.hazard is not None,
+        )
         extras = self._extra_intents(parts, intent)
         if intent == "out_of_scope" and extras:
             # Two needs split the whole message's vote below the threshold, yet each sentence
             # is clear on its own: the first one becomes the intent.
             (intent, confidence), extras = extras[0], extras[1:]
+        entities = entities + _safety_entities(verdict, intent, normalized)
         return Parse(
             text=text,
             intent=intent,

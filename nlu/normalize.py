@@ -140,6 +140,9 @@ SMS: dict[str, str] = {
     "ive": "i have",
     "theres": "there is",
     "whats": "what is",
+    "bloke": "bloque",
+    "blokee": "bloquee",
+    "coinse": "coince",
     "lift": "lift",
     "elevator": "lift",
     "flat": "flat",
@@ -176,6 +179,54 @@ _NUMBER_WORDS = {
     "five": "5",
     "ten": "10",
 }
+# Colloquial words for the same thing, in the same language (language detection reads the
+# normalised text, so a word is never swapped for one of another language).
+COLLOQUIAL: dict[str, str] = {
+    "flotte": "eau",
+    "chiottes": "toilettes",
+    "chiotte": "toilettes",
+    "gamin": "enfant",
+    "gamins": "enfants",
+    "gosse": "enfant",
+    "gosses": "enfants",
+    "mome": "enfant",
+    "momes": "enfants",
+    "naze": "en panne",
+    "nase": "en panne",
+    "hs": "en panne",
+    "foutu": "casse",
+    "foutue": "cassee",
+    "nique": "casse",
+    "niquee": "cassee",
+    "keufs": "police",
+    "flics": "police",
+    "busted": "broken",
+    "bust": "broken",
+    "knackered": "broken",
+    "kaput": "broken",
+    "telly": "tv",
+    "loo": "toilet",
+    "fag": "cigarette",
+    "fags": "cigarettes",
+    "mum": "mother",
+    "mam": "mother",
+    "mammy": "mother",
+}
+# Idioms for "broken" and the like, replaced after the word table (keys are normalised words).
+IDIOMS: dict[str, str] = {
+    "en rade": "en panne",
+    "hors service": "en panne",
+    "a rendu le ame": "est en panne",
+    "a lache": "est en panne",
+    "packed up": "broken",
+    "packed in": "broken",
+    "conked out": "broken",
+    "on the blink": "broken",
+    "playing up": "broken",
+    "gave up": "broke",
+    "given up": "broken",
+}
+_IDIOM = re.compile(r"\b(?:" + "|".join(re.escape(k) for k in IDIOMS) + r")\b")
 _NON_WORD = re.compile(r"[^\w\s]+")
 _REPEATS = re.compile(r"(\w)\1{2,}")
 _SPACES = re.compile(r"\s+")
@@ -218,8 +269,11 @@ def _english_contraction(m: re.Match[str]) -> str:
     }.get(suffix, word)
 
 
-def normalize(text: str) -> str:
+def normalize(text: str, *, synonyms: bool = True) -> str:
     """Return the canonical form the classifier and the emergency rules read.
+
+    `synonyms=False` skips the colloquial words and idioms (bench/nlu_options.py measures what
+    they bring).
 
     >>> normalize("Ya une fuite ds la SDB !!")
     'il y a une fuite dans la salle de bain'
@@ -231,6 +285,11 @@ def normalize(text: str) -> str:
     words = []
     for word in text.split():
         word = SMS.get(word, word)
+        if synonyms:
+            word = COLLOQUIAL.get(word, word)
         word = _NUMBER_WORDS.get(word, word)
         words.append(word)
-    return _SPACES.sub(" ", " ".join(words)).strip()
+    text = _SPACES.sub(" ", " ".join(words)).strip()
+    if synonyms:
+        text = _IDIOM.sub(lambda m: IDIOMS[m.group(0)], text)
+    return text

@@ -21,7 +21,8 @@ INTENTS: tuple[str, ...] = TOPIC_INTENTS + CONVERSATION_INTENTS
 
 @dataclass(frozen=True, slots=True)
 class Entity:
-    """One thing found in the text; `type` is place, object, floor, apartment, date or reference."""
+    """One thing found in the text; `type` is place, object, floor, apartment, date, reference,
+    hazard (an emergency's kind, see `nlu.rules.HAZARDS`) or risk (a possible danger to check)."""
 
     type: str
     value: str

@@ -32,6 +32,10 @@ def test_predict_contract(model_path: Path, data_dir: Path) -> None:
         rows[0]["entities"]
     )
     assert rows[1]["intent"] == "emergency"
+    # The emergency layer's hazard rides in the same entities list, in the same shape.
+    assert {"type": "hazard", "value": "gas", "text": "", "start": 0, "end": 0} in (
+        rows[1]["entities"]
+    )
     assert rows[2]["intent"] == rows[3]["intent"] == "out_of_scope"
 
 
@@ -62,3 +66,67 @@ def test_help_lists_the_commands() -> None:
     assert result.exit_code == 0
     for command in ("train", "evaluate", "predict"):
         assert command in result.output
+
+
+def test_evaluate_reports_emergency_recall_first(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    intents = {
+        "emergency": [
+            "ça sent le gaz",
+            "au feu",
+            "inondation cuisine",
+            "fumée partout",
+            "gas leak",
+        ],
+        "repair": [
+            "fuite sous l'évier",
+            "radiateur froid",
+            "plus d'eau chaude",
+            "volet cassé",
+            "porte cassée",
+        ],
+        "greet": ["bonjour", "salut", "hello", "bonsoir", "coucou"],
+    }
+
+    def rasa(examples: dict[str, list[str]]) -> str:
+        blocks = [
+            f"- intent: {name}\n  examples: |\n" + "".join(f"    - {t}\n" for t in texts)
+            for name, texts in examples.items()
+        ]
+        return 'version: "3.1"\nnlu:\n' + "".join(blocks)
+
+    (data / "nlu.yml").write_text(rasa(intents), encoding="utf-8")
+    (data / "nlu_test.yml").write_text(
+        rasa({"emergency": ["odeur de gaz"], "repair": ["la chaudière est en panne"]}),
+        encoding="utf-8",
+    )
+    (data / "nlu_dev.yml").write_text(
+        rasa(
+            {
+                "emergency": ["y a le feu au local", "the lift is stuck with my son inside"],
+                "repair": ["le robinet goutte"],
+                "greet": ["bonjour madame"],
+            }
+        ),
+        encoding="utf-8",
+    )
+    model = tmp_path / "m.pkl"
+    args = ["evaluate", "--data-dir", str(data), "--model", str(model), "--skip-cv"]
+    result = runner.invoke(app, [*args, "--set", "dev"])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    assert lines[0] == "=== held-out nlu_dev.yml (4 examples) ==="
+    assert lines[1] == "emergency recall: 1.000 (2/2)"
+    assert lines[2].startswith("emergency precision: ")
+    assert lines[3].startswith("macro-F1 over the intents: ")
+    assert "confusion (rows: true, columns: predicted)" in result.stdout
+    assert "nlu_test.yml" not in result.stdout
+
+    both = runner.invoke(app, args)
+    assert both.exit_code == 0, both.output
+    assert "held-out nlu_test.yml (2 examples)" in both.stdout
+    assert "held-out nlu_dev.yml (4 examples)" in both.stdout
+
+    wrong = runner.invoke(app, [*args, "--set", "everything"])
+    assert wrong.exit_code == 2

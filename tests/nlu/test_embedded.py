@@ -265,3 +265,83 @@ def test_two_needs_below_threshold_take_the_first_clear_sentence(engine: Embedde
     )
     assert parse.intent in {"repair", "question"}
     assert parse.intent not in parse.extra_intents
+
+
+@pytest.mark.parametrize(
+    ("text", "hazard"),
+    [
+        ("ça sent le gaz dans l'escalier", "gas"),
+        ("l'eau du dessus coule sur le tableau électrique", "water_electric"),
+        ("je suis coincée dans l'ascenseur avec mon fils", "trapped_lift"),
+        ("my neighbour is threatening me with a knife", "threat"),
+        ("plus de courant et mon père est sous oxygène", "life_support"),
+    ],
+)
+def test_emergency_carries_its_hazard(engine: EmbeddedEngine, text: str, hazard: str) -> None:
+    parse = engine.parse_sync(text)
+    assert parse.intent == "emergency"
+    assert parse.entity("hazard") == hazard
+    assert parse.entity("risk") is None
+
+
+def test_every_emergency_has_a_hazard(engine: EmbeddedEngine, data_dir: Path) -> None:
+    """Also those the classifier finds in words no rule knows: the dialogue needs a hazard."""
+    from nlu.rules import HAZARDS
+    from nlu.training import load_dev_data
+
+    texts = load_test_data(data_dir).texts + load_dev_data(data_dir).texts
+    parses = [engine.parse_sync(t) for t in texts]
+    emergencies = [p for p in parses if p.intent == "emergency"]
+    assert len(emergencies) >= 60
+    for parse in emergencies:
+        assert parse.entity("hazard") in HAZARDS, parse.text
+    assert all(p.entity("hazard") is None for p in parses if p.intent != "emergency")
+
+
+@pytest.mark.parametrize(
+    ("text", "risk"),
+    [
+        ("il y a de l'eau par terre dans la cuisine, je ne sais pas d'où elle vient", "flooding"),
+        ("fuite sous l'évier et la prise à côté ne marche plus", "water_electric"),
+        ("la flamme de la chaudière est jaune au lieu de bleue", "carbon_monoxide"),
+    ],
+)
+def test_middle_band_keeps_the_intent_and_adds_a_risk(
+    engine: EmbeddedEngine, text: str, risk: str
+) -> None:
+    parse = engine.parse_sync(text)
+    assert parse.intent == "repair"
+    assert parse.entity("risk") == risk
+    assert parse.entity("hazard") is None
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("no gas smell or anything, the boiler just won't fire up", "repair"),
+        (
+            "il y a eu un incendie au sous-sol l'hiver dernier et la porte est toujours cassée",
+            "repair",
+        ),
+        ("the guy downstairs smokes on his balcony and it all comes into my bedroom", "nuisance"),
+        ("mon détecteur de fumée bipe, faut-il changer la pile ?", "repair"),
+    ],
+)
+def test_look_alikes_take_the_classifier_s_second_reading(
+    engine: EmbeddedEngine, text: str, intent: str
+) -> None:
+    parse = engine.parse_sync(text)
+    assert parse.intent == intent, parse.ranking[:3]
+    assert parse.entity("hazard") is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "my daughter is stuck at school, can you tell the caretaker",
+        "the gas engineer is coming for the boiler service",
+        "on a reçu un avis de coupure de gaz pour travaux mardi",
+    ],
+)
+def test_everyday_words_of_danger_are_no_emergency(engine: EmbeddedEngine, text: str) -> None:
+    assert engine.parse_sync(text).intent != "emergency"

@@ -38,3 +38,27 @@ def test_fold_keeps_length_so_entity_offsets_stay_valid() -> None:
 
 def test_normalize_truncates_very_long_text() -> None:
     assert len(normalize("fuite " * 5000)) <= MAX_CHARS
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("la chaudière est en rade", "la chaudiere est en panne"),
+        ("the boiler has packed up again", "the boiler has broken again"),
+        ("y a de la flotte partout", "y a de la eau partout"),
+        ("les gosses sont coincés", "les enfants sont coinces"),
+        ("my mum's telly is busted", "my mother s tv is broken"),
+    ],
+)
+def test_colloquial_words_and_idioms(raw: str, expected: str) -> None:
+    assert normalize(raw) == expected
+    assert normalize(raw, synonyms=False) != expected
+
+
+def test_colloquial_words_reach_the_emergency_rules() -> None:
+    """What the table is for: "les gosses" are children for the rules too."""
+    from nlu.rules import emergency_rule
+
+    text = "les gosses sont enfermés dans la cave"
+    assert emergency_rule(normalize(text)) == "trapped"
+    assert emergency_rule(normalize(text, synonyms=False)) is None
