@@ -5,8 +5,8 @@ drops what identifies or describes a person: message texts, media and raw payloa
 tenant's name and contact details, the conversation's address, the free texts of the audit
 log that concern them (a caretaker's closing note, a manager's search for their name or
 number: the entry stays, its text goes). Every export, erasure and purge is written to the
-audit log. With Redis, the bus's streams keep no address (see `bot.bus`) and the purge drops
-the entries already processed.
+audit log. With Redis, the bus's streams keep no address (see `bot.messaging.bus`) and the
+purge drops the entries already processed.
 """
 
 from __future__ import annotations
