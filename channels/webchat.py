@@ -10,6 +10,8 @@ import json
 import logging
 import re
 import secrets
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -47,6 +49,8 @@ IMAGE_TYPES = {
     "image/gif": (".gif", (b"GIF87a", b"GIF89a")),
     "image/webp": (".webp", (b"RIFF",)),
 }
+ADDRESS_PREFIX = "web-"
+_SID = re.compile(r"[A-Za-z0-9_-]{24}")
 _CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 _REF = re.compile(r"([0-9a-f]{16})/([0-9a-f]{32}\.(?:jpg|png|gif|webp))")
 
@@ -65,10 +69,15 @@ class WebChatChannel(Channel):
         origins: str = "*",
         uploads: Path = Path("var/uploads"),
         max_upload: int = 5 * 1024 * 1024,
+        idle: float = 14 * 24 * 3600,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.bus = bus
         self.db = db
         self._key = hashlib.sha256(b"relais-webchat:" + secret.encode()).digest()
+        self._pseudonym_key = hashlib.sha256(b"relais-webchat-address:" + secret.encode()).digest()
+        self.idle = idle
+        self.clock = clock
         self.origins = {o.strip().rstrip("/") for o in origins.split(",") if o.strip()}
         self.uploads = uploads
         self.max_upload = max_upload
@@ -80,27 +89,63 @@ class WebChatChannel(Channel):
             db=db,
             secret=settings.secret_key.get_secret_value(),
             origins=settings.webchat_origins,
+            idle=settings.webchat_session_idle_hours * 3600,
         )
 
-    # -- sessions: a random token signed by the server, so a client cannot choose its own --
+    # -- sessions ------------------------------------------------------------------------
+    # A token is `<session id>.<issued at, hex seconds>.<nonce>.<signature>`: the server signs
+    # it, so a client cannot choose its own. Each use (a hello, a message) hands the widget a
+    # fresh one and every token is refused once older than `idle`: a session left alone ends,
+    # and a token copied from a device works no longer than `idle` after it was issued.
+    # Staff never see a token: a conversation's address is `web-<HMAC of the session id>`,
+    # the same under every token of the session.
 
-    def new_session(self) -> str:
-        token = secrets.token_urlsafe(24)
-        return f"{token}.{self._sign(token)}"
+    def new_session(self, sid: str | None = None) -> str:
+        sid = sid or secrets.token_urlsafe(18)
+        # A nonce: two tokens issued within the same second differ all the same.
+        body = f"{sid}.{int(self.clock()):x}.{secrets.token_hex(4)}"
+        return f"{body}.{self._sign(body)}"
+
+    def session_id(self, session: Any) -> str | None:
+        """The session a token belongs to, or None: forged, tampered with or expired."""
+        if not isinstance(session, str) or len(session) > 100:
+            return None
+        body, _, mac = session.rpartition(".")
+        sid, _, rest = body.partition(".")
+        issued, _, _nonce = rest.partition(".")
+        if not _SID.fullmatch(sid) or not hmac.compare_digest(
+            mac.encode(), self._sign(body).encode()
+        ):
+            return None
+        try:
+            age = self.clock() - int(issued, 16)
+        except ValueError:
+            return None
+        return sid if -300 <= age <= self.idle else None
 
     def valid_session(self, session: Any) -> bool:
-        if not isinstance(session, str) or len(session) > 100:
-            return False
-        token, _, mac = session.partition(".")
-        return bool(token) and hmac.compare_digest(mac, self._sign(token))
+        return self.session_id(session) is not None
 
-    def _sign(self, token: str) -> str:
-        return hmac.new(self._key, token.encode(), hashlib.sha256).hexdigest()[:32]
+    def rotate(self, session: Any) -> str | None:
+        """A fresh token for the same session (None if `session` is not valid)."""
+        sid = self.session_id(session)
+        return self.new_session(sid) if sid else None
 
-    @staticmethod
-    def owner(session: str) -> str:
-        """A short, non-secret name for a session: upload folders and provider ids use it."""
-        return hashlib.sha256(session.encode()).hexdigest()[:16]
+    def _sign(self, body: str) -> str:
+        return hmac.new(self._key, body.encode(), hashlib.sha256).hexdigest()[:32]
+
+    def _owner_of(self, sid: str) -> str:
+        return hmac.new(self._pseudonym_key, sid.encode(), hashlib.sha256).hexdigest()[:16]
+
+    def owner(self, session: str) -> str:
+        """A short, non-secret, stable name for a session: its upload folder and address."""
+        sid = self.session_id(session)
+        return self._owner_of(sid) if sid else ""
+
+    def address_of(self, session: Any) -> str | None:
+        """The conversation address of a session ("web-3f9a…"); None for an invalid token."""
+        sid = self.session_id(session)
+        return f"{ADDRESS_PREFIX}{self._owner_of(sid)}" if sid else None
 
     def origin_allowed(self, origin: str | None) -> bool:
         if "*" in self.origins:
@@ -174,7 +219,7 @@ def _message_view(m: Message) -> dict[str, Any]:
     }
 
 
-async def history(db: Database, session: str, since: int) -> list[dict[str, Any]]:
+async def history(db: Database, address: str, since: int) -> list[dict[str, Any]]:
     """What the session missed: its own conversation only, never a staff note."""
     async with db.session() as s:
         rows = (
@@ -183,7 +228,7 @@ async def history(db: Database, session: str, since: int) -> list[dict[str, Any]
                 .join(Conversation, Conversation.id == Message.conversation_id)
                 .where(
                     Conversation.channel == "webchat",
-                    Conversation.address == session,
+                    Conversation.address == address,
                     Message.id > since,
                     Message.internal.is_(False),
                 )
@@ -294,7 +339,8 @@ class WebChatSocket:
         self.ws = ws
         self.channel = channel
         self.runtime = runtime
-        self.session = ""
+        self.session = ""  # the current token (it changes at every use)
+        self.address = ""  # the conversation's address: the session's pseudonym
 
     async def receive(self) -> dict[str, Any] | None:
         message = await self.ws.receive()
@@ -315,18 +361,17 @@ class WebChatSocket:
         if not hello or hello.get("type") != "hello":
             await self.ws.close(code=1002)
             return
-        session = hello.get("session")
-        fresh = not self.channel.valid_session(session)
-        if fresh:
-            session = self.channel.new_session()  # first visit, or a token we did not issue
-        self.session = str(session)
+        rotated = self.channel.rotate(hello.get("session"))
+        fresh = rotated is None  # first visit, a token we did not issue, or an expired one
+        self.session = rotated or self.channel.new_session()
+        self.address = self.channel.address_of(self.session) or ""
         since = hello.get("since")
         since = since if isinstance(since, int) and since > 0 else 0
         # Subscribe before reading the history, so nothing falls between the two.
-        async with self.runtime.bus.subscribe(self.session) as events:
+        async with self.runtime.bus.subscribe(self.address) as events:
             await self.ws.send_json({"type": "welcome", "session": self.session})
             # A session issued a moment ago has no history: no query for a first visit.
-            past = [] if fresh else await history(self.runtime.db, self.session, since)
+            past = [] if fresh else await history(self.runtime.db, self.address, since)
             await self.ws.send_json({"type": "history", "messages": past})
             pusher = asyncio.create_task(self.push(events))
             try:
@@ -343,7 +388,7 @@ class WebChatSocket:
 
     async def push(self, events: asyncio.Queue[dict[str, Any]]) -> None:
         while True:
-            event = await events.get()  # this session's only (bus.subscribe(session))
+            event = await events.get()  # this session's only (bus.subscribe(address))
             if event.get("type") == "webchat":
                 await self.ws.send_json({"type": "message", "message": event["message"]})
             elif event.get("type") == "webchat_typing":
@@ -359,7 +404,7 @@ class WebChatSocket:
         for ref in data.get("media") or []:
             path = self.channel.upload_path(str(ref))
             # A session attaches only its own uploads.
-            if path is None or path.parent.name != self.channel.owner(self.session):
+            if path is None or path.parent.name != self.owner:
                 continue
             if path.is_file():
                 ctype = next(t for t, (ext, _) in IMAGE_TYPES.items() if path.suffix == ext)
@@ -369,9 +414,9 @@ class WebChatSocket:
             return
         inbound = Inbound(
             channel="webchat",
-            address=self.session,
+            address=self.address,
             text=text,
-            provider_id=f"{self.channel.owner(self.session)}:{client_id}",
+            provider_id=f"{self.owner}:{client_id}",
             media=tuple(media),
         )
         try:
@@ -382,8 +427,20 @@ class WebChatSocket:
             )
             return
         await self.ws.send_json({"type": "ack", "id": client_id, "message_id": recorded.message_id})
+        await self.renew()
         if recorded.created:
             await self.announce(recorded.message_id, recorded.conversation_id)
+
+    @property
+    def owner(self) -> str:
+        return self.address.removeprefix(ADDRESS_PREFIX)
+
+    async def renew(self) -> None:
+        """Each use hands the widget a fresh token (the previous one keeps working until it
+        expires, so other tabs of the same browser, which read the newest from storage, are
+        not cut off)."""
+        self.session = self.channel.rotate(self.session) or self.session
+        await self.ws.send_json({"type": "session", "session": self.session})
 
     async def announce(self, message_id: int, conversation_id: int) -> None:
         """Show the message in the tenant's other tabs, and 'typing…' while the bot works."""
@@ -395,9 +452,9 @@ class WebChatSocket:
         try:
             if view is not None:
                 await self.runtime.bus.publish(
-                    {"type": "webchat", "session": self.session, "message": view}
+                    {"type": "webchat", "session": self.address, "message": view}
                 )
             if bot_answers:
-                await self.runtime.bus.publish({"type": "webchat_typing", "session": self.session})
+                await self.runtime.bus.publish({"type": "webchat_typing", "session": self.address})
         except Exception as exc:  # live display only: the history has it on reconnect
             log.warning("web chat event not published (%s)", type(exc).__name__)

@@ -121,7 +121,7 @@
     li.appendChild(img);
     if (localUrl) { img.src = localUrl; return; }
     // Photos are served only to their own session: fetched with its token, shown as a blob.
-    fetch(base + url, { headers: { "X-Webchat-Session": session || "" } })
+    fetch(base + url, { headers: { "X-Webchat-Session": load(KEY) || session || "" } })
       .then(function (r) { if (!r.ok) throw new Error(r.status); return r.blob(); })
       .then(function (b) { img.src = URL.createObjectURL(b); })
       .catch(function () { img.alt = T.photoAlt + " (—)"; });
@@ -166,6 +166,7 @@
     ws = new WebSocket(wsUrl);
     ws.onopen = function () {
       retry = 1000;
+      session = load(KEY) || session;  // another tab may hold a newer token of the session
       ws.send(JSON.stringify({ type: "hello", session: session, since: lastId }));
     };
     ws.onmessage = function (ev) {
@@ -176,6 +177,15 @@
         save(KEY, session);
         status.textContent = "";
         Object.keys(pending).forEach(function (id) { transmit(id); });
+      } else if (data.type === "session") {
+        // The token changes at every use: the previous one soon stops working.
+        session = data.session;
+        save(KEY, session);
+      } else if (data.type === "error") {
+        if (data.text) status.textContent = data.text;
+        if (data.retry && data.id && pending[data.id]) {
+          setTimeout(function () { transmit(data.id); }, 1000 * (data.retry_after || 10));
+        }
       } else if (data.type === "history") {
         if (!data.messages.length && !log.children.length) append(bubbleFor("bot", T.welcome));
         data.messages.forEach(render);
@@ -250,6 +260,7 @@
     if (!f) return;
     if (!/^image\//.test(f.type)) { status.textContent = T.notImage; return; }
     if (f.size > 5 * 1024 * 1024) { status.textContent = T.tooBig; return; }
+    session = load(KEY) || session;
     if (!session) { status.textContent = T.offline; connect(); return; }
     fetch(base + "/channels/webchat/upload", {
       method: "POST", body: f,
