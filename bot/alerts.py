@@ -2,7 +2,8 @@
 
 A flood (the web chat's limits tripping, or many reports grouped into one alert) is told to
 the on-call team and the managers once an hour per kind, whatever the number of processes:
-the outbox's idempotency key (`flood:<kind>:<hour>:<staff>`) makes a second row impossible.
+the outbox's idempotency key (`flood:<hour>:<staff>`) makes a second row impossible. One
+report an hour in all, whatever its cause: a flood trips several limits at once.
 """
 
 from __future__ import annotations
@@ -51,8 +52,8 @@ def contact_of(rt: Runtime, staff: StaffUser) -> tuple[str, str] | None:
 async def queue_flood_report(
     s: AsyncSession, rt: Runtime, kind: str, *, what: str = "", now: datetime | None = None
 ) -> int:
-    """Queue the flood report of `kind` to on-call and managers, in the caller's transaction,
-    unless this hour's is already queued; returns the alerts queued."""
+    """Queue a flood report (`kind`: what tripped) to on-call and managers, in the caller's
+    transaction, unless this hour's is already queued; returns the alerts queued."""
     now = now or rt.clock()
     hour = now.strftime("%Y%m%d%H")
     people = (
@@ -68,7 +69,7 @@ async def queue_flood_report(
     queued = 0
     for person in people:
         contact = contact_of(rt, person)
-        key = f"flood:{kind}:{hour}:{person.id}"
+        key = f"flood:{hour}:{person.id}"
         if contact is None or await s.scalar(
             select(Outbox.id).where(Outbox.idempotency_key == key)
         ):

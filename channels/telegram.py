@@ -304,7 +304,9 @@ def poll(
     runtime: Runtime = app.state.runtime
     channel = runtime.channels.get("telegram")
     assert isinstance(channel, TelegramChannel)
-    server = _PollingServer(uvicorn.Config(app, host=host, port=port, log_level=log_level.lower()))
+    server = _PollingServer(
+        uvicorn.Config(app, host=host, port=port, log_level=log_level.lower(), proxy_headers=False)
+    )
 
     async def run() -> None:
         serving = asyncio.create_task(server.serve())

@@ -20,10 +20,12 @@ from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse, JSONResponse, Response
 from sqlalchemy import select
 
+from bot.alerts import report_flood
 from bot.errors import RelaisError, TooLarge, Unavailable
 from bot.models import Conversation, Direction, Message
 from bot.types import Inbound, Media, Outbound, SendResult
 from channels.base import Channel
+from channels.clients import Decision, WebChatLimits, client_address
 from channels.routes import read_limited
 
 if TYPE_CHECKING:
@@ -71,6 +73,8 @@ class WebChatChannel(Channel):
         max_upload: int = 5 * 1024 * 1024,
         idle: float = 14 * 24 * 3600,
         clock: Callable[[], float] = time.time,
+        limits: WebChatLimits | None = None,
+        forwarded_header: str | None = None,
     ) -> None:
         self.bus = bus
         self.db = db
@@ -78,6 +82,8 @@ class WebChatChannel(Channel):
         self._pseudonym_key = hashlib.sha256(b"relais-webchat-address:" + secret.encode()).digest()
         self.idle = idle
         self.clock = clock
+        self.limits = limits or WebChatLimits()
+        self.forwarded_header = forwarded_header
         self.origins = {o.strip().rstrip("/") for o in origins.split(",") if o.strip()}
         self.uploads = uploads
         self.max_upload = max_upload
@@ -90,7 +96,22 @@ class WebChatChannel(Channel):
             secret=settings.secret_key.get_secret_value(),
             origins=settings.webchat_origins,
             idle=settings.webchat_session_idle_hours * 3600,
+            limits=WebChatLimits(
+                redis_url=settings.redis_url,
+                sessions_per_ip_hour=settings.webchat_sessions_per_ip_hour,
+                sessions_per_hour=settings.webchat_sessions_per_hour,
+                messages_per_ip_minute=settings.webchat_messages_per_ip_minute,
+                messages_per_minute=settings.webchat_messages_per_minute,
+            ),
+            forwarded_header=settings.forwarded_header,
         )
+
+    def client(self, peer: object, headers: Any) -> str:
+        """The address a request or socket is counted by (see channels.clients)."""
+        return client_address(peer, headers, self.forwarded_header)
+
+    async def aclose(self) -> None:
+        await self.limits.close()
 
     # -- sessions ------------------------------------------------------------------------
     # A token is `<session id>.<issued at, hex seconds>.<nonce>.<signature>`: the server signs
@@ -268,6 +289,10 @@ def router(channel: WebChatChannel, runtime: Runtime) -> APIRouter:
     async def preflight(request: Request) -> Response:
         return cors(request, Response(status_code=204))
 
+    async def flooded(decision: Decision) -> None:
+        if decision.tripped:  # the first refusal of its window: on-call and managers know
+            await report_flood(runtime, "webchat")
+
     def refuse(request: Request, status: int, reason: str) -> Response:
         return cors(request, JSONResponse({"error": reason}, status_code=status))
 
@@ -278,6 +303,12 @@ def router(channel: WebChatChannel, runtime: Runtime) -> APIRouter:
             return refuse(request, 403, "origin not allowed")
         if not channel.valid_session(session):
             return refuse(request, 403, "unknown session")
+        decision = await channel.limits.message(channel.client(request.client, request.headers))
+        if not decision.allowed:
+            await flooded(decision)
+            response = refuse(request, 429, "too many uploads, try again later")
+            response.headers["Retry-After"] = str(decision.retry_after)
+            return response
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype not in IMAGE_TYPES:
             return refuse(request, 415, "only photos (JPEG, PNG, GIF, WebP)")
@@ -322,7 +353,8 @@ def router(channel: WebChatChannel, runtime: Runtime) -> APIRouter:
             return
         await websocket.accept()
         try:
-            await WebChatSocket(websocket, channel, runtime).run()
+            client = channel.client(websocket.client, websocket.headers)
+            await WebChatSocket(websocket, channel, runtime, client).run()
         except TimeoutError:  # no hello in time
             with contextlib.suppress(RuntimeError):
                 await websocket.close(code=1008)
@@ -335,8 +367,11 @@ def router(channel: WebChatChannel, runtime: Runtime) -> APIRouter:
 class WebChatSocket:
     """One tenant's open widget: hello, history, then messages both ways."""
 
-    def __init__(self, ws: WebSocket, channel: WebChatChannel, runtime: Runtime) -> None:
+    def __init__(
+        self, ws: WebSocket, channel: WebChatChannel, runtime: Runtime, client: str = ""
+    ) -> None:
         self.ws = ws
+        self.client = client  # the address limits count this socket by
         self.channel = channel
         self.runtime = runtime
         self.session = ""  # the current token (it changes at every use)
@@ -363,6 +398,14 @@ class WebChatSocket:
             return
         rotated = self.channel.rotate(hello.get("session"))
         fresh = rotated is None  # first visit, a token we did not issue, or an expired one
+        if fresh:
+            # New sessions are counted per client address and in all: a script opening
+            # sockets gets a few sessions, not one per socket.
+            decision = await self.channel.limits.new_session(self.client)
+            if not decision.allowed:
+                await self.busy(decision)
+                await self.ws.close(code=1013)  # try again later
+                return
         self.session = rotated or self.channel.new_session()
         self.address = self.channel.address_of(self.session) or ""
         since = hello.get("since")
@@ -412,6 +455,10 @@ class WebChatSocket:
         if not text and not media:
             await self.ws.send_json({"type": "ack", "id": client_id, "message_id": None})
             return
+        decision = await self.channel.limits.message(self.client)
+        if not decision.allowed:  # not stored: the widget keeps it and sends it again later
+            await self.busy(decision, client_id)
+            return
         inbound = Inbound(
             channel="webchat",
             address=self.address,
@@ -430,6 +477,20 @@ class WebChatSocket:
         await self.renew()
         if recorded.created:
             await self.announce(recorded.message_id, recorded.conversation_id)
+
+    async def busy(self, decision: Decision, client_id: str | None = None) -> None:
+        """Over a limit: say so (the widget shows its own text, with the emergency numbers)."""
+        if decision.tripped:
+            await report_flood(self.runtime, "webchat")
+        await self.ws.send_json(
+            {
+                "type": "error",
+                "id": client_id,
+                "reason": "busy",
+                "retry": client_id is not None,
+                "retry_after": decision.retry_after,
+            }
+        )
 
     @property
     def owner(self) -> str:

@@ -18,7 +18,8 @@
       typing: "L'assistant écrit…", welcome: "Bonjour ! Décrivez votre demande : une panne, un souci avec un voisin, des encombrants, une question… Nous vous répondons ici.",
       sending: "envoi…", offline: "Connexion perdue, nouvelle tentative…", online: "Connecté",
       photoAlt: "Photo envoyée", tooBig: "Cette photo dépasse 5 Mo.", notImage: "Seules les photos sont acceptées.",
-      uploadFailed: "La photo n'a pas pu être envoyée."
+      uploadFailed: "La photo n'a pas pu être envoyée.",
+      busy: "Trop de demandes en ce moment : votre message partira dans un instant. En cas de danger, appelez le 18 (pompiers) ou le 112."
     },
     en: {
       open: "Open the chat", close: "Close the chat", title: "A question? Write to us",
@@ -27,7 +28,8 @@
       typing: "The assistant is typing…", welcome: "Hello! Tell us what you need: a repair, a problem with a neighbour, bulky waste, a question… We answer here.",
       sending: "sending…", offline: "Connection lost, trying again…", online: "Connected",
       photoAlt: "Photo sent", tooBig: "This photo is over 5 MB.", notImage: "Only photos can be sent.",
-      uploadFailed: "The photo could not be sent."
+      uploadFailed: "The photo could not be sent.",
+      busy: "Too many requests right now: your message will go in a moment. If anyone is in danger, call 18 (fire brigade) or 112."
     }
   }[lang];
 
@@ -182,7 +184,7 @@
         session = data.session;
         save(KEY, session);
       } else if (data.type === "error") {
-        if (data.text) status.textContent = data.text;
+        if (data.reason === "busy") status.textContent = T.busy;
         if (data.retry && data.id && pending[data.id]) {
           setTimeout(function () { transmit(data.id); }, 1000 * (data.retry_after || 10));
         }
