@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from bot.settings import Settings
+from bot.uploads import build_upload_store, sweep
 
 if TYPE_CHECKING:
     from bot.db import Database
@@ -87,10 +89,11 @@ def gdpr_erase(
     settings = Settings()
 
     async def run() -> Erasure:
-        db = _db(settings)
+        db, uploads = _db(settings), build_upload_store(settings)
         try:
-            return await erase_tenant(db, tenant, actor="cli")
+            return await erase_tenant(db, tenant, actor="cli", uploads=uploads)
         finally:
+            await uploads.close()
             await db.dispose()
 
     try:
@@ -116,15 +119,20 @@ def gdpr_purge(
     settings = Settings()
     retention = months or settings.retention_months
 
-    async def run() -> Erasure:
-        db = _db(settings)
+    async def run() -> tuple[Erasure, int]:
+        db, uploads = _db(settings), build_upload_store(settings)
         try:
-            return await purge(db, retention, actor="cli")
+            done = await purge(db, retention, actor="cli", uploads=uploads)
+            # Uploads a server left behind (stopped before its sweep): never attached in time.
+            older = timedelta(minutes=settings.uploads_unattached_minutes)
+            return done, await sweep(db, uploads, older_than=older)
         finally:
+            await uploads.close()
             await db.dispose()
 
-    done = asyncio.run(run())
+    done, swept = asyncio.run(run())
     typer.echo(
         f"Purged conversations older than {retention} months: {done.conversations} "
-        f"conversation(s), {done.messages} message(s), {done.requests} request(s)."
+        f"conversation(s), {done.messages} message(s), {done.requests} request(s); "
+        f"{swept} upload(s) never attached to a message deleted."
     )

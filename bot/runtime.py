@@ -39,6 +39,7 @@ from bot.store import (
 )
 from bot.texts import Texts
 from bot.types import Inbound
+from bot.uploads import UploadStore, build_upload_store, sweep
 from channels.base import Channel
 
 if TYPE_CHECKING:
@@ -97,6 +98,8 @@ class Runtime:
             limit=settings.rate_limit_messages,
             window=settings.rate_limit_window_seconds,
         )
+        # Tenants' uploaded photos (the web chat writes them; sweeps and erasure delete them).
+        self.uploads: UploadStore = build_upload_store(settings)
         self._pipeline: Pipeline | None = None
         # Whether this process delivers replies itself (Roles.outbox): then the pipeline sends
         # a turn's replies as soon as it commits, without waiting for the dispatcher.
@@ -167,6 +170,7 @@ class Runtime:
             self._spawn(self._recovery_loop())
         if roles.retention:
             self._spawn(self._retention_loop())
+            self._spawn(self._uploads_loop())
         if roles.escalate:
             try:
                 from handoff.escalation import run_escalation
@@ -200,6 +204,8 @@ class Runtime:
         await self.bus.close()
         with contextlib.suppress(Exception):
             await self.limiter.close()
+        with contextlib.suppress(Exception):
+            await self.uploads.close()
         await self.db.dispose()
 
     # -- ingest ---------------------------------------------------------------------------
@@ -343,11 +349,28 @@ class Runtime:
                 return
             delay = every
             try:
-                await purge(self.db, self.settings.retention_months, actor="worker")
+                await purge(
+                    self.db, self.settings.retention_months, actor="worker", uploads=self.uploads
+                )
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 log.warning("retention purge failed (%s)", type(exc).__name__)
+
+    async def _uploads_loop(self, every: float = 60.0) -> None:
+        """Every minute, delete the uploads nobody attached to a message in time."""
+        older_than = timedelta(minutes=self.settings.uploads_unattached_minutes)
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=every)
+            if self._stop.is_set():
+                return
+            try:
+                await sweep(self.db, self.uploads, older_than=older_than)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("uploads sweep failed (%s)", type(exc).__name__)
 
 
 def _key(channel: str, address: str) -> str:

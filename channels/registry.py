@@ -36,7 +36,9 @@ def build_channels(runtime: Runtime) -> list[Channel]:
     from channels.webchat import WebChatChannel
 
     s = runtime.settings
-    channels: list[Channel] = [WebChatChannel.from_settings(s, bus=runtime.bus, db=runtime.db)]
+    channels: list[Channel] = [
+        WebChatChannel.from_settings(s, bus=runtime.bus, db=runtime.db, store=runtime.uploads)
+    ]
     if s.twilio_account_sid and s.twilio_auth_token:
         from channels.sms import TwilioChannel
 

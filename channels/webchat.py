@@ -12,7 +12,8 @@ import re
 import secrets
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -24,6 +25,7 @@ from bot.alerts import report_flood
 from bot.errors import RelaisError, TooLarge, Unavailable
 from bot.models import Conversation, Direction, Message
 from bot.types import Inbound, Media, Outbound, SendResult
+from bot.uploads import KEY, LocalUploads, UploadStore, build_upload_store
 from channels.base import Channel
 from channels.clients import Decision, WebChatLimits, client_address
 from channels.routes import read_limited
@@ -54,7 +56,6 @@ IMAGE_TYPES = {
 ADDRESS_PREFIX = "web-"
 _SID = re.compile(r"[A-Za-z0-9_-]{24}")
 _CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
-_REF = re.compile(r"([0-9a-f]{16})/([0-9a-f]{32}\.(?:jpg|png|gif|webp))")
 
 
 class WebChatChannel(Channel):
@@ -69,8 +70,9 @@ class WebChatChannel(Channel):
         db: Database,
         secret: str,
         origins: str = "*",
-        uploads: Path = Path("var/uploads"),
+        store: UploadStore | None = None,
         max_upload: int = 5 * 1024 * 1024,
+        quota: UploadQuota | None = None,
         idle: float = 14 * 24 * 3600,
         clock: Callable[[], float] = time.time,
         limits: WebChatLimits | None = None,
@@ -85,14 +87,27 @@ class WebChatChannel(Channel):
         self.limits = limits or WebChatLimits()
         self.forwarded_header = forwarded_header
         self.origins = {o.strip().rstrip("/") for o in origins.split(",") if o.strip()}
-        self.uploads = uploads
+        self.store: UploadStore = store or LocalUploads(Path("var/uploads"))
         self.max_upload = max_upload
+        self.quota = quota or UploadQuota()
+        self._quota_lock = asyncio.Lock()  # a session's parallel uploads are counted one by one
+        self._total: tuple[float, int] | None = None  # (when counted, bytes stored in all)
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, bus: Bus, db: Database) -> WebChatChannel:
+    def from_settings(
+        cls, settings: Settings, *, bus: Bus, db: Database, store: UploadStore | None = None
+    ) -> WebChatChannel:
         return cls(
             bus=bus,
             db=db,
+            store=store or build_upload_store(settings),
+            max_upload=settings.upload_max_mb * 1024 * 1024,
+            quota=UploadQuota(
+                files_per_session=settings.uploads_per_session,
+                bytes_per_session=settings.uploads_session_mb * 1024 * 1024,
+                bytes_in_all=settings.uploads_total_mb * 1024 * 1024,
+                unattached=settings.uploads_unattached_minutes * 60,
+            ),
             secret=settings.secret_key.get_secret_value(),
             origins=settings.webchat_origins,
             idle=settings.webchat_session_idle_hours * 3600,
@@ -202,20 +217,76 @@ class WebChatChannel(Channel):
 
     # -- uploads ---------------------------------------------------------------------------
 
+    @property
+    def uploads(self) -> Path | None:
+        """The folder of a local store (None for S3)."""
+        return self.store.root if isinstance(self.store, LocalUploads) else None
+
+    @uploads.setter
+    def uploads(self, folder: Path) -> None:
+        self.store = LocalUploads(folder)
+
     def upload_path(self, ref: str) -> Path | None:
-        match = _REF.fullmatch(ref)
-        return self.uploads / match[1] / match[2] if match else None
+        """Where a local store keeps `ref` (None for S3 or a malformed ref)."""
+        if not isinstance(self.store, LocalUploads) or not KEY.fullmatch(ref):
+            return None
+        return self.store.path(ref)
 
     async def read_upload(self, ref: str) -> tuple[bytes, str]:
         """The bytes and content type of an uploaded photo, for staff (the console).
 
         `ref` is `<owner>/<name>` (what follows /channels/webchat/media/ in a media url).
         """
-        path = self.upload_path(ref)
-        if path is None or not path.is_file():
+        if not KEY.fullmatch(ref):
             raise LookupError("no such upload")
-        ctype = next(t for t, (ext, _) in IMAGE_TYPES.items() if path.suffix == ext)
-        return await asyncio.to_thread(path.read_bytes), ctype
+        return await self.store.get(ref), _content_type(ref)
+
+    async def store_upload(self, owner: str, body: bytes, ctype: str) -> str | None:
+        """Keep a session's photo; its key, or None when a quota would be passed."""
+        q = self.quota
+        async with self._quota_lock:
+            mine = await self.store.list(owner + "/")
+            if len(mine) >= q.files_per_session:
+                return None
+            if sum(x.size for x in mine) + len(body) > q.bytes_per_session:
+                return None
+            counted_at, total = self._total or (0.0, 0)
+            if time.monotonic() - counted_at > 300:  # the sweep deleted some meanwhile
+                counted_at, total = time.monotonic(), sum(x.size for x in await self.store.list())
+            if total + len(body) > q.bytes_in_all:
+                self._total = (counted_at, total)
+                raise QuotaFull
+            key = f"{owner}/{secrets.token_hex(16)}{IMAGE_TYPES[ctype][0]}"
+            await self.store.put(key, body, ctype)
+            self._total = (counted_at, total + len(body))
+        return key
+
+    async def attachable(self, owner: str, refs: list[Any]) -> list[str]:
+        """The refs a session may attach: its own uploads, still kept and not about to be
+        swept away as never attached."""
+        wanted = [str(r) for r in refs[:10] if isinstance(r, str) and KEY.fullmatch(r)]
+        wanted = [r for r in wanted if r.partition("/")[0] == owner]
+        if not wanted:
+            return []
+        limit = datetime.now(UTC) - timedelta(seconds=self.quota.unattached - 60)
+        kept = {x.key for x in await self.store.list(owner + "/") if x.modified > limit}
+        return [r for r in wanted if r in kept]
+
+
+class QuotaFull(Exception):
+    """The uploads of every session together reached RELAIS_UPLOADS_TOTAL_MB."""
+
+
+@dataclass(frozen=True, slots=True)
+class UploadQuota:
+    files_per_session: int = 20
+    bytes_per_session: int = 40 * 1024 * 1024
+    bytes_in_all: int = 2048 * 1024 * 1024
+    unattached: float = 15 * 60  # seconds an upload may wait to be attached
+
+
+def _content_type(ref: str) -> str:
+    return next(t for t, (ext, _) in IMAGE_TYPES.items() if ref.endswith(ext))
 
 
 def _media_view(url: str | None, content_type: str | None) -> dict[str, Any]:
@@ -316,15 +387,16 @@ def router(channel: WebChatChannel, runtime: Runtime) -> APIRouter:
             body = await read_limited(request, channel.max_upload)
         except TooLarge:
             return refuse(request, 413, f"photo over {channel.max_upload // 1024 // 1024} MB")
-        ext, magics = IMAGE_TYPES[ctype]
+        _ext, magics = IMAGE_TYPES[ctype]
         if not body.startswith(magics):
             return refuse(request, 415, "the file is not the image it claims to be")
-        owner = channel.owner(session)
-        name = secrets.token_hex(16) + ext
-        folder = channel.uploads / owner
-        await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
-        await asyncio.to_thread((folder / name).write_bytes, body)
-        ref = f"{owner}/{name}"
+        try:
+            ref = await channel.store_upload(channel.owner(session), body, ctype)
+        except QuotaFull:
+            log.warning("web chat upload refused: RELAIS_UPLOADS_TOTAL_MB reached")
+            return refuse(request, 507, "no room for photos right now")
+        if ref is None:
+            return refuse(request, 429, "this conversation has as many photos as it may")
         return cors(
             request,
             JSONResponse({"ref": ref, "url": f"{MEDIA_PATH}/{ref}", "content_type": ctype}),
@@ -335,10 +407,10 @@ def router(channel: WebChatChannel, runtime: Runtime) -> APIRouter:
         session = request.headers.get(SESSION_HEADER, "")
         if not channel.valid_session(session) or channel.owner(session) != owner:
             return refuse(request, 404, "not found")
-        path = channel.upload_path(f"{owner}/{name}")
-        if path is None or not path.is_file():
+        try:
+            data, ctype = await channel.read_upload(f"{owner}/{name}")
+        except LookupError:
             return refuse(request, 404, "not found")
-        data, ctype = await channel.read_upload(f"{owner}/{name}")
         return cors(
             request,
             Response(data, media_type=ctype, headers={"Cache-Control": "private, max-age=3600"}),
@@ -444,14 +516,13 @@ class WebChatSocket:
             return
         text = str(data.get("text") or "")[:MAX_TEXT].strip()
         media: list[Media] = []
-        for ref in data.get("media") or []:
-            path = self.channel.upload_path(str(ref))
-            # A session attaches only its own uploads.
-            if path is None or path.parent.name != self.owner:
-                continue
-            if path.is_file():
-                ctype = next(t for t, (ext, _) in IMAGE_TYPES.items() if path.suffix == ext)
-                media.append(Media(kind="photo", url=f"{MEDIA_PATH}/{ref}", content_type=ctype))
+        refs = data.get("media")
+        refs = refs if isinstance(refs, list) else []
+        for ref in await self.channel.attachable(self.owner, refs):
+            # A session attaches only its own uploads (attachable checks).
+            media.append(
+                Media(kind="photo", url=f"{MEDIA_PATH}/{ref}", content_type=_content_type(ref))
+            )
         if not text and not media:
             await self.ws.send_json({"type": "ack", "id": client_id, "message_id": None})
             return
