@@ -7,6 +7,7 @@ The S3 backend runs against moto's server mode (from PyPI, in the test extras) o
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import socket
 import uuid
@@ -257,3 +258,18 @@ def test_gdpr_purge_deletes_uploads_left_behind(
     assert done.returncode == 0, done.stderr
     assert "1 upload(s) never attached to a message deleted" in done.stdout
     assert not (folder / stale).exists() and (folder / fresh).exists()
+
+
+async def test_an_upload_about_to_be_swept_is_not_attached(gateway_with: GatewayFactory) -> None:
+    gw, host = await gateway_with()
+    tab = await Tab.open(host)
+    async with httpx.AsyncClient(base_url=f"http://{host}", headers={"Origin": ORIGIN}) as http:
+        fresh = (await upload(http, tab.session, PNG)).json()["ref"]
+    channel: Any = gw.runtime.channels["webchat"]
+    owner = channel.owner(tab.session)
+    assert await channel.attachable(owner, [fresh, "nope", 7]) == [fresh]
+    assert await channel.attachable("0" * 16, [fresh]) == []  # another session's
+    # Fourteen minutes later (the sweep takes it at fifteen), it may not be attached any more.
+    channel.quota = dataclasses.replace(channel.quota, unattached=60.0)
+    assert await channel.attachable(owner, [fresh]) == []
+    await tab.close()
