@@ -13,7 +13,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from bot.ratelimit import RateLimiter, build_rate_limiter
+from bot.messaging.ratelimit import RateLimiter, build_rate_limiter
 
 UNKNOWN = "unknown"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from bot.models import Attachment
+from bot.storage.models import Attachment
 from channels.media import own_media, provider_url, redirectable
 from tests.channels.conftest import Gateway, twilio_form
 

@@ -22,17 +22,17 @@ from aiobotocore.session import get_session
 from moto.server import ThreadedMotoServer
 from sqlalchemy import select, update
 
-from bot.gdpr import erase_tenant, purge
-from bot.models import Attachment, Conversation, Tenant
-from bot.runtime import Roles, Runtime
-from bot.uploads import LocalUploads, S3Uploads, UploadStore, build_upload_store, sweep
+from bot.app.runtime import Roles, Runtime
+from bot.ops.gdpr import erase_tenant, purge
+from bot.storage.models import Attachment, Conversation, Tenant
+from bot.storage.uploads import LocalUploads, S3Uploads, UploadStore, build_upload_store, sweep
 from channels.registry import install_channels
 from channels.routes import RelaisApp
-from tests.bot.test_cli import relais
 from tests.channels.conftest import ORIGIN, Gateway, gateway_settings
 from tests.channels.fakes import FakeProviders
 from tests.channels.test_webchat import PNG, Tab
 from tests.channels.test_webchat_limits import serve
+from tests.cli.test_cli import relais
 from tests.conftest import make_settings
 from tests.fakes import KeywordEngine
 

@@ -19,8 +19,8 @@ import uvicorn
 import websockets
 from sqlalchemy import func, select
 
-from bot.models import Message, Outbox
-from bot.runtime import Roles, Runtime
+from bot.app.runtime import Roles, Runtime
+from bot.storage.models import Message, Outbox
 from channels.clients import client_address
 from channels.registry import install_channels
 from channels.routes import RelaisApp

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy import select
 
-from bot.models import Conversation
+from bot.storage.models import Conversation
 from channels.webchat import WebChatChannel
 from tests.channels.conftest import Gateway
 from tests.channels.test_webchat import Tab, serve

@@ -15,13 +15,13 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from bot.models import Outbox
-from bot.runtime import Roles, Runtime
+from bot.app.runtime import Roles, Runtime
+from bot.storage.models import Outbox
 from handoff.escalation import escalate_due
-from tests.bot.test_pipeline import send, settled
 from tests.conftest import make_settings
 from tests.fakes import KeywordEngine, RecordingChannel
 from tests.handoff.test_escalation import MONDAY_10H, ONCALL, Clock
+from tests.worker.test_pipeline import send, settled
 
 GAS = "urgent fuite de gaz"
 MANAGER = "+33611000010"  # claire

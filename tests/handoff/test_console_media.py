@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from bot.models import Attachment, Conversation
-from bot.runtime import Runtime
-from bot.types import Media
-from tests.bot.test_pipeline import send, settled
+from bot.app.runtime import Runtime
+from bot.core.types import Media
+from bot.storage.models import Attachment, Conversation
 from tests.handoff.conftest import ClientFactory
+from tests.worker.test_pipeline import send, settled
 
 NADIA = "+33612345600"  # FLEURS: Karim's residence
 
