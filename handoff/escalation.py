@@ -13,7 +13,6 @@ idempotency keys (`escalate:{handoff}:{level}:{staff}`) make a repeated alert im
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -22,6 +21,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.core import periodic
+from bot.core.status import OutboxStatus
 from bot.dialogue.schedule import is_open
 from bot.messaging.alerts import contact_of, queue_flood_report
 from bot.storage.models import (
@@ -35,6 +36,7 @@ from bot.storage.models import (
 )
 from bot.storage.store import audit
 from handoff.auth import EMERGENCY
+from handoff.i18n import MESSAGES, translate
 
 if TYPE_CHECKING:
     from bot.app.runtime import Runtime
@@ -44,39 +46,6 @@ log = logging.getLogger(__name__)
 CARETAKER, ONCALL = 1, 2
 EVERY_SECONDS = 15.0
 
-INTENTS = {
-    "fr": {
-        "emergency": "URGENCE",
-        "repair": "réparation",
-        "nuisance": "trouble de voisinage",
-        "bulky_waste": "encombrants",
-        "question": "question",
-        "human_request": "demande de contact",
-        "out_of_scope": "message non compris",
-    },
-    "en": {
-        "emergency": "EMERGENCY",
-        "repair": "repair",
-        "nuisance": "nuisance",
-        "bulky_waste": "bulky waste",
-        "question": "question",
-        "human_request": "asks for a person",
-        "out_of_scope": "message not understood",
-    },
-}
-
-TEXTS = {
-    "escalate": {
-        "fr": "Relais : {intent} en attente depuis {minutes} min, personne ne l'a prise "
-        "({where}). {url}",
-        "en": "Relais: {intent} waiting for {minutes} min, nobody has taken it ({where}). {url}",
-    },
-    "transfer": {
-        "fr": "Relais : {by} vous a transféré une conversation ({intent}, {where}). {url}",
-        "en": "Relais: {by} transferred a conversation to you ({intent}, {where}). {url}",
-    },
-}
-
 
 async def _where(s: AsyncSession, conv: Conversation, lang: str, *, building: bool = True) -> str:
     where = ""
@@ -84,12 +53,16 @@ async def _where(s: AsyncSession, conv: Conversation, lang: str, *, building: bo
         residence = await s.get(Residence, conv.residence_id)
         where = residence.name if residence else ""
     if building and conv.tenant is not None and conv.tenant.building:
-        where += (
-            (" " if where else "") + ("bât. " if lang == "fr" else "bldg ") + (conv.tenant.building)
-        )
+        shown = translate(lang, "alert.building", building=conv.tenant.building)
+        where += (" " if where else "") + shown
     if not where:
-        where = "locataire non identifié" if lang == "fr" else "unidentified tenant"
+        where = translate(lang, "alert.unidentified")
     return where
+
+
+def _intent(lang: str, conv: Conversation) -> str:
+    intent_key = f"alert.intent.{conv.intent}"
+    return translate(lang, intent_key) if intent_key in MESSAGES else (conv.intent or "?")
 
 
 async def notify_staff(
@@ -115,11 +88,13 @@ async def notify_staff(
     if contact is None:
         log.warning("staff %s has no phone nor Telegram: alert not sent", staff.login)
         return False
-    lang = staff.language if staff.language in TEXTS[kind] else "fr"
+    lang = staff.language or "fr"
     where = await _where(s, conv, lang)
-    intent = INTENTS[lang].get(conv.intent or "", conv.intent or "?")
+    intent = _intent(lang, conv)
     url = f"{rt.settings.public_url.rstrip('/')}/console/c/{conv.id}"
-    text = TEXTS[kind][lang].format(intent=intent, minutes=minutes, where=where, url=url, by=by)
+    text = translate(
+        lang, f"alert.{kind}", intent=intent, minutes=minutes, where=where, url=url, by=by
+    )
     channel, address = contact
     now = rt.clock()
     row = Outbox(
@@ -130,7 +105,7 @@ async def notify_staff(
         text=text,
         extra={"staff_alert": kind, "conversation_id": conv.id},
         idempotency_key=key[:128],
-        status="pending",
+        status=OutboxStatus.PENDING,
         next_attempt_at=now,
     )
     if kind in UNGROUPED:
@@ -152,7 +127,7 @@ async def notify_staff(
             row.extra = {**row.extra, **_group_extra(group, now, [key], [conv.id])}
             s.add(row)
             return True
-        if last.status == "pending":
+        if last.status == OutboxStatus.PENDING:
             if await _append(s, rt, last, staff, conv, key, lang):
                 return True
             continue  # claimed by the dispatcher meanwhile: look again
@@ -170,7 +145,7 @@ async def notify_staff(
                     **_group_extra(group, due, [key], [conv.id]),
                 },
                 idempotency_key=f"alertgroup:{staff.id}:{group}:{due.isoformat()}"[:128],
-                status="pending",
+                status=OutboxStatus.PENDING,
                 next_attempt_at=due,
             )
         )
@@ -231,9 +206,11 @@ async def _append(
     urls = " ".join(f"{base}/console/c/{c}" for c in conversations[:GROUP_LISTED])
     if len(conversations) > GROUP_LISTED:
         urls += f" (+{len(conversations) - GROUP_LISTED}) {base}/console"
-    text = GROUP_TEXTS[lang].format(
+    text = translate(
+        lang,
+        "alert.group",
         count=len(conversations),
-        intent=INTENTS[lang].get(conv.intent or "", conv.intent or "?"),
+        intent=_intent(lang, conv),
         where=await _where(s, conv, lang, building=False),
         urls=urls,
     )
@@ -241,7 +218,7 @@ async def _append(
     # Compare-and-set on the text: two processes adding at once cannot lose one another's.
     done = await s.execute(
         update(Outbox)
-        .where(Outbox.id == row.id, Outbox.status == "pending", Outbox.text == row.text)
+        .where(Outbox.id == row.id, Outbox.status == OutboxStatus.PENDING, Outbox.text == row.text)
         .values(text=text, extra=extra)
         .execution_options(synchronize_session=False)
     )
@@ -381,14 +358,6 @@ async def _escalate(rt: Runtime, h: Handoff, now: datetime, tz: ZoneInfo) -> int
 
 async def run_escalation(rt: Runtime, stop: asyncio.Event, every: float = EVERY_SECONDS) -> None:
     """The runtime's loop: look for handoffs to push every `every` seconds until stopped."""
-    while not stop.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=every)
-        if stop.is_set():
-            return
-        try:
-            await escalate_due(rt)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.warning("escalation round failed (%s)", type(exc).__name__)
+    await periodic.every(
+        stop, every, lambda: escalate_due(rt), name="escalation round", first=every
+    )

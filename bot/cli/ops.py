@@ -15,7 +15,7 @@ from bot.core.settings import Settings
 from bot.ops.doctor import load_settings, report, run_checks
 from bot.ops.gdpr import Erasure, TenantNotFound, erase_tenant, export_tenant, purge
 from bot.storage.db import Database
-from bot.storage.uploads import build_upload_store, sweep
+from bot.storage.uploads import build_upload_store, sweep_uploads
 
 gdpr_app = typer.Typer(help="Personal data: export, erase, purge past retention.")
 
@@ -114,7 +114,7 @@ def gdpr_purge(
             done = await purge(db, retention, actor="cli", uploads=uploads)
             # Uploads a server left behind (stopped before its sweep): never attached in time.
             older = timedelta(minutes=settings.uploads_unattached_minutes)
-            return done, await sweep(db, uploads, older_than=older)
+            return done, await sweep_uploads(db, uploads, older_than=older)
         finally:
             await uploads.close()
             await db.dispose()

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.core.status import OutboxStatus
 from bot.storage.models import Outbox, Role, StaffUser
 from bot.storage.store import audit
 
@@ -85,7 +86,7 @@ async def queue_flood_report(
                 text=FLOOD_TEXTS[kind][lang].format(url=url, what=what),
                 extra={"staff_alert": "flood", "flood": kind},
                 idempotency_key=key,
-                status="pending",
+                status=OutboxStatus.PENDING,
                 next_attempt_at=now,
             )
         )

@@ -6,7 +6,7 @@ Scaleway, OVH…; credentials from the usual `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACC
 
 A key is `<owner>/<name>`: the owner is a web-chat session's pseudonym (16 hex digits), the
 name random. Nothing else is accepted as a key, so no path ever leaves the store's folder.
-`sweep` deletes what was never attached to a message; `bot.gdpr` deletes what was.
+`sweep_uploads` deletes what was never attached to a message; `bot.gdpr` deletes what was.
 """
 
 from __future__ import annotations
@@ -244,7 +244,7 @@ def build_upload_store(settings: Settings) -> UploadStore:
     return LocalUploads(Path(url.removeprefix("file://").removeprefix("file:")))
 
 
-async def sweep(
+async def sweep_uploads(
     db: Database, store: UploadStore, *, older_than: timedelta, now: datetime | None = None
 ) -> int:
     """Delete every upload older than `older_than` that no message holds; how many."""

@@ -25,7 +25,13 @@ from sqlalchemy import select, update
 from bot.app.runtime import Roles, Runtime
 from bot.ops.gdpr import erase_tenant, purge
 from bot.storage.models import Attachment, Conversation, Tenant
-from bot.storage.uploads import LocalUploads, S3Uploads, UploadStore, build_upload_store, sweep
+from bot.storage.uploads import (
+    LocalUploads,
+    S3Uploads,
+    UploadStore,
+    build_upload_store,
+    sweep_uploads,
+)
 from channels.registry import install_channels
 from channels.routes import RelaisApp
 from tests.channels.conftest import ORIGIN, Gateway, gateway_settings
@@ -188,9 +194,13 @@ async def test_quotas_then_never_attached_uploads_are_swept(gateway_with: Gatewa
     # One photo is attached to a message; the others never are.
     await a.say("la fuite", "sweep-000001", media=[refs[0]])
     await gw.settled()
-    assert await sweep(gw.runtime.db, store, older_than=timedelta(minutes=15)) == 0  # too new
+    assert (
+        await sweep_uploads(gw.runtime.db, store, older_than=timedelta(minutes=15)) == 0
+    )  # too new
     later = datetime.now(UTC) + timedelta(minutes=16)
-    assert await sweep(gw.runtime.db, store, older_than=timedelta(minutes=15), now=later) == 4
+    assert (
+        await sweep_uploads(gw.runtime.db, store, older_than=timedelta(minutes=15), now=later) == 4
+    )
     assert [s.key for s in await store.list()] == [refs[0]]
     await a.close()
     await b.close()
