@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import redis.asyncio as redis
 from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse, JSONResponse, Response
 from sqlalchemy import select
@@ -54,6 +55,7 @@ IMAGE_TYPES = {
     "image/webp": (".webp", (b"RIFF",)),
 }
 ADDRESS_PREFIX = "web-"
+ROTATION_GRACE = 60  # seconds a replaced token still works (tabs, requests in flight)
 _SID = re.compile(r"[A-Za-z0-9_-]{24}")
 _CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 
@@ -77,6 +79,7 @@ class WebChatChannel(Channel):
         clock: Callable[[], float] = time.time,
         limits: WebChatLimits | None = None,
         forwarded_header: str | None = None,
+        ledger: TokenLedger | None = None,
     ) -> None:
         self.bus = bus
         self.db = db
@@ -85,6 +88,7 @@ class WebChatChannel(Channel):
         self.idle = idle
         self.clock = clock
         self.limits = limits or WebChatLimits()
+        self.ledger = ledger or TokenLedger(ttl=idle)
         self.forwarded_header = forwarded_header
         self.origins = {o.strip().rstrip("/") for o in origins.split(",") if o.strip()}
         self.store: UploadStore = store or LocalUploads(Path("var/uploads"))
@@ -119,6 +123,7 @@ class WebChatChannel(Channel):
                 messages_per_minute=settings.webchat_messages_per_minute,
             ),
             forwarded_header=settings.forwarded_header,
+            ledger=TokenLedger(settings.redis_url, ttl=settings.webchat_session_idle_hours * 3600),
         )
 
     def client(self, peer: object, headers: Any) -> str:
@@ -127,12 +132,14 @@ class WebChatChannel(Channel):
 
     async def aclose(self) -> None:
         await self.limits.close()
+        await self.ledger.close()
 
     # -- sessions ------------------------------------------------------------------------
     # A token is `<session id>.<issued at, hex seconds>.<nonce>.<signature>`: the server signs
     # it, so a client cannot choose its own. Each use (a hello, a message) hands the widget a
-    # fresh one and every token is refused once older than `idle`: a session left alone ends,
-    # and a token copied from a device works no longer than `idle` after it was issued.
+    # fresh one; the ledger remembers each session's newest, and a token issued more than
+    # `ROTATION_GRACE` seconds before it is refused. Every token is refused once older than
+    # `idle`: a session left alone ends.
     # Staff never see a token: a conversation's address is `web-<HMAC of the session id>`,
     # the same under every token of the session.
 
@@ -162,10 +169,27 @@ class WebChatChannel(Channel):
     def valid_session(self, session: Any) -> bool:
         return self.session_id(session) is not None
 
-    def rotate(self, session: Any) -> str | None:
-        """A fresh token for the same session (None if `session` is not valid)."""
+    async def current(self, session: Any) -> str | None:
+        """The session of a token still in use: valid (`session_id`) and not replaced by a
+        newer token of its session more than `ROTATION_GRACE` seconds before it was issued
+        (other tabs of the browser and requests in flight keep working that long)."""
         sid = self.session_id(session)
-        return self.new_session(sid) if sid else None
+        if sid is None:
+            return None
+        latest = await self.ledger.latest(sid)
+        issued = int(str(session).split(".")[1], 16)
+        return sid if latest is None or issued >= latest - ROTATION_GRACE else None
+
+    async def issue(self, sid: str | None = None) -> str:
+        """A new token (for a new session, or the next of `sid`'s), recorded as its newest."""
+        token = self.new_session(sid)
+        await self.ledger.record(token.partition(".")[0], int(token.split(".")[1], 16))
+        return token
+
+    async def renew(self, session: Any) -> str | None:
+        """A fresh token for the same session; None if `session` is not a current token."""
+        sid = await self.current(session)
+        return await self.issue(sid) if sid else None
 
     def _sign(self, body: str) -> str:
         return hmac.new(self._key, body.encode(), hashlib.sha256).hexdigest()[:32]
@@ -273,6 +297,53 @@ class WebChatChannel(Channel):
         return [r for r in wanted if r in kept]
 
 
+class TokenLedger:
+    """When each web-chat session's newest token was issued: in Redis when configured (every
+    gateway sees a rotation), in memory otherwise. Redis away: only the token's own checks
+    (signature, age) apply. Redis keys hold a hash of the session id, never the id itself."""
+
+    def __init__(self, redis_url: str | None = None, *, ttl: float, prefix: str = "relais"):
+        self.redis: Any = (
+            redis.from_url(
+                redis_url, decode_responses=True, socket_timeout=1, socket_connect_timeout=1
+            )
+            if redis_url
+            else None
+        )
+        self.ttl = int(ttl) + 1
+        self.prefix = prefix
+        self._memory: dict[str, int] = {}
+
+    def _key(self, sid: str) -> str:
+        return f"{self.prefix}:wcsess:{hashlib.sha256(sid.encode()).hexdigest()[:32]}"
+
+    async def latest(self, sid: str) -> int | None:
+        if self.redis is None:
+            return self._memory.get(sid)
+        try:
+            value = await self.redis.get(self._key(sid))
+        except Exception as exc:
+            log.warning("web chat token ledger unavailable (%s)", type(exc).__name__)
+            return None
+        return int(value) if value else None
+
+    async def record(self, sid: str, issued: int) -> None:
+        if self.redis is None:
+            if len(self._memory) > 100_000:  # forget sessions past their idle time
+                cutoff = issued - self.ttl
+                self._memory = {k: v for k, v in self._memory.items() if v >= cutoff}
+            self._memory[sid] = max(issued, self._memory.get(sid, 0))
+            return
+        try:
+            await self.redis.set(self._key(sid), issued, ex=self.ttl)
+        except Exception as exc:
+            log.warning("web chat token ledger unavailable (%s)", type(exc).__name__)
+
+    async def close(self) -> None:
+        if self.redis is not None:
+            await self.redis.aclose()
+
+
 class QuotaFull(Exception):
     """The uploads of every session together reached RELAIS_UPLOADS_TOTAL_MB."""
 
@@ -372,7 +443,7 @@ def router(channel: WebChatChannel, runtime: Runtime) -> APIRouter:
         session = request.headers.get(SESSION_HEADER, "")
         if not channel.origin_allowed(request.headers.get("origin")):
             return refuse(request, 403, "origin not allowed")
-        if not channel.valid_session(session):
+        if await channel.current(session) is None:
             return refuse(request, 403, "unknown session")
         decision = await channel.limits.message(channel.client(request.client, request.headers))
         if not decision.allowed:
@@ -405,7 +476,7 @@ def router(channel: WebChatChannel, runtime: Runtime) -> APIRouter:
     @r.get(MEDIA_PATH + "/{owner}/{name}", include_in_schema=False)
     async def media(owner: str, name: str, request: Request) -> Response:
         session = request.headers.get(SESSION_HEADER, "")
-        if not channel.valid_session(session) or channel.owner(session) != owner:
+        if await channel.current(session) is None or channel.owner(session) != owner:
             return refuse(request, 404, "not found")
         try:
             data, ctype = await channel.read_upload(f"{owner}/{name}")
@@ -468,8 +539,8 @@ class WebChatSocket:
         if not hello or hello.get("type") != "hello":
             await self.ws.close(code=1002)
             return
-        rotated = self.channel.rotate(hello.get("session"))
-        fresh = rotated is None  # first visit, a token we did not issue, or an expired one
+        rotated = await self.channel.renew(hello.get("session"))
+        fresh = rotated is None  # first visit, a token we did not issue, expired or replaced
         if fresh:
             # New sessions are counted per client address and in all: a script opening
             # sockets gets a few sessions, not one per socket.
@@ -478,7 +549,7 @@ class WebChatSocket:
                 await self.busy(decision)
                 await self.ws.close(code=1013)  # try again later
                 return
-        self.session = rotated or self.channel.new_session()
+        self.session = rotated or await self.channel.issue()
         self.address = self.channel.address_of(self.session) or ""
         since = hello.get("since")
         since = since if isinstance(since, int) and since > 0 else 0
@@ -568,10 +639,9 @@ class WebChatSocket:
         return self.address.removeprefix(ADDRESS_PREFIX)
 
     async def renew(self) -> None:
-        """Each use hands the widget a fresh token (the previous one keeps working until it
-        expires, so other tabs of the same browser, which read the newest from storage, are
-        not cut off)."""
-        self.session = self.channel.rotate(self.session) or self.session
+        """Each use hands the widget a fresh token; the previous one stops working
+        `ROTATION_GRACE` seconds later (other tabs read the newest from storage)."""
+        self.session = await self.channel.renew(self.session) or self.session
         await self.ws.send_json({"type": "session", "session": self.session})
 
     async def announce(self, message_id: int, conversation_id: int) -> None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 
+import httpx
 import pytest
 from sqlalchemy import select
 
 from bot.storage.models import Conversation
-from channels.webchat import WebChatChannel
-from tests.channels.conftest import Gateway
-from tests.channels.test_webchat import Tab, serve
+from channels.webchat import ROTATION_GRACE, WebChatChannel
+from tests.channels.conftest import ORIGIN, Gateway
+from tests.channels.test_webchat import PNG, Tab, serve
 
 
 @pytest.fixture
@@ -94,3 +95,33 @@ async def test_a_new_device_starts_a_new_session(gateway: Gateway, served: str) 
     assert webchat(gateway).address_of(laptop.session) != webchat(gateway).address_of(phone.session)
     await phone.close()
     await laptop.close()
+
+
+async def test_a_replaced_token_stops_working(gateway: Gateway, served: str) -> None:
+    """Rotation revokes: a token copied before the tenant used the chat again is refused once
+    the grace for other tabs has passed (and no upload goes in with it)."""
+    channel = webchat(gateway)
+    start = time.time()
+    tab = await Tab.open(served)
+    await tab.say("Bonjour", "revoke-00001")
+    await tab.reply()
+    await gateway.settled()
+    copied = tab.session  # e.g. read from the device by someone else
+    await tab.close()
+    channel.clock = lambda: start + ROTATION_GRACE + 30  # the tenant comes back later
+    back = await Tab.open(served, session=copied)
+    assert channel.address_of(back.session) == channel.address_of(copied)
+    assert back.history  # the tenant's conversation, under the fresh token
+    assert await channel.current(copied) is None and await channel.current(back.session)
+    thief = await Tab.open(served, session=copied)
+    assert thief.history == []
+    assert channel.address_of(thief.session) != channel.address_of(copied)
+    async with httpx.AsyncClient(base_url=f"http://{served}", headers={"Origin": ORIGIN}) as http:
+        up = await http.post(
+            "/channels/webchat/upload",
+            content=PNG,
+            headers={"Content-Type": "image/png", "X-Webchat-Session": copied},
+        )
+    assert up.status_code == 403
+    await back.close()
+    await thief.close()
