@@ -36,7 +36,9 @@ def install_channels(app: RelaisApp, runtime: Runtime) -> None:
 def build_channels(runtime: Runtime) -> list[Channel]:
     """Web chat always; Twilio when its account and token are set; Telegram when its token is."""
     s = runtime.settings
-    channels: list[Channel] = [WebChatChannel.from_settings(s, bus=runtime.bus, db=runtime.db)]
+    channels: list[Channel] = [
+        WebChatChannel.from_settings(s, bus=runtime.bus, db=runtime.db, store=runtime.uploads)
+    ]
     if s.twilio_account_sid and s.twilio_auth_token:
         if not s.twilio_from:
             log.warning("RELAIS_TWILIO_FROM is not set: SMS replies will be refused by Twilio")

@@ -25,6 +25,7 @@ from bot.core.status import DeliveryStatus
 from bot.core.types import Inbound, Media, Outbound, SendResult
 from bot.storage.models import Message, Outbox
 from channels import gsm7
+from channels.media import TWILIO_MEDIA_HOSTS, provider_url
 from channels.payloads import TwilioMessage, TwilioStatus
 from channels.routes import Endpoint, error_response, public_url, read_limited
 
@@ -116,6 +117,11 @@ class TwilioChannel(WebhookChannel):
             url = form.get(f"MediaUrl{i}")
             if not url:
                 raise Malformed(f"MediaUrl{i} missing")
+            if provider_url(url, TWILIO_MEDIA_HOSTS) is None:
+                # Kept out of the store: staff browsers would load or follow it. The message
+                # itself is kept (a bad attachment never loses what the tenant wrote).
+                log.warning("Twilio media %s dropped: not on Twilio's media hosts", i)
+                continue
             ctype = form.get(f"MediaContentType{i}") or None
             kind = "photo" if (ctype or "").startswith("image/") else "file"
             media.append(Media(kind=kind, url=url, content_type=ctype))

@@ -10,10 +10,14 @@ import json
 import logging
 import re
 import secrets
-from datetime import UTC, datetime
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import redis.asyncio as redis
 from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse, JSONResponse, Response
 from sqlalchemy import select
@@ -21,7 +25,10 @@ from sqlalchemy import select
 from bot.core.channel import Channel
 from bot.core.errors import Malformed, RelaisError, TooLarge, Unavailable
 from bot.core.types import Inbound, Media, Outbound, SendResult
+from bot.messaging.alerts import report_flood
 from bot.storage.models import Conversation, Direction, Message
+from bot.storage.uploads import KEY, LocalUploads, UploadStore, build_upload_store
+from channels.clients import Decision, WebChatLimits, client_address
 from channels.payloads import WebChatHello, WebChatMessage, depth_check, web_chat_frame
 from channels.routes import read_limited
 
@@ -48,8 +55,10 @@ IMAGE_TYPES = {
     "image/gif": (".gif", (b"GIF87a", b"GIF89a")),
     "image/webp": (".webp", (b"RIFF",)),
 }
+ADDRESS_PREFIX = "web-"
+ROTATION_GRACE = 60  # seconds a replaced token still works (tabs, requests in flight)
+_SID = re.compile(r"[A-Za-z0-9_-]{24}")
 _CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
-_REF = re.compile(r"([0-9a-f]{16})/([0-9a-f]{32}\.(?:jpg|png|gif|webp))")
 
 
 class WebChatChannel(Channel):
@@ -64,44 +73,140 @@ class WebChatChannel(Channel):
         db: Database,
         secret: str,
         origins: str = "*",
-        uploads: Path = Path("var/uploads"),
+        store: UploadStore | None = None,
         max_upload: int = 5 * 1024 * 1024,
+        quota: UploadQuota | None = None,
+        idle: float = 14 * 24 * 3600,
+        clock: Callable[[], float] = time.time,
+        limits: WebChatLimits | None = None,
+        forwarded_header: str | None = None,
+        ledger: TokenLedger | None = None,
     ) -> None:
         self.bus = bus
         self.db = db
         self._key = hashlib.sha256(b"relais-webchat:" + secret.encode()).digest()
+        self._pseudonym_key = hashlib.sha256(b"relais-webchat-address:" + secret.encode()).digest()
+        self.idle = idle
+        self.clock = clock
+        self.limits = limits or WebChatLimits()
+        self.ledger = ledger or TokenLedger(ttl=idle)
+        self.forwarded_header = forwarded_header
         self.origins = {o.strip().rstrip("/") for o in origins.split(",") if o.strip()}
-        self.uploads = uploads
+        self.store: UploadStore = store or LocalUploads(Path("var/uploads"))
         self.max_upload = max_upload
+        self.quota = quota or UploadQuota()
+        self._quota_lock = asyncio.Lock()  # a session's parallel uploads are counted one by one
+        self._total: tuple[float, int] | None = None  # (when counted, bytes stored in all)
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, bus: Bus, db: Database) -> WebChatChannel:
+    def from_settings(
+        cls, settings: Settings, *, bus: Bus, db: Database, store: UploadStore | None = None
+    ) -> WebChatChannel:
         return cls(
             bus=bus,
             db=db,
+            store=store or build_upload_store(settings),
+            max_upload=settings.upload_max_mb * 1024 * 1024,
+            quota=UploadQuota(
+                files_per_session=settings.uploads_per_session,
+                bytes_per_session=settings.uploads_session_mb * 1024 * 1024,
+                bytes_in_all=settings.uploads_total_mb * 1024 * 1024,
+                unattached=settings.uploads_unattached_minutes * 60,
+            ),
             secret=settings.secret_key.get_secret_value(),
             origins=settings.webchat_origins,
+            idle=settings.webchat_session_idle_hours * 3600,
+            limits=WebChatLimits(
+                redis_url=settings.redis_url,
+                sessions_per_ip_hour=settings.webchat_sessions_per_ip_hour,
+                sessions_per_hour=settings.webchat_sessions_per_hour,
+                messages_per_ip_minute=settings.webchat_messages_per_ip_minute,
+                messages_per_minute=settings.webchat_messages_per_minute,
+            ),
+            forwarded_header=settings.forwarded_header,
+            ledger=TokenLedger(settings.redis_url, ttl=settings.webchat_session_idle_hours * 3600),
         )
 
-    # -- sessions: a random token signed by the server, so a client cannot choose its own --
+    def client(self, peer: object, headers: Any) -> str:
+        """The address a request or socket is counted by (see channels.clients)."""
+        return client_address(peer, headers, self.forwarded_header)
 
-    def new_session(self) -> str:
-        token = secrets.token_urlsafe(24)
-        return f"{token}.{self._sign(token)}"
+    async def aclose(self) -> None:
+        await self.limits.close()
+        await self.ledger.close()
+
+    # -- sessions ------------------------------------------------------------------------
+    # A token is `<session id>.<issued at, hex seconds>.<nonce>.<signature>`: the server signs
+    # it, so a client cannot choose its own. Each use (a hello, a message) hands the widget a
+    # fresh one; the ledger remembers each session's newest, and a token issued more than
+    # `ROTATION_GRACE` seconds before it is refused. Every token is refused once older than
+    # `idle`: a session left alone ends.
+    # Staff never see a token: a conversation's address is `web-<HMAC of the session id>`,
+    # the same under every token of the session.
+
+    def new_session(self, sid: str | None = None) -> str:
+        sid = sid or secrets.token_urlsafe(18)
+        # A nonce: two tokens issued within the same second differ all the same.
+        body = f"{sid}.{int(self.clock()):x}.{secrets.token_hex(4)}"
+        return f"{body}.{self._sign(body)}"
+
+    def session_id(self, session: Any) -> str | None:
+        """The session a token belongs to, or None: forged, tampered with or expired."""
+        if not isinstance(session, str) or len(session) > 100:
+            return None
+        body, _, mac = session.rpartition(".")
+        sid, _, rest = body.partition(".")
+        issued, _, _nonce = rest.partition(".")
+        if not _SID.fullmatch(sid) or not hmac.compare_digest(
+            mac.encode(), self._sign(body).encode()
+        ):
+            return None
+        try:
+            age = self.clock() - int(issued, 16)
+        except ValueError:
+            return None
+        return sid if -300 <= age <= self.idle else None
 
     def valid_session(self, session: Any) -> bool:
-        if not isinstance(session, str) or len(session) > 100:
-            return False
-        token, _, mac = session.partition(".")
-        return bool(token) and hmac.compare_digest(mac, self._sign(token))
+        return self.session_id(session) is not None
 
-    def _sign(self, token: str) -> str:
-        return hmac.new(self._key, token.encode(), hashlib.sha256).hexdigest()[:32]
+    async def current(self, session: Any) -> str | None:
+        """The session of a token still in use: valid (`session_id`) and not replaced by a
+        newer token of its session more than `ROTATION_GRACE` seconds before it was issued
+        (other tabs of the browser and requests in flight keep working that long)."""
+        sid = self.session_id(session)
+        if sid is None:
+            return None
+        latest = await self.ledger.latest(sid)
+        issued = int(str(session).split(".")[1], 16)
+        return sid if latest is None or issued >= latest - ROTATION_GRACE else None
 
-    @staticmethod
-    def owner(session: str) -> str:
-        """A short, non-secret name for a session: upload folders and provider ids use it."""
-        return hashlib.sha256(session.encode()).hexdigest()[:16]
+    async def issue(self, sid: str | None = None) -> str:
+        """A new token (for a new session, or the next of `sid`'s), recorded as its newest."""
+        token = self.new_session(sid)
+        await self.ledger.record(token.partition(".")[0], int(token.split(".")[1], 16))
+        return token
+
+    async def renew(self, session: Any) -> str | None:
+        """A fresh token for the same session; None if `session` is not a current token."""
+        sid = await self.current(session)
+        return await self.issue(sid) if sid else None
+
+    def _sign(self, body: str) -> str:
+        return hmac.new(self._key, body.encode(), hashlib.sha256).hexdigest()[:32]
+
+    def _owner_of(self, sid: str) -> str:
+        return hmac.new(self._pseudonym_key, sid.encode(), hashlib.sha256).hexdigest()[:16]
+
+    def owner(self, session: str) -> str:
+        """A short, non-secret, stable name for a session: its upload folder and address."""
+        sid = self.session_id(session)
+        return self._owner_of(sid) if sid else ""
+
+    def address_of(self, session: Any) -> str | None:
+        """The conversation address of a session ("web-3f9a…"); None for an invalid token."""
+        sid = self.session_id(session)
+        return f"{ADDRESS_PREFIX}{self._owner_of(sid)}" if sid else None
 
     def origin_allowed(self, origin: str | None) -> bool:
         if "*" in self.origins:
@@ -137,20 +242,123 @@ class WebChatChannel(Channel):
 
     # -- uploads ---------------------------------------------------------------------------
 
+    @property
+    def uploads(self) -> Path | None:
+        """The folder of a local store (None for S3)."""
+        return self.store.root if isinstance(self.store, LocalUploads) else None
+
+    @uploads.setter
+    def uploads(self, folder: Path) -> None:
+        self.store = LocalUploads(folder)
+
     def upload_path(self, ref: str) -> Path | None:
-        match = _REF.fullmatch(ref)
-        return self.uploads / match[1] / match[2] if match else None
+        """Where a local store keeps `ref` (None for S3 or a malformed ref)."""
+        if not isinstance(self.store, LocalUploads) or not KEY.fullmatch(ref):
+            return None
+        return self.store.path(ref)
 
     async def read_upload(self, ref: str) -> tuple[bytes, str]:
         """The bytes and content type of an uploaded photo, for staff (the console).
 
         `ref` is `<owner>/<name>` (what follows /channels/webchat/media/ in a media url).
         """
-        path = self.upload_path(ref)
-        if path is None or not path.is_file():
+        if not KEY.fullmatch(ref):
             raise LookupError("no such upload")
-        ctype = next(t for t, (ext, _) in IMAGE_TYPES.items() if path.suffix == ext)
-        return await asyncio.to_thread(path.read_bytes), ctype
+        return await self.store.get(ref), _content_type(ref)
+
+    async def store_upload(self, owner: str, body: bytes, ctype: str) -> str | None:
+        """Keep a session's photo; its key, or None when a quota would be passed."""
+        q = self.quota
+        async with self._quota_lock:
+            mine = await self.store.list(owner + "/")
+            if len(mine) >= q.files_per_session:
+                return None
+            if sum(x.size for x in mine) + len(body) > q.bytes_per_session:
+                return None
+            counted_at, total = self._total or (0.0, 0)
+            if time.monotonic() - counted_at > 300:  # the sweep deleted some meanwhile
+                counted_at, total = time.monotonic(), sum(x.size for x in await self.store.list())
+            if total + len(body) > q.bytes_in_all:
+                self._total = (counted_at, total)
+                raise QuotaFull
+            key = f"{owner}/{secrets.token_hex(16)}{IMAGE_TYPES[ctype][0]}"
+            await self.store.put(key, body, ctype)
+            self._total = (counted_at, total + len(body))
+        return key
+
+    async def attachable(self, owner: str, refs: list[Any]) -> list[str]:
+        """The refs a session may attach: its own uploads, still kept and not about to be
+        swept away as never attached."""
+        wanted = [str(r) for r in refs[:10] if isinstance(r, str) and KEY.fullmatch(r)]
+        wanted = [r for r in wanted if r.partition("/")[0] == owner]
+        if not wanted:
+            return []
+        limit = datetime.now(UTC) - timedelta(seconds=self.quota.unattached - 60)
+        kept = {x.key for x in await self.store.list(owner + "/") if x.modified > limit}
+        return [r for r in wanted if r in kept]
+
+
+class TokenLedger:
+    """When each web-chat session's newest token was issued: in Redis when configured (every
+    gateway sees a rotation), in memory otherwise. Redis away: only the token's own checks
+    (signature, age) apply. Redis keys hold a hash of the session id, never the id itself."""
+
+    def __init__(self, redis_url: str | None = None, *, ttl: float, prefix: str = "relais"):
+        self.redis: Any = (
+            redis.from_url(
+                redis_url, decode_responses=True, socket_timeout=1, socket_connect_timeout=1
+            )
+            if redis_url
+            else None
+        )
+        self.ttl = int(ttl) + 1
+        self.prefix = prefix
+        self._memory: dict[str, int] = {}
+
+    def _key(self, sid: str) -> str:
+        return f"{self.prefix}:wcsess:{hashlib.sha256(sid.encode()).hexdigest()[:32]}"
+
+    async def latest(self, sid: str) -> int | None:
+        if self.redis is None:
+            return self._memory.get(sid)
+        try:
+            value = await self.redis.get(self._key(sid))
+        except Exception as exc:
+            log.warning("web chat token ledger unavailable (%s)", type(exc).__name__)
+            return None
+        return int(value) if value else None
+
+    async def record(self, sid: str, issued: int) -> None:
+        if self.redis is None:
+            if len(self._memory) > 100_000:  # forget sessions past their idle time
+                cutoff = issued - self.ttl
+                self._memory = {k: v for k, v in self._memory.items() if v >= cutoff}
+            self._memory[sid] = max(issued, self._memory.get(sid, 0))
+            return
+        try:
+            await self.redis.set(self._key(sid), issued, ex=self.ttl)
+        except Exception as exc:
+            log.warning("web chat token ledger unavailable (%s)", type(exc).__name__)
+
+    async def close(self) -> None:
+        if self.redis is not None:
+            await self.redis.aclose()
+
+
+class QuotaFull(Exception):
+    """The uploads of every session together reached RELAIS_UPLOADS_TOTAL_MB."""
+
+
+@dataclass(frozen=True, slots=True)
+class UploadQuota:
+    files_per_session: int = 20
+    bytes_per_session: int = 40 * 1024 * 1024
+    bytes_in_all: int = 2048 * 1024 * 1024
+    unattached: float = 15 * 60  # seconds an upload may wait to be attached
+
+
+def _content_type(ref: str) -> str:
+    return next(t for t, (ext, _) in IMAGE_TYPES.items() if ref.endswith(ext))
 
 
 def _media_view(url: str | None, content_type: str | None) -> dict[str, Any]:
@@ -175,7 +383,7 @@ def _message_view(m: Message) -> dict[str, Any]:
     }
 
 
-async def history(db: Database, session: str, since: int) -> list[dict[str, Any]]:
+async def history(db: Database, address: str, since: int) -> list[dict[str, Any]]:
     """What the session missed: its own conversation only, never a staff note."""
     async with db.session() as s:
         rows = (
@@ -184,7 +392,7 @@ async def history(db: Database, session: str, since: int) -> list[dict[str, Any]
                 .join(Conversation, Conversation.id == Message.conversation_id)
                 .where(
                     Conversation.channel == "webchat",
-                    Conversation.address == session,
+                    Conversation.address == address,
                     Message.id > since,
                     Message.internal.is_(False),
                 )
@@ -224,6 +432,10 @@ def router(channel: WebChatChannel, runtime: Runtime) -> APIRouter:
     async def preflight(request: Request) -> Response:
         return cors(request, Response(status_code=204))
 
+    async def flooded(decision: Decision) -> None:
+        if decision.tripped:  # the first refusal of its window: on-call and managers know
+            await report_flood(runtime, "webchat")
+
     def refuse(request: Request, status: int, reason: str) -> Response:
         return cors(request, JSONResponse({"error": reason}, status_code=status))
 
@@ -232,8 +444,14 @@ def router(channel: WebChatChannel, runtime: Runtime) -> APIRouter:
         session = request.headers.get(SESSION_HEADER, "")
         if not channel.origin_allowed(request.headers.get("origin")):
             return refuse(request, 403, "origin not allowed")
-        if not channel.valid_session(session):
+        if await channel.current(session) is None:
             return refuse(request, 403, "unknown session")
+        decision = await channel.limits.message(channel.client(request.client, request.headers))
+        if not decision.allowed:
+            await flooded(decision)
+            response = refuse(request, 429, "too many uploads, try again later")
+            response.headers["Retry-After"] = str(decision.retry_after)
+            return response
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype not in IMAGE_TYPES:
             return refuse(request, 415, "only photos (JPEG, PNG, GIF, WebP)")
@@ -241,15 +459,16 @@ def router(channel: WebChatChannel, runtime: Runtime) -> APIRouter:
             body = await read_limited(request, channel.max_upload)
         except TooLarge:
             return refuse(request, 413, f"photo over {channel.max_upload // 1024 // 1024} MB")
-        ext, magics = IMAGE_TYPES[ctype]
+        _ext, magics = IMAGE_TYPES[ctype]
         if not body.startswith(magics):
             return refuse(request, 415, "the file is not the image it claims to be")
-        owner = channel.owner(session)
-        name = secrets.token_hex(16) + ext
-        folder = channel.uploads / owner
-        await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
-        await asyncio.to_thread((folder / name).write_bytes, body)
-        ref = f"{owner}/{name}"
+        try:
+            ref = await channel.store_upload(channel.owner(session), body, ctype)
+        except QuotaFull:
+            log.warning("web chat upload refused: RELAIS_UPLOADS_TOTAL_MB reached")
+            return refuse(request, 507, "no room for photos right now")
+        if ref is None:
+            return refuse(request, 429, "this conversation has as many photos as it may")
         return cors(
             request,
             JSONResponse({"ref": ref, "url": f"{MEDIA_PATH}/{ref}", "content_type": ctype}),
@@ -258,12 +477,12 @@ def router(channel: WebChatChannel, runtime: Runtime) -> APIRouter:
     @r.get(MEDIA_PATH + "/{owner}/{name}", include_in_schema=False)
     async def media(owner: str, name: str, request: Request) -> Response:
         session = request.headers.get(SESSION_HEADER, "")
-        if not channel.valid_session(session) or channel.owner(session) != owner:
+        if await channel.current(session) is None or channel.owner(session) != owner:
             return refuse(request, 404, "not found")
-        path = channel.upload_path(f"{owner}/{name}")
-        if path is None or not path.is_file():
+        try:
+            data, ctype = await channel.read_upload(f"{owner}/{name}")
+        except LookupError:
             return refuse(request, 404, "not found")
-        data, ctype = await channel.read_upload(f"{owner}/{name}")
         return cors(
             request,
             Response(data, media_type=ctype, headers={"Cache-Control": "private, max-age=3600"}),
@@ -281,7 +500,8 @@ def router(channel: WebChatChannel, runtime: Runtime) -> APIRouter:
         # widget nothing, and it would reconnect at once).
         code = 1000
         try:
-            await WebChatSocket(websocket, channel, runtime).run()
+            client = channel.client(websocket.client, websocket.headers)
+            await WebChatSocket(websocket, channel, runtime, client).run()
         except TimeoutError:  # no hello in time
             code = 1008
         except WebSocketDisconnect:
@@ -301,11 +521,15 @@ def router(channel: WebChatChannel, runtime: Runtime) -> APIRouter:
 class WebChatSocket:
     """One tenant's open widget: hello, history, then messages both ways."""
 
-    def __init__(self, ws: WebSocket, channel: WebChatChannel, runtime: Runtime) -> None:
+    def __init__(
+        self, ws: WebSocket, channel: WebChatChannel, runtime: Runtime, client: str = ""
+    ) -> None:
         self.ws = ws
+        self.client = client  # the address limits count this socket by
         self.channel = channel
         self.runtime = runtime
-        self.session = ""
+        self.session = ""  # the current token (it changes at every use)
+        self.address = ""  # the conversation's address: the session's pseudonym
 
     async def receive(self) -> dict[str, Any] | None:
         message = await self.ws.receive()
@@ -333,17 +557,24 @@ class WebChatSocket:
             await self.ws.close(code=1002)
             return
         fields: WebChatHello = web_chat_frame(WebChatHello, hello)
-        session = fields.token()
-        fresh = not self.channel.valid_session(session)
+        rotated = await self.channel.renew(fields.token())
+        fresh = rotated is None  # first visit, a token we did not issue, expired or replaced
         if fresh:
-            session = self.channel.new_session()  # first visit, or a token we did not issue
-        self.session = str(session)
+            # New sessions are counted per client address and in all: a script opening
+            # sockets gets a few sessions, not one per socket.
+            decision = await self.channel.limits.new_session(self.client)
+            if not decision.allowed:
+                await self.busy(decision)
+                await self.ws.close(code=1013)  # try again later
+                return
+        self.session = rotated or await self.channel.issue()
+        self.address = self.channel.address_of(self.session) or ""
         since = fields.since or 0
         # Subscribe before reading the history, so nothing falls between the two.
-        async with self.runtime.bus.subscribe(self.session) as events:
+        async with self.runtime.bus.subscribe(self.address) as events:
             await self.ws.send_json({"type": "welcome", "session": self.session})
             # A session issued a moment ago has no history: no query for a first visit.
-            past = [] if fresh else await history(self.runtime.db, self.session, since)
+            past = [] if fresh else await history(self.runtime.db, self.address, since)
             await self.ws.send_json({"type": "history", "messages": past})
             pusher = asyncio.create_task(self.push(events))
             try:
@@ -360,7 +591,7 @@ class WebChatSocket:
 
     async def push(self, events: asyncio.Queue[dict[str, Any]]) -> None:
         while True:
-            event = await events.get()  # this session's only (bus.subscribe(session))
+            event = await events.get()  # this session's only (bus.subscribe(address))
             if event.get("type") == "webchat":
                 await self.ws.send_json({"type": "message", "message": event["message"]})
             elif event.get("type") == "webchat_typing":
@@ -374,22 +605,23 @@ class WebChatSocket:
             return
         text = (fields.text or "")[:MAX_TEXT].strip()
         media: list[Media] = []
-        for ref in fields.media or []:
-            path = self.channel.upload_path(ref)
-            # A session attaches only its own uploads.
-            if path is None or path.parent.name != self.channel.owner(self.session):
-                continue
-            if path.is_file():
-                ctype = next(t for t, (ext, _) in IMAGE_TYPES.items() if path.suffix == ext)
-                media.append(Media(kind="photo", url=f"{MEDIA_PATH}/{ref}", content_type=ctype))
+        for ref in await self.channel.attachable(self.owner, fields.media or []):
+            # A session attaches only its own uploads (attachable checks).
+            media.append(
+                Media(kind="photo", url=f"{MEDIA_PATH}/{ref}", content_type=_content_type(ref))
+            )
         if not text and not media:
             await self.ws.send_json({"type": "ack", "id": client_id, "message_id": None})
             return
+        decision = await self.channel.limits.message(self.client)
+        if not decision.allowed:  # not stored: the widget keeps it and sends it again later
+            await self.busy(decision, client_id)
+            return
         inbound = Inbound(
             channel="webchat",
-            address=self.session,
+            address=self.address,
             text=text,
-            provider_id=f"{self.channel.owner(self.session)}:{client_id}",
+            provider_id=f"{self.owner}:{client_id}",
             media=tuple(media),
         )
         try:
@@ -400,8 +632,33 @@ class WebChatSocket:
             )
             return
         await self.ws.send_json({"type": "ack", "id": client_id, "message_id": recorded.message_id})
+        await self.renew()
         if recorded.created:
             await self.announce(recorded.message_id, recorded.conversation_id)
+
+    async def busy(self, decision: Decision, client_id: str | None = None) -> None:
+        """Over a limit: say so (the widget shows its own text, with the emergency numbers)."""
+        if decision.tripped:
+            await report_flood(self.runtime, "webchat")
+        await self.ws.send_json(
+            {
+                "type": "error",
+                "id": client_id,
+                "reason": "busy",
+                "retry": client_id is not None,
+                "retry_after": decision.retry_after,
+            }
+        )
+
+    @property
+    def owner(self) -> str:
+        return self.address.removeprefix(ADDRESS_PREFIX)
+
+    async def renew(self) -> None:
+        """Each use hands the widget a fresh token; the previous one stops working
+        `ROTATION_GRACE` seconds later (other tabs read the newest from storage)."""
+        self.session = await self.channel.renew(self.session) or self.session
+        await self.ws.send_json({"type": "session", "session": self.session})
 
     async def announce(self, message_id: int, conversation_id: int) -> None:
         """Show the message in the tenant's other tabs, and 'typing…' while the bot works."""
@@ -413,9 +670,9 @@ class WebChatSocket:
         try:
             if view is not None:
                 await self.runtime.bus.publish(
-                    {"type": "webchat", "session": self.session, "message": view}
+                    {"type": "webchat", "session": self.address, "message": view}
                 )
             if bot_answers:
-                await self.runtime.bus.publish({"type": "webchat_typing", "session": self.session})
+                await self.runtime.bus.publish({"type": "webchat_typing", "session": self.address})
         except Exception as exc:  # live display only: the history has it on reconnect
             log.warning("web chat event not published (%s)", type(exc).__name__)

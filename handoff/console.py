@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 
 from bot.storage.models import ConversationState, StaffUser
+from channels.media import redirectable
 from handoff import actions
 from handoff.auth import (
     MAX_DB_ID,
@@ -248,7 +249,7 @@ async def media(request: Request, attachment_id: DbId, staff: StaffUser = Staff)
     await _visible(request, staff, conv_id)
     url = attachment.url or ""
     result: Any = None
-    if url.startswith(("https://", "http://")):
+    if redirectable(url):  # Twilio's media hosts only: never file:, javascript: or our network
         return RedirectResponse(url, status_code=302)
     if url.startswith(WEBCHAT_MEDIA):
         read_upload = getattr(rt.channels.get("webchat"), "read_upload", None)

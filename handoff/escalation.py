@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.core import periodic
 from bot.core.status import OutboxStatus
 from bot.dialogue.schedule import is_open
+from bot.messaging.alerts import contact_of, queue_flood_report
 from bot.storage.models import (
     Conversation,
     ConversationState,
@@ -46,13 +47,22 @@ CARETAKER, ONCALL = 1, 2
 EVERY_SECONDS = 15.0
 
 
-def contact_of(rt: Runtime, staff: StaffUser) -> tuple[str, str] | None:
-    """(channel, address) to reach a staff member: Telegram when both sides have it, else SMS."""
-    if staff.telegram_chat_id and "telegram" in rt.channels:
-        return "telegram", staff.telegram_chat_id
-    if staff.phone:
-        return "sms", staff.phone
-    return None
+async def _where(s: AsyncSession, conv: Conversation, lang: str, *, building: bool = True) -> str:
+    where = ""
+    if conv.residence_id:
+        residence = await s.get(Residence, conv.residence_id)
+        where = residence.name if residence else ""
+    if building and conv.tenant is not None and conv.tenant.building:
+        shown = translate(lang, "alert.building", building=conv.tenant.building)
+        where += (" " if where else "") + shown
+    if not where:
+        where = translate(lang, "alert.unidentified")
+    return where
+
+
+def _intent(lang: str, conv: Conversation) -> str:
+    intent_key = f"alert.intent.{conv.intent}"
+    return translate(lang, intent_key) if intent_key in MESSAGES else (conv.intent or "?")
 
 
 async def notify_staff(
@@ -67,42 +77,156 @@ async def notify_staff(
     by: str = "",
 ) -> bool:
     """Queue an alert with a link to the conversation; no tenant text goes in it (an SMS
-    lands on a lock screen)."""
+    lands on a lock screen).
+
+    Alerts are grouped per person, kind, residence and intent (a transfer, one colleague's
+    deliberate act, is not): the first goes at once; those within `alert_group_minutes` of
+    the last one sent wait for the end of that time and go as one alert listing every
+    conversation. So a flood of reports pages a person once per few minutes, and reaching
+    `alert_flood_reports` in a group is itself told to on-call and managers (once an hour)."""
     contact = contact_of(rt, staff)
     if contact is None:
         log.warning("staff %s has no phone nor Telegram: alert not sent", staff.login)
         return False
     lang = staff.language or "fr"
-    where = ""
-    if conv.residence_id:
-        residence = await s.get(Residence, conv.residence_id)
-        where = residence.name if residence else ""
-    if conv.tenant is not None and conv.tenant.building:
-        building = translate(lang, "alert.building", building=conv.tenant.building)
-        where += (" " if where else "") + building
-    if not where:
-        where = translate(lang, "alert.unidentified")
-    intent_key = f"alert.intent.{conv.intent}"
-    intent = translate(lang, intent_key) if intent_key in MESSAGES else (conv.intent or "?")
+    where = await _where(s, conv, lang)
+    intent = _intent(lang, conv)
     url = f"{rt.settings.public_url.rstrip('/')}/console/c/{conv.id}"
     text = translate(
         lang, f"alert.{kind}", intent=intent, minutes=minutes, where=where, url=url, by=by
     )
     channel, address = contact
-    s.add(
-        Outbox(
-            message_id=None,
-            conversation_id=None,  # not part of the tenant's thread, nor of its delivery order
-            channel=channel,
-            address=address,
-            text=text,
-            extra={"staff_alert": kind, "conversation_id": conv.id},
-            idempotency_key=key[:128],
-            status=OutboxStatus.PENDING,
-            next_attempt_at=rt.clock(),
-        )
+    now = rt.clock()
+    row = Outbox(
+        message_id=None,
+        conversation_id=None,  # not part of the tenant's thread, nor of its delivery order
+        channel=channel,
+        address=address,
+        text=text,
+        extra={"staff_alert": kind, "conversation_id": conv.id},
+        idempotency_key=key[:128],
+        status=OutboxStatus.PENDING,
+        next_attempt_at=now,
     )
+    if kind in UNGROUPED:
+        s.add(row)
+        return True
+    group = f"{kind}:{conv.residence_id or 0}:{conv.intent or '?'}"
+    window = timedelta(minutes=rt.settings.alert_group_minutes)
+    for _attempt in range(3):
+        rows = await _group_rows(s, channel, address, group)
+        if any(key in (r.extra or {}).get("keys", ()) for r in rows):
+            return True  # this alert is already in one (the caller ran twice)
+        last = max(rows, key=_due, default=None)
+        reports = sum(len(r.extra.get("conversations", ())) for r in rows if now - _due(r) < window)
+        if reports + 1 >= rt.settings.alert_flood_reports:
+            what = f"{intent}, {await _where(s, conv, lang, building=False)}"
+            await queue_flood_report(s, rt, "alerts", what=what, now=now)
+        if last is None or now - _due(last) >= window:
+            # Nothing sent to this person for this group lately: at once.
+            row.extra = {**row.extra, **_group_extra(group, now, [key], [conv.id])}
+            s.add(row)
+            return True
+        if last.status == OutboxStatus.PENDING:
+            if await _append(s, rt, last, staff, conv, key, lang):
+                return True
+            continue  # claimed by the dispatcher meanwhile: look again
+        due = _due(last) + window
+        s.add(
+            Outbox(
+                message_id=None,
+                conversation_id=None,
+                channel=channel,
+                address=address,
+                text=text,
+                extra={
+                    "staff_alert": kind,
+                    "conversation_id": conv.id,
+                    **_group_extra(group, due, [key], [conv.id]),
+                },
+                idempotency_key=f"alertgroup:{staff.id}:{group}:{due.isoformat()}"[:128],
+                status=OutboxStatus.PENDING,
+                next_attempt_at=due,
+            )
+        )
+        return True
+    s.add(row)  # the group kept changing under us: better an alert too many than none
     return True
+
+
+# Alerts sent as they come: a colleague's transfer is one deliberate act, never a flood.
+UNGROUPED = frozenset({"transfer"})
+GROUP_TEXTS = {
+    "fr": "Relais : {count} signalements « {intent} » en attente ({where}) : {urls}",
+    "en": 'Relais: {count} "{intent}" reports waiting ({where}): {urls}',
+}
+GROUP_LISTED = 5  # links in one grouped alert; the rest are in the queue
+
+
+def _group_extra(
+    group: str, due: datetime, keys: list[str], conversations: list[int]
+) -> dict[str, object]:
+    return {"group": group, "due": due.isoformat(), "keys": keys, "conversations": conversations}
+
+
+def _due(row: Outbox) -> datetime:
+    return datetime.fromisoformat(str((row.extra or {}).get("due")))
+
+
+async def _group_rows(s: AsyncSession, channel: str, address: str, group: str) -> list[Outbox]:
+    """This person's latest alerts of `group`. Staff alerts are the outbox rows without a
+    conversation (the (conversation_id, status) index finds them)."""
+    recent = (
+        await s.execute(
+            select(Outbox)
+            .where(
+                Outbox.conversation_id.is_(None),
+                Outbox.channel == channel,
+                Outbox.address == address,
+            )
+            .order_by(Outbox.id.desc())
+            .limit(100)
+        )
+    ).scalars()
+    return [r for r in recent if (r.extra or {}).get("group") == group and "due" in r.extra]
+
+
+async def _append(
+    s: AsyncSession,
+    rt: Runtime,
+    row: Outbox,
+    staff: StaffUser,
+    conv: Conversation,
+    key: str,
+    lang: str,
+) -> bool:
+    """Add a conversation to a pending grouped alert; False if it left 'pending' meanwhile."""
+    conversations = [*row.extra.get("conversations", ()), conv.id]
+    base = rt.settings.public_url.rstrip("/")
+    urls = " ".join(f"{base}/console/c/{c}" for c in conversations[:GROUP_LISTED])
+    if len(conversations) > GROUP_LISTED:
+        urls += f" (+{len(conversations) - GROUP_LISTED}) {base}/console"
+    text = translate(
+        lang,
+        "alert.group",
+        count=len(conversations),
+        intent=_intent(lang, conv),
+        where=await _where(s, conv, lang, building=False),
+        urls=urls,
+    )
+    extra = {**row.extra, "keys": [*row.extra.get("keys", ()), key], "conversations": conversations}
+    # Compare-and-set on the text: two processes adding at once cannot lose one another's.
+    done = await s.execute(
+        update(Outbox)
+        .where(Outbox.id == row.id, Outbox.status == OutboxStatus.PENDING, Outbox.text == row.text)
+        .values(text=text, extra=extra)
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(done, "rowcount", 0):
+        await s.refresh(row)
+        return True
+    await s.refresh(row)
+    return False
 
 
 async def _staff(s: AsyncSession, role: Role) -> list[StaffUser]:

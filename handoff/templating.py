@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
 from jinja2.runtime import Context
 
+from channels.media import redirectable
 from handoff.i18n import other_language, request_language, translate
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
@@ -51,6 +52,8 @@ def _waited(seconds: float, lang: str = "fr") -> str:
 env.globals["t"] = _t
 env.filters["hhmm"] = _hhmm
 env.filters["waited"] = _waited
+# A photo shown straight from its provider: Twilio's media hosts only (channels.media).
+env.tests["provider_media"] = lambda url: redirectable(url) is not None
 
 
 def render(

@@ -43,6 +43,7 @@ from bot.storage.store import (
     record_inbound,
     record_inbound_pg,
 )
+from bot.storage.uploads import UploadStore, build_upload_store, sweep_uploads
 from bot.worker.lifecycle import Lifecycle
 from bot.worker.pipeline import Pipeline
 from nlu.engine import Engine, build_engine
@@ -110,6 +111,8 @@ class Runtime:
         self.lifecycle = Lifecycle(
             settings=settings, texts=self.texts, webhooks=self.webhooks, clock=self.clock
         )
+        # Tenants' uploaded photos (the web chat writes them; sweeps and erasure delete them).
+        self.uploads: UploadStore = build_upload_store(settings)
         self._pipeline: Pipeline | None = None
         # Whether this process delivers replies itself (Roles.outbox): then the pipeline sends
         # a turn's replies as soon as it commits, without waiting for the dispatcher.
@@ -187,6 +190,7 @@ class Runtime:
             self._spawn("recovery", self._recovery_loop)
         if roles.retention:
             self._spawn("retention", self._retention_loop)
+            self._spawn("uploads sweep", self._uploads_loop)
         for role, job in self._background:
             if getattr(roles, role):
                 self._spawn(role, functools.partial(job, self._stop))
@@ -225,6 +229,8 @@ class Runtime:
         await self.bus.close()
         with contextlib.suppress(Exception):
             await self.limiter.close()
+        with contextlib.suppress(Exception):
+            await self.uploads.close()
         await self.db.dispose()
 
     # -- ingest ---------------------------------------------------------------------------
@@ -357,9 +363,24 @@ class Runtime:
 
         async def erase() -> None:
             # With Redis, the bus's streams are purged of processed entries too.
-            await purge(self.db, self.settings.retention_months, actor="worker", bus=self.bus)
+            await purge(
+                self.db,
+                self.settings.retention_months,
+                actor="worker",
+                bus=self.bus,
+                uploads=self.uploads,
+            )
 
         await every(self._stop, interval, erase, name="retention purge", first=first)
+
+    async def _uploads_loop(self, interval: float = 60.0) -> None:
+        """Every minute, delete the uploads nobody attached to a message in time."""
+        older_than = timedelta(minutes=self.settings.uploads_unattached_minutes)
+
+        async def delete() -> None:
+            await sweep_uploads(self.db, self.uploads, older_than=older_than)
+
+        await every(self._stop, interval, delete, name="uploads sweep", first=interval)
 
 
 def _key(channel: str, address: str) -> str:

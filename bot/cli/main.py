@@ -108,6 +108,9 @@ def serve(
         log_level=log_level.lower(),
         log_config=None,  # logging is set up above (format, masking); uvicorn propagates to it
         access_log=access_log,
+        # The client's address is the socket's peer, or RELAIS_FORWARDED_HEADER's: uvicorn's
+        # own reading of X-Forwarded-For would let a client choose the address it is limited by.
+        proxy_headers=False,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +16,7 @@ from bot.messaging.bus import build_bus
 from bot.ops.doctor import load_settings, report, run_checks
 from bot.ops.gdpr import Erasure, TenantNotFound, erase_tenant, export_tenant, purge
 from bot.storage.db import Database
+from bot.storage.uploads import build_upload_store, sweep_uploads
 
 gdpr_app = typer.Typer(help="Personal data: export, erase, purge past retention.")
 
@@ -79,10 +81,11 @@ def gdpr_erase(
     settings = Settings()
 
     async def run() -> Erasure:
-        db = _db(settings)
+        db, uploads = _db(settings), build_upload_store(settings)
         try:
-            return await erase_tenant(db, tenant, actor="cli")
+            return await erase_tenant(db, tenant, actor="cli", uploads=uploads)
         finally:
+            await uploads.close()
             await db.dispose()
 
     try:
@@ -106,18 +109,23 @@ def gdpr_purge(
     settings = Settings()
     retention = months or settings.retention_months
 
-    async def run() -> Erasure:
-        db = _db(settings)
+    async def run() -> tuple[Erasure, int]:
+        db, uploads = _db(settings), build_upload_store(settings)
         # With Redis, the bus's streams are purged of processed entries too.
         bus = build_bus(settings.redis_url, partitions=settings.bus_partitions)
         try:
-            return await purge(db, retention, actor="cli", bus=bus)
+            done = await purge(db, retention, actor="cli", bus=bus, uploads=uploads)
+            # Uploads a server left behind (stopped before its sweep): never attached in time.
+            older = timedelta(minutes=settings.uploads_unattached_minutes)
+            return done, await sweep_uploads(db, uploads, older_than=older)
         finally:
             await bus.close()
+            await uploads.close()
             await db.dispose()
 
-    done = asyncio.run(run())
+    done, swept = asyncio.run(run())
     typer.echo(
         f"Purged conversations older than {retention} months: {done.conversations} "
-        f"conversation(s), {done.messages} message(s), {done.requests} request(s)."
+        f"conversation(s), {done.messages} message(s), {done.requests} request(s); "
+        f"{swept} upload(s) never attached to a message deleted."
     )

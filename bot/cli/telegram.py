@@ -87,7 +87,11 @@ def poll(
     runtime: Runtime = app.state.runtime
     channel = runtime.channels.get("telegram")
     assert isinstance(channel, TelegramChannel)
-    server = _PollingServer(uvicorn.Config(app, host=host, port=port, log_level=log_level.lower()))
+    # proxy_headers off: the client address is RELAIS_FORWARDED_HEADER's (channels.clients).
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level=log_level.lower(), proxy_headers=False
+    )
+    server = _PollingServer(config)
 
     async def run() -> None:
         serving = asyncio.create_task(server.serve())

@@ -70,6 +70,56 @@ class Settings(BaseSettings):
     webchat_origins: str = Field(
         default="*", description="Comma-separated origins allowed to embed the web chat."
     )
+    webchat_session_idle_hours: float = Field(
+        default=14 * 24,
+        gt=0,
+        description="A web-chat session unused this long is over: its tokens are refused and "
+        "the widget starts a new one (tokens also change at every use).",
+    )
+    forwarded_header: str | None = Field(
+        default=None,
+        description="Behind a reverse proxy: the header it sets to the client's address "
+        "(e.g. X-Forwarded-For, X-Real-IP; the last address in it is used). Unset: the "
+        "socket's peer address. Only this header is read, so clients cannot choose theirs.",
+    )
+    webchat_sessions_per_ip_hour: int = Field(
+        default=20, ge=1, description="New web-chat sessions one client address may open per hour."
+    )
+    webchat_sessions_per_hour: int = Field(
+        default=600, ge=1, description="New web-chat sessions per hour, all clients together."
+    )
+    webchat_messages_per_ip_minute: int = Field(
+        default=30, ge=1, description="Web-chat messages and uploads per client address a minute."
+    )
+    webchat_messages_per_minute: int = Field(
+        default=600, ge=1, description="Web-chat messages and uploads a minute, all clients."
+    )
+
+    # Uploads (web-chat photos).
+    uploads_url: str = Field(
+        default="var/uploads",
+        description="Where uploads are kept: a folder, or s3://bucket/prefix for an "
+        "S3-compatible store (credentials: the usual AWS_* variables).",
+    )
+    uploads_s3_endpoint: str | None = Field(
+        default=None, description="S3-compatible endpoint URL (MinIO, Scaleway, OVH…)."
+    )
+    uploads_s3_region: str | None = None
+    upload_max_mb: int = Field(default=5, ge=1, le=50, description="Largest photo accepted.")
+    uploads_per_session: int = Field(
+        default=20, ge=1, description="Photos one web-chat session may have stored."
+    )
+    uploads_session_mb: int = Field(
+        default=40, ge=1, description="Megabytes one web-chat session may have stored."
+    )
+    uploads_total_mb: int = Field(
+        default=2048, ge=1, description="Megabytes of uploads kept in all: past it, refused."
+    )
+    uploads_unattached_minutes: float = Field(
+        default=15,
+        gt=0,
+        description="An upload not attached to a message within this is deleted.",
+    )
 
     # Delivery.
     outbox_max_attempts: int = 6
@@ -87,6 +137,18 @@ class Settings(BaseSettings):
     # Console: an untaken handoff is pushed to a caretaker's phone, then to on call.
     escalate_after_minutes: float = Field(default=15, gt=0)
     escalate_emergency_after_minutes: float = Field(default=2, gt=0)
+    alert_group_minutes: float = Field(
+        default=5,
+        gt=0,
+        description="Staff alerts of one residence and kind within this are grouped: the "
+        "first goes at once, the next ones in one alert listing them at the end of it.",
+    )
+    alert_flood_reports: int = Field(
+        default=10,
+        ge=2,
+        description="That many reports in one group is a flood: on-call and managers are "
+        "told once an hour.",
+    )
 
     # Requests: quiet hours, deadlines, follow-up (bot.lifecycle).
     quiet_hours: str = Field(

@@ -33,6 +33,7 @@ from bot.storage.models import (
     Tenant,
 )
 from bot.storage.store import audit
+from bot.storage.uploads import OWNER, UploadStore, key_of
 
 log = logging.getLogger(__name__)
 
@@ -183,11 +184,21 @@ async def export_tenant(db: Database, reference: str, *, actor: str = "cli") -> 
     return data
 
 
-async def erase_conversation(s: AsyncSession, conv: Conversation) -> Erasure:
-    """Erase one conversation's content in the caller's transaction; rows and counts stay."""
+async def erase_conversation(
+    s: AsyncSession, conv: Conversation, files: list[str] | None = None
+) -> Erasure:
+    """Erase one conversation's content in the caller's transaction; rows and counts stay.
+
+    The uploads it holds are added to `files` (keys, and "<owner>/" for a web-chat session's
+    every upload), for the caller to delete from the store once the transaction is committed."""
     msgs = list(
         (await s.execute(select(Message).where(Message.conversation_id == conv.id))).scalars()
     )
+    if files is not None:
+        files += [k for m in msgs for a in m.attachments if (k := key_of(a.url))]
+        owner = conv.address.removeprefix("web-")
+        if conv.channel == "webchat" and OWNER.fullmatch(owner):
+            files.append(owner + "/")
     for m in msgs:
         m.text = ERASED_TEXT if m.text else ""
         m.media = []
@@ -294,13 +305,26 @@ async def _erase_request_events(s: AsyncSession, request_ids: list[int]) -> None
         )
 
 
-async def erase_tenant(db: Database, reference: str, *, actor: str = "cli") -> Erasure:
-    """Erase a tenant's personal data and their conversations' content; audited."""
+async def delete_files(uploads: UploadStore | None, files: list[str]) -> None:
+    """Delete erased conversations' uploads (keys and "<owner>/" prefixes). After the commit:
+    a file is never gone while its row still points at it."""
+    if uploads is None or not files:
+        return
+    await uploads.delete([f for f in files if not f.endswith("/")])
+    for prefix in {f for f in files if f.endswith("/")}:
+        await uploads.delete_prefix(prefix)
+
+
+async def erase_tenant(
+    db: Database, reference: str, *, actor: str = "cli", uploads: UploadStore | None = None
+) -> Erasure:
+    """Erase a tenant's personal data, their conversations' content and uploads; audited."""
+    files: list[str] = []
     async with db.transaction() as s:
         tenant = await _tenant(s, reference)
         total = Erasure()
         for conv in await _conversations(s, tenant):
-            total += await erase_conversation(s, conv)
+            total += await erase_conversation(s, conv, files)
         reqs = list(
             (
                 await s.execute(
@@ -338,6 +362,7 @@ async def erase_tenant(db: Database, reference: str, *, actor: str = "cli") -> E
             target_id=reference,
             detail=total.as_dict(),
         )
+    await delete_files(uploads, files)
     return total
 
 
@@ -348,9 +373,11 @@ async def purge(
     actor: str = "cli",
     now: datetime | None = None,
     bus: Bus | None = None,
+    uploads: UploadStore | None = None,
 ) -> Erasure:
-    """Erase every conversation whose last message is older than the retention period, the
-    free texts of audit entries as old, and (Redis bus) the stream entries processed."""
+    """Erase every conversation whose last message is older than the retention period and its
+    uploads, the free texts of audit entries as old, and (Redis bus) the stream entries
+    processed."""
     cutoff = months_before(now or datetime.now(UTC), retention_months)
     async with db.transaction() as s:
         texts = await _erase_audit_texts(s, AuditLog.at < cutoff)
@@ -367,6 +394,7 @@ async def purge(
     total = Erasure()
     while True:
         # In batches, each its own transaction: a big first purge does not hold locks for long.
+        files: list[str] = []
         async with db.transaction() as s:
             convs = list(
                 (
@@ -385,7 +413,7 @@ async def purge(
             )
             batch = Erasure()
             for conv in convs:
-                batch += await erase_conversation(s, conv)
+                batch += await erase_conversation(s, conv, files)
             if convs:
                 await audit(
                     s,
@@ -395,6 +423,7 @@ async def purge(
                     target_id=f"before {cutoff.date().isoformat()}",
                     detail={**batch.as_dict(), "retention_months": retention_months},
                 )
+        await delete_files(uploads, files)
         total += batch
         if len(convs) < 200:
             break

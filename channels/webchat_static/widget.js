@@ -18,7 +18,8 @@
       typing: "L'assistant écrit…", welcome: "Bonjour ! Décrivez votre demande : une panne, un souci avec un voisin, des encombrants, une question… Nous vous répondons ici.",
       sending: "envoi…", offline: "Connexion perdue, nouvelle tentative…", online: "Connecté",
       photoAlt: "Photo envoyée", tooBig: "Cette photo dépasse 5 Mo.", notImage: "Seules les photos sont acceptées.",
-      uploadFailed: "La photo n'a pas pu être envoyée."
+      uploadFailed: "La photo n'a pas pu être envoyée.",
+      busy: "Trop de demandes en ce moment : votre message partira dans un instant. En cas de danger, appelez le 18 (pompiers) ou le 112."
     },
     en: {
       open: "Open the chat", close: "Close the chat", title: "A question? Write to us",
@@ -27,7 +28,8 @@
       typing: "The assistant is typing…", welcome: "Hello! Tell us what you need: a repair, a problem with a neighbour, bulky waste, a question… We answer here.",
       sending: "sending…", offline: "Connection lost, trying again…", online: "Connected",
       photoAlt: "Photo sent", tooBig: "This photo is over 5 MB.", notImage: "Only photos can be sent.",
-      uploadFailed: "The photo could not be sent."
+      uploadFailed: "The photo could not be sent.",
+      busy: "Too many requests right now: your message will go in a moment. If anyone is in danger, call 18 (fire brigade) or 112."
     }
   }[lang];
 
@@ -121,7 +123,7 @@
     li.appendChild(img);
     if (localUrl) { img.src = localUrl; return; }
     // Photos are served only to their own session: fetched with its token, shown as a blob.
-    fetch(base + url, { headers: { "X-Webchat-Session": session || "" } })
+    fetch(base + url, { headers: { "X-Webchat-Session": load(KEY) || session || "" } })
       .then(function (r) { if (!r.ok) throw new Error(r.status); return r.blob(); })
       .then(function (b) { img.src = URL.createObjectURL(b); })
       .catch(function () { img.alt = T.photoAlt + " (—)"; });
@@ -166,6 +168,7 @@
     ws = new WebSocket(wsUrl);
     ws.onopen = function () {
       retry = 1000;
+      session = load(KEY) || session;  // another tab may hold a newer token of the session
       ws.send(JSON.stringify({ type: "hello", session: session, since: lastId }));
     };
     ws.onmessage = function (ev) {
@@ -176,6 +179,15 @@
         save(KEY, session);
         status.textContent = "";
         Object.keys(pending).forEach(function (id) { transmit(id); });
+      } else if (data.type === "session") {
+        // The token changes at every use: the previous one soon stops working.
+        session = data.session;
+        save(KEY, session);
+      } else if (data.type === "error") {
+        if (data.reason === "busy") status.textContent = T.busy;
+        if (data.retry && data.id && pending[data.id]) {
+          setTimeout(function () { transmit(data.id); }, 1000 * (data.retry_after || 10));
+        }
       } else if (data.type === "history") {
         if (!data.messages.length && !log.children.length) append(bubbleFor("bot", T.welcome));
         data.messages.forEach(render);
@@ -250,6 +262,7 @@
     if (!f) return;
     if (!/^image\//.test(f.type)) { status.textContent = T.notImage; return; }
     if (f.size > 5 * 1024 * 1024) { status.textContent = T.tooBig; return; }
+    session = load(KEY) || session;
     if (!session) { status.textContent = T.offline; connect(); return; }
     fetch(base + "/channels/webchat/upload", {
       method: "POST", body: f,

@@ -130,7 +130,10 @@ async def test_a_message_gets_a_reply_and_survives_reconnection(
     await tab.close()
     # Back later: the conversation is still there, and `since` gives only what was missed.
     again = await Tab.open(served, session=tab.session)
-    assert again.session == tab.session
+    channel = gateway.runtime.channels["webchat"]
+    assert isinstance(channel, WebChatChannel)
+    # A fresh token (each use rotates it) for the same session.
+    assert channel.address_of(again.session) == channel.address_of(tab.session)
     assert [(m["author"], m["text"]) for m in again.history] == [
         ("tenant", "Bonjour"),
         ("bot", reply["text"]),

@@ -3,8 +3,8 @@
 Requests keep their history in request_events; `status` takes the lifecycle's states, and the
 former `open` becomes `received` (its first state), `in_progress` becomes `taken`.
 
-Revision ID: i17_request_lifecycle
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-11-29 23:10:00
 """
 
@@ -15,8 +15,8 @@ from alembic import op
 
 import bot.storage.models
 
-revision: str = "i17_request_lifecycle"
-down_revision: str | None = "0002"
+revision: str = "0004"
+down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
