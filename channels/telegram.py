@@ -36,6 +36,7 @@ from bot.core.errors import (
     TransientSendError,
     Unsupported,
 )
+from bot.core.status import DeliveryStatus
 from bot.core.types import Inbound, Media, Outbound, SendResult
 
 if TYPE_CHECKING:
@@ -121,7 +122,7 @@ class TelegramChannel(WebhookChannel):
             raise TransientSendError(f"Telegram unavailable ({type(exc).__name__})") from exc
         except TelegramAPIError as exc:  # another status: better retried than lost
             raise TransientSendError(f"Telegram error: {exc.message}") from exc
-        return SendResult(provider_id=str(sent.message_id), status="sent")
+        return SendResult(provider_id=str(sent.message_id), status=DeliveryStatus.SENT)
 
     async def download_file(self, file_id: str) -> tuple[bytes, str]:
         """The bytes and content type of a file a tenant sent (a photo's `file_id`).

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import time
 import urllib.error
 import urllib.request
@@ -25,6 +24,7 @@ from bench.stack import (
 )
 from tests import services
 from tests.conftest import in_thread
+from tests.faults.conftest import need_redis_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
 
@@ -59,12 +59,7 @@ def wait_for(check: object, timeout: float, what: str, stack: Stack) -> None:
 
 @pytest.fixture
 def late_redis(nlu_model_path: Path) -> Iterator[tuple[Stack, RedisServer, str]]:
-    services.need_postgres()
-    if shutil.which("redis-server") is None:
-        reason = "redis-server is not on the PATH (the fault tests start their own)"
-        if services.required():
-            pytest.fail(reason)
-        pytest.skip(reason)
+    need_redis_server()
     url = in_thread(asyncio.run, create_database(services.PG_ADMIN_URL, "relais_late_redis"))
     redis = RedisServer()  # its port is chosen; the server is not started
     stack = Stack(
