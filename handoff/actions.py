@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.status import CaseStatus
 from bot.dialogue.hooks import on_closed, on_incident_closed
+from bot.messaging.webhooks import conversation_json
 from bot.storage.models import (
     Author,
     Conversation,
@@ -369,6 +370,14 @@ async def _finish(
             fresh = await load_conversation(s, conv.id)
             if fresh is not None:
                 await _on_closed(s, fresh, rt)
+                # The landlord's systems hear of it (a no-op without RELAIS_WEBHOOK_URL).
+                rt.webhooks.queue(
+                    s,
+                    "conversation.closed",
+                    conversation_json(fresh, resolution),
+                    order=f"conversation:{conv.id}",
+                    now=now,
+                )
     rt.outbox.wake()
     await _event(rt, "assignment", conv, state=state, staff_id=None)
 

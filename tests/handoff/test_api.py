@@ -23,6 +23,7 @@ from channels import gsm7
 from tests.channels.conftest import Gateway, gateway_settings, twilio_form
 from tests.channels.fakes import FakeProviders
 from tests.fakes import KeywordEngine
+from tests.handoff.conftest import csrf_for, sign_in
 from tests.handoff.receiver import SECRET, Receiver
 
 NADIA = "+33612345600"
@@ -352,3 +353,29 @@ async def test_a_receiver_that_stays_down_shows_in_metrics_and_doctor(
     assert "relais_webhook_retries_total 4.0" in metrics
     [check] = await check_webhook_deliveries(stack.runtime.settings)
     assert check.status == "fail" and "HTTP 500" in check.message
+
+
+async def test_a_caretaker_closing_the_conversation_is_a_signed_event(
+    stack: Gateway, receiver: Receiver
+) -> None:
+    await open_repair(stack)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=stack.app),
+        base_url="https://testserver",  # the session cookie is Secure behind an https URL
+        headers={"accept": "text/html"},
+    ) as karim:
+        assert (await sign_in(karim, "karim")).status_code == 303
+        async with stack.runtime.db.session() as s:
+            conv = (await s.execute(select(Conversation))).unique().scalar_one()
+        r = await karim.post(
+            f"/console/c/{conv.id}/close",
+            data={"csrf": await csrf_for(karim), "resolution": "Joint changé"},
+        )
+        assert r.status_code == 303
+    await stack.settled()
+    verifier = Webhook(SECRET)
+    events = [verifier.verify(d.body, d.headers) for d in receiver.accepted()]
+    closed = [e for e in events if e["type"] == "conversation.closed"]
+    assert len(closed) == 1
+    assert closed[0]["data"]["resolution"] == "Joint changé"
+    assert closed[0]["data"]["id"] == conv.id and closed[0]["data"]["closed_at"]
