@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from bot.landlord import export_app, import_app
 from bot.settings import Settings
 
 app = typer.Typer(help="Relais: messaging gateway for social landlords.", no_args_is_help=True)
@@ -19,6 +20,8 @@ users_app = typer.Typer(help="Staff accounts.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(demo_app, name="demo")
 app.add_typer(users_app, name="users")
+app.add_typer(import_app, name="import")
+app.add_typer(export_app, name="export")
 
 
 def _mount_optional() -> None:

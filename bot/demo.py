@@ -11,6 +11,7 @@ import yaml
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.core.phones import to_e164
 from bot.db import Database
 from bot.models import Residence, StaffUser, Tenant
 from bot.passwords import hash_password
@@ -76,7 +77,11 @@ async def load_demo(db: Database, data_dir: Path, *, only_if_empty: bool = False
             row.caretaker_hours = dict(r.get("caretaker_hours", {}))
             row.bulky_waste = dict(r.get("bulky_waste", {}))
             row.lift_company = dict(r.get("lift_company", {}))
-            row.extra = {"caretaker": r.get("caretaker"), "landlord": landlord}
+            row.extra = {
+                "caretaker": r.get("caretaker"),
+                "landlord": landlord,
+                "agency": r.get("agency", ""),
+            }
             s.add(row)
             by_code[r["code"]] = row
         await s.flush()
@@ -86,7 +91,7 @@ async def load_demo(db: Database, data_dir: Path, *, only_if_empty: bool = False
             ).scalar_one_or_none() or Tenant(reference=t["reference"])
             trow.first_name = t.get("first_name", "")
             trow.last_name = t.get("last_name", "")
-            trow.phone = t.get("phone")
+            trow.phone = to_e164(t["phone"]) if t.get("phone") else None
             trow.telegram_chat_id = t.get("telegram_chat_id")
             trow.residence_id = by_code[t["residence"]].id
             trow.building = str(t.get("building", ""))

@@ -22,7 +22,9 @@ from sqlalchemy.orm import raiseload
 
 from bot import dialogue as dlg
 from bot.bus import Bus
+from bot.core.phones import DEFAULT_REGION
 from bot.db import Database
+from bot.facts import Content
 from bot.faq import Faq, load_faq
 from bot.models import (
     Conversation,
@@ -98,6 +100,8 @@ class Pipeline:
         bus: Bus,
         texts: Texts,
         faq: Faq | None = None,
+        content: Content | None = None,
+        phone_region: str = DEFAULT_REGION,
         landlord: dict[str, Any] | None = None,
         timezone: str = "Europe/Paris",
         clock: Callable[[], datetime] | None = None,
@@ -110,6 +114,9 @@ class Pipeline:
         self.texts = texts
         # The FAQ sits next to the texts unless given (tests give their own).
         self.faq = faq if faq is not None or texts.data_dir is None else load_faq(texts.data_dir)
+        # Managers' edits of texts and FAQ answers, checked at each batch (see bot.facts).
+        self.content = content
+        self.phone_region = phone_region
         self.landlord = landlord or {}
         self.tz = ZoneInfo(timezone)
         self.clock = clock or (lambda: datetime.now(UTC))
@@ -135,6 +142,9 @@ class Pipeline:
             messages = await self._claim(s, message_ids)
             if not messages:
                 return
+            if self.content is not None and self.content.stale and await self.content.refresh(s):
+                self.texts = self.content.texts
+                self.faq = self.content.current_faq()
             conversations = await self._conversations(s, {m.conversation_id for m in messages})
             batch = (
                 await self._prefetch(s, list(conversations.values()))
@@ -618,6 +628,7 @@ class Pipeline:
             landlord=self.landlord,
             language=lang,
             foreign=foreign,
+            phone_region=self.phone_region,
         )
 
     async def _requests_of(
@@ -714,7 +725,13 @@ class Pipeline:
         self, s: AsyncSession, conv: Conversation, batch: Prefetched
     ) -> Tenant | None:
         if conv.tenant_id is not None:
-            return await s.get(Tenant, conv.tenant_id)
+            linked = await s.get(Tenant, conv.tenant_id)
+            if linked is None or linked.departed_at is None:
+                return linked
+            # Gone from the landlord's last full export: whoever writes from this address now
+            # is found again (or asked who they are); the old conversation stays theirs.
+            conv.tenant_id = None
+            conv.residence_id = None
         key = (conv.channel, conv.address)
         tenant = None
         if key in batch.tenants or key in batch.unknown:
@@ -758,7 +775,11 @@ class Pipeline:
     ) -> Tenant | None:
         column = Tenant.reference if identity.startswith("L-") else Tenant.phone
         tenant = (
-            (await s.execute(select(Tenant).where(column == identity)))
+            (
+                await s.execute(
+                    select(Tenant).where(column == identity, Tenant.departed_at.is_(None))
+                )
+            )
             .unique()
             .scalar_one_or_none()
         )

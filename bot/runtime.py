@@ -25,6 +25,7 @@ from bot.bus import STREAM_MAXLEN, Bus, RedisBus, build_bus
 from bot.db import Database, is_unavailable
 from bot.demo import read_landlord
 from bot.errors import Unavailable
+from bot.facts import Content
 from bot.models import Conversation, Direction, Message
 from bot.outbox import OutboxDispatcher
 from bot.pipeline import Pipeline
@@ -80,7 +81,8 @@ class Runtime:
         self.bus = bus or build_bus(settings.redis_url, partitions=settings.bus_partitions)
         self._engine = engine
         self.channels: dict[str, Channel] = dict(channels or {})
-        self.texts = Texts.load(settings.data_dir)
+        # Texts and FAQ: the data folder's seed under managers' edits, reloaded when changed.
+        self.content = Content(settings.data_dir)
         self.landlord: dict[str, Any] = _safe_landlord(settings)
         self.clock = clock or (lambda: datetime.now(UTC))
         self.outbox = OutboxDispatcher(
@@ -105,6 +107,10 @@ class Runtime:
         self._tasks: set[asyncio.Task[Any]] = set()
 
     @property
+    def texts(self) -> Texts:
+        return self.content.texts
+
+    @property
     def engine(self) -> Engine:
         if self._engine is None:
             raise RuntimeError("The NLU engine is not loaded: call Runtime.start() first.")
@@ -118,6 +124,8 @@ class Runtime:
                 engine=self.engine,
                 bus=self.bus,
                 texts=self.texts,
+                content=self.content,
+                phone_region=self.settings.phone_region,
                 landlord=self.landlord,
                 timezone=self.settings.timezone,
                 clock=self.clock,
@@ -161,6 +169,7 @@ class Runtime:
                 target=BATCH_TARGET,
             )
             self._spawn(self.bus.consume(group.one, self._stop, group))
+            self._spawn(self._watch_content())
         if roles.outbox:
             self._spawn(self.outbox.run(self._stop))
         if roles.recover:
@@ -174,6 +183,11 @@ class Runtime:
                 pass
             else:
                 self._spawn(run_escalation(self, self._stop))
+
+    async def _watch_content(self) -> None:
+        """A manager's edit in any process reaches this one's pipeline at its next turn."""
+        async with self.bus.subscribe() as events:
+            await self.content.watch(events, self._stop)
 
     def _spawn(self, coro: Any) -> None:
         # Keep a reference: the event loop only holds weak references to tasks.

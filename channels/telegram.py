@@ -31,6 +31,7 @@ from aiogram.exceptions import (
 from aiogram.methods.base import Response
 from aiogram.types import File, KeyboardButton, Message, ReplyKeyboardMarkup
 
+from bot.core.phones import to_e164
 from bot.errors import (
     BadSecret,
     Malformed,
@@ -201,7 +202,8 @@ def parse_update(update: Any) -> list[Inbound]:
             )
         if isinstance(msg.get("contact"), dict):
             contact = msg["contact"]
-            phone = e164(str(contact["phone_number"]))
+            # Telegram gives the number international without its "+" ("33612345600").
+            phone = to_e164(str(contact["phone_number"]), international=True)
             own = contact.get("user_id") is not None and contact.get("user_id") == sender.get("id")
             media.append(Media(kind="contact", data={"phone": phone, "own": own}))
             meta["contact_phone"] = phone
@@ -222,12 +224,6 @@ def parse_update(update: Any) -> list[Inbound]:
             meta=meta,
         )
     ]
-
-
-def e164(phone: str) -> str:
-    """Telegram gives contacts' numbers without '+' ("33612345600"); tenants are stored E.164."""
-    digits = "".join(c for c in phone if c.isdigit())
-    return "+" + digits
 
 
 # -- command line -------------------------------------------------------------------------

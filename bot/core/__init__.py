@@ -1,0 +1,1 @@
+"""What every part of Relais shares: settings, types and small pure helpers."""
