@@ -142,7 +142,10 @@ class Pipeline:
             messages = await self._claim(s, message_ids)
             if not messages:
                 return
-            if self.content is not None and self.content.stale and await self.content.refresh(s):
+            if self.content is not None:
+                if self.content.stale:
+                    await self.content.refresh(s)
+                # Refreshed here or by the console of this process: the current one either way.
                 self.texts = self.content.texts
                 self.faq = self.content.current_faq()
             conversations = await self._conversations(s, {m.conversation_id for m in messages})

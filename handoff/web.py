@@ -29,6 +29,7 @@ from handoff.auth import (
     sign_in,
     sign_out,
 )
+from handoff.facts_pages import router as facts_router
 from handoff.i18n import LANG_COOKIE, LANGUAGES, request_language, translate
 from handoff.templating import STATIC_DIR, render
 
@@ -46,6 +47,7 @@ def install_console(app: FastAPI, runtime: Runtime) -> None:
     from handoff.console import router as console_router
 
     app.include_router(console_router)
+    app.include_router(facts_router)
     _install_manager(app, runtime)
 
     @app.exception_handler(SignInRequired)

@@ -52,6 +52,20 @@ def decide(turn: Turn, texts: Texts, faq: Faq | None = None) -> Decision:
     return _Policy(turn, texts, faq).run()
 
 
+def preview_answer(turn: Turn, texts: Texts, entry: FaqEntry) -> str:
+    """The FAQ answer `entry` as the tenant of `turn` would receive it (the console's preview
+    of a manager's edit, before it is saved)."""
+    policy = _Policy(turn, texts, None)
+    return render(entry, policy.lang, policy.faq_params())
+
+
+def preview_bulky(turn: Turn, texts: Texts) -> str:
+    """The bulky-waste answer the tenant of `turn` would receive."""
+    policy = _Policy(turn, texts, None)
+    policy.bulky_info()
+    return "\n".join(policy.d.replies)
+
+
 class _Policy:
     def __init__(self, turn: Turn, texts: Texts, faq: Faq | None) -> None:
         self.turn = turn
