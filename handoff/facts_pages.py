@@ -659,12 +659,13 @@ async def _agency_page(
     )
 
 
-@router.get("/agencies/{key}")
+@router.get("/agencies/{agency}")
 async def agency_page(
     request: Request,
-    key: str,
+    agency: str,
     staff: StaffUser = Depends(manager_only),  # noqa: B008
 ) -> Response:
+    key = agency
     async with runtime_of(request).db.session() as s:
         residences = await _agency_residences(s, key)
     return await _agency_page(
@@ -672,12 +673,13 @@ async def agency_page(
     )
 
 
-@router.post("/agencies/{key}")
+@router.post("/agencies/{agency}")
 async def agency_save(
     request: Request,
-    key: str,
+    agency: str,
     staff: StaffUser = Depends(csrf_protect),  # noqa: B008
 ) -> Response:
+    key = agency
     rt = runtime_of(request)
     form = await request.form()
     lang = request_language(request)
@@ -693,7 +695,7 @@ async def agency_save(
     name = _text(form, "name")
     if not name:
         check.add("facts.err.required", field=_tr(lang, "facts.agency_name"))
-    agency = {
+    new_agency = {
         **(residences[0].agency or {}),
         "name": name,
         "address": _text(form, "address"),
@@ -710,7 +712,7 @@ async def agency_save(
             key,
             residences,
             form_values,
-            None if check.errors else agency,
+            None if check.errors else new_agency,
             check.errors,
             status_code=422 if check.errors else 200,
         )
@@ -718,7 +720,7 @@ async def agency_save(
         rows = await _agency_residences(s, key)
         before = dict(rows[0].agency or {})
         for r in rows:
-            r.agency = agency
+            r.agency = new_agency
         await audit(
             s,
             "edit_facts",
@@ -727,7 +729,7 @@ async def agency_save(
             target_type="agency",
             target_id=key,
             detail={
-                "changed": sorted(k for k in agency if before.get(k) != agency[k]),
+                "changed": sorted(k for k in new_agency if before.get(k) != new_agency[k]),
                 "residences": [r.code for r in rows],
             },
         )
@@ -915,12 +917,13 @@ async def _text_page(
     )
 
 
-@router.get("/texts/{key}")
+@router.get("/texts/{text_key}")
 async def text_page(
     request: Request,
-    key: str,
+    text_key: str,
     staff: StaffUser = Depends(manager_only),  # noqa: B008
 ) -> Response:
+    key = text_key
     rt = runtime_of(request)
     async with rt.db.session() as s:
         await rt.content.refresh(s)
@@ -930,12 +933,13 @@ async def text_page(
     return await _text_page(request, key, form_values, [])
 
 
-@router.post("/texts/{key}")
+@router.post("/texts/{text_key}")
 async def text_save(
     request: Request,
-    key: str,
+    text_key: str,
     staff: StaffUser = Depends(csrf_protect),  # noqa: B008
 ) -> Response:
+    key = text_key
     rt = runtime_of(request)
     form = await request.form()
     lang = request_language(request)
