@@ -25,8 +25,8 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bot.db import Database, upgrade
-from bot.importer import Importer
+from bot.ops.importer import Importer
+from bot.storage.db import Database, upgrade
 
 FIRST = ["Nadia", "Jean", "Fatou", "Michel", "Aïcha", "Éloïse", "Loïc", "Zoé", "Gérard", "Inès"]
 LAST = ["Martin", "Bernard", "Dubois", "Lefèvre", "Haddad", "Ndiaye", "Caron", "Mercier"]

@@ -13,21 +13,21 @@ from fastapi.responses import Response
 from sqlalchemy import select, update
 from twilio.request_validator import RequestValidator
 
-from bot.errors import (
+from bot.core.channel import WebhookChannel, WebhookRequest
+from bot.core.errors import (
     BadSignature,
     Malformed,
     PermanentSendError,
     RelaisError,
     TransientSendError,
 )
-from bot.models import Message, Outbox
-from bot.types import Inbound, Media, Outbound, SendResult
+from bot.core.types import Inbound, Media, Outbound, SendResult
+from bot.storage.models import Message, Outbox
 from channels import gsm7
-from channels.base import WebhookChannel, WebhookRequest
 from channels.routes import Endpoint, error_response, public_url, read_limited
 
 if TYPE_CHECKING:
-    from bot.runtime import Runtime
+    from bot.app.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

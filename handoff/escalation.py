@@ -22,7 +22,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.models import (
+from bot.dialogue.schedule import is_open
+from bot.storage.models import (
     Conversation,
     ConversationState,
     Handoff,
@@ -31,12 +32,11 @@ from bot.models import (
     Role,
     StaffUser,
 )
-from bot.schedule import is_open
-from bot.store import audit
+from bot.storage.store import audit
 from handoff.auth import EMERGENCY
 
 if TYPE_CHECKING:
-    from bot.runtime import Runtime
+    from bot.app.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ every tenant-facing text. Each form is checked, previewed as a tenant would rece
 dialogue's own rendering, with the SMS length and GSM-7 segments), saved with an audit entry,
 and live at the next tenant message: residences and agencies are rows the pipeline reads on
 every turn; texts and FAQ answers are overrides over the YAML seed, reloaded by every process
-when told (`bot.facts`). Managers only; caretakers may not edit.
+when told (`bot.dialogue.content`). Managers only; caretakers may not edit.
 """
 
 from __future__ import annotations
@@ -28,11 +28,11 @@ from starlette.datastructures import FormData
 
 from bot import dialogue as dlg
 from bot.core.phones import to_e164
-from bot.facts import CONTENT_CHANGED, save_override
-from bot.faq import FaqEntry
-from bot.importer import parse_collection_rule
-from bot.models import Residence, StaffUser
-from bot.store import audit
+from bot.dialogue.content import CONTENT_CHANGED, save_override
+from bot.dialogue.faq import FaqEntry
+from bot.ops.importer import parse_collection_rule
+from bot.storage.models import Residence, StaffUser
+from bot.storage.store import audit
 from channels import gsm7
 from handoff.auth import csrf_protect, require_role, runtime_of
 from handoff.i18n import register, request_language, translate
@@ -402,7 +402,7 @@ async def _announce(request: Request) -> None:
         await rt.content.refresh(s)
     try:
         await rt.bus.publish({"type": CONTENT_CHANGED})
-    except Exception as exc:  # the others still reload within bot.facts.RECHECK_SECONDS
+    except Exception as exc:  # the others still reload within bot.dialogue.content.RECHECK_SECONDS
         log.warning("content change not announced (%s)", type(exc).__name__)
 
 

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 
-from bot.models import (
+from bot.storage.models import (
     Author,
     Conversation,
     ConversationState,
@@ -28,8 +28,8 @@ from bot.models import (
     StaffUser,
     Tenant,
 )
-from bot.models import Request as Ticket
-from bot.store import audit
+from bot.storage.models import Request as Ticket
+from bot.storage.store import audit
 from handoff import charts, reports
 from handoff.auth import csrf_protect, require_role, runtime_of, safe_next
 from handoff.i18n import MESSAGES, register, request_language, translate

@@ -11,7 +11,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.models import (
+from bot.dialogue.schedule import is_open, next_opening
+from bot.storage.models import (
     Attachment,
     Author,
     Conversation,
@@ -25,7 +26,6 @@ from bot.models import (
     StaffUser,
     Tenant,
 )
-from bot.schedule import is_open, next_opening
 from handoff.auth import EMERGENCY, visible_clause, visible_residence_ids
 
 WAITING = (ConversationState.QUEUED.value, ConversationState.ASSIGNED.value)

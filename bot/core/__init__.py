@@ -1,1 +1,1 @@
-"""What every part of Relais shares: settings, types and small pure helpers."""
+"""The kernel: settings, message types, errors, channel protocols, data files, passwords."""

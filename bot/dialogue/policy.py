@@ -15,7 +15,10 @@ import copy
 from datetime import date
 from typing import Any
 
-from bot.dialogue import reading
+import bot.dialogue.reading as reading
+from bot.dialogue.faq import DEFAULT_THRESHOLD, SUGGEST_THRESHOLD, Faq, FaqEntry, render
+from bot.dialogue.schedule import is_open, next_collection, next_opening
+from bot.dialogue.texts import Texts
 from bot.dialogue.types import (
     PRIORITY_EMERGENCY,
     PRIORITY_NORMAL,
@@ -26,9 +29,6 @@ from bot.dialogue.types import (
     RequestSpec,
     Turn,
 )
-from bot.faq import DEFAULT_THRESHOLD, SUGGEST_THRESHOLD, Faq, FaqEntry, render
-from bot.schedule import is_open, next_collection, next_opening
-from bot.texts import Texts
 from nlu.types import Entity, Parse
 
 # The bot gives up after this many misunderstandings in a row and hands off.

@@ -8,7 +8,7 @@ import logging
 import pytest
 from sqlalchemy import select
 
-from bot.models import Attachment, Message, Outbox
+from bot.storage.models import Attachment, Message, Outbox
 from channels import gsm7
 from tests.channels.conftest import PUBLIC_URL, Gateway, twilio_form
 
@@ -181,7 +181,7 @@ async def test_twilio_down_is_retried_then_marked_failed(gateway: Gateway) -> No
 
 
 async def _address(gateway: Gateway, message: Message) -> str:
-    from bot.models import Conversation
+    from bot.storage.models import Conversation
 
     async with gateway.runtime.db.session() as s:
         conv = await s.get(Conversation, message.conversation_id)

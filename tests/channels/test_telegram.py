@@ -9,7 +9,7 @@ import json
 import pytest
 from sqlalchemy import select
 
-from bot.models import Conversation, Outbox, Tenant
+from bot.storage.models import Conversation, Outbox, Tenant
 from channels.telegram import TelegramChannel, poll_updates
 from tests.channels.conftest import Gateway, telegram_update
 

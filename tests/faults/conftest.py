@@ -142,8 +142,8 @@ async def assert_once(
     expires: at least once, never lost. Only rows claimed again after a lease count."""
     from sqlalchemy import func, select
 
-    from bot.db import Database
-    from bot.models import Conversation, Message, Outbox
+    from bot.storage.db import Database
+    from bot.storage.models import Conversation, Message, Outbox
 
     left = await settle(f.database_url, timeout)
     assert left == {"unprocessed": 0, "pending": 0}, f"not settled: {left}\n{f.stack.log_tail()}"

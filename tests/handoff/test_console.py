@@ -8,12 +8,12 @@ from datetime import UTC, datetime
 import httpx
 from sqlalchemy import func, select
 
-from bot.models import Attachment, AuditLog, Conversation, Handoff, Message, Outbox
-from bot.runtime import Runtime
-from bot.types import Media
-from tests.bot.test_pipeline import send, settled
+from bot.app.runtime import Runtime
+from bot.core.types import Media
+from bot.storage.models import Attachment, AuditLog, Conversation, Handoff, Message, Outbox
 from tests.fakes import RecordingChannel
 from tests.handoff.conftest import ClientFactory, csrf_for
+from tests.worker.test_pipeline import send, settled
 
 HUMAN = "je veux parler à une personne"  # queued at once, whatever the dialogue asks for needs
 NADIA = "+33612345600"  # FLEURS, building A: Karim's residence
@@ -193,7 +193,7 @@ async def test_transfer_to_a_colleague_of_the_residence_only(
     karim = await client_for("karim")
     await post(karim, f"/console/c/{conv}/take")
     async with runtime.db.session() as s:
-        from bot.models import StaffUser
+        from bot.storage.models import StaffUser
 
         ids = dict((await s.execute(select(StaffUser.login, StaffUser.id))).tuples().all())
     r = await post(karim, f"/console/c/{conv}/transfer", to=str(ids["sophie"]))  # CANAL

@@ -9,11 +9,11 @@ from typing import Any
 
 from sqlalchemy import select
 
-from bot.models import Conversation
-from bot.runtime import Runtime
+from bot.app.runtime import Runtime
+from bot.storage.models import Conversation
 from handoff.auth import sign_in, sign_out
 from handoff.events import stream
-from tests.bot.test_pipeline import send, settled
+from tests.worker.test_pipeline import send, settled
 
 HUMAN = "je veux parler à une personne"
 NADIA, JEAN, PIERRE = "+33612345600", "+33612345601", "+33612345605"  # FLEURS, CANAL, CANAL

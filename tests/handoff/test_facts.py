@@ -11,12 +11,12 @@ from datetime import UTC, datetime
 import yaml
 from sqlalchemy import select
 
-from bot.facts import Content, export_faq, export_residences
-from bot.models import AuditLog, ContentOverride, Residence
-from bot.runtime import Runtime
-from tests.bot.test_pipeline import send, settled
+from bot.app.runtime import Runtime
+from bot.dialogue.content import Content, export_faq, export_residences
+from bot.storage.models import AuditLog, ContentOverride, Residence
 from tests.fakes import RecordingChannel
 from tests.handoff.conftest import ClientFactory, csrf_of
+from tests.worker.test_pipeline import send, settled
 
 NADIA = "+33612345600"  # Résidence Les Fleurs (FLEURS)
 FLEURS = "/console/manager/facts/residences/FLEURS"
@@ -169,12 +169,12 @@ async def test_faq_answer_edited_previewed_and_live(
     assert entry.detail["after"]["fr"] == new
     # Exported as faq.yml; the seed itself is untouched.
     async with runtime.db.session() as s:
-        content = Content(runtime.settings.data_dir)
+        content = Content(runtime.settings.data)
         await content.refresh(s)
     exported = yaml.safe_load(export_faq(content))
     agency = next(e for e in exported["faq"] if e["id"] == "agency")
     assert agency["answer"]["fr"] == new and agency["examples"] == ["où est mon agence"]
-    assert new not in (runtime.settings.data_dir / "faq.yml").read_text(encoding="utf-8")
+    assert new not in runtime.settings.data.file("faq.yml").read_text(encoding="utf-8")
     # Back to the seed.
     page = await claire.get(AGENCY_FAQ)
     r = await claire.post(AGENCY_FAQ, data={"csrf": csrf_of(page.text), "action": "reset"})
@@ -258,7 +258,7 @@ async def test_content_change_reaches_another_process_by_the_live_event(
     runtime: Runtime, client_for: ClientFactory
 ) -> None:
     """A second runtime on the same database and bus (another worker) reloads on the event."""
-    other = Content(runtime.settings.data_dir)
+    other = Content(runtime.settings.data)
     async with runtime.db.session() as s:
         await other.refresh(s)
     assert not other.stale

@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 
-from bot.app import create_app
-from bot.runtime import Runtime
-from bot.types import Inbound
-from tests.bot.test_pipeline import settled
+from bot.app.factory import create_app
+from bot.app.runtime import Runtime
+from bot.core.types import Inbound
 from tests.browser import DESKTOP, PHONE, Server, launch, need_chromium, serve_in_thread
 from tests.conftest import make_settings
 from tests.fakes import KeywordEngine, RecordingChannel
 from tests.handoff.test_manager_browser import fits_the_width, shot, sign_in
+from tests.worker.test_pipeline import settled
 
 pytestmark = pytest.mark.browser
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.bot.test_cli import relais
+from tests.cli.test_cli import relais
 from tests.ops.test_importer import landlord_rows, with_bad_rows, write_csv
 
 

@@ -12,14 +12,14 @@ import openpyxl
 import pytest
 from sqlalchemy import func, select
 
+from bot.app.runtime import Runtime
 from bot.core.phones import find_phone, to_e164
-from bot.db import Database
 from bot.dialogue.reading import find_identity
-from bot.importer import Importer, ImportFileError, parse_collection_rule, read_table
-from bot.models import Conversation, Message, Residence, StaffUser, Tenant
-from bot.runtime import Runtime
-from tests.bot.test_pipeline import send, settled
+from bot.ops.importer import Importer, ImportFileError, parse_collection_rule, read_table
+from bot.storage.db import Database
+from bot.storage.models import Conversation, Message, Residence, StaffUser, Tenant
 from tests.fakes import RecordingChannel
+from tests.worker.test_pipeline import send, settled
 
 HEADER = [
     "Référence locataire", "NOM", "Prénom", "Téléphone portable", "E-mail",
@@ -444,7 +444,7 @@ def test_collection_rules_in_words(text: str, rule: dict[str, object] | None) ->
 
 
 def test_report_json_is_one_object() -> None:
-    from bot.importer import Rejected, Report
+    from bot.ops.importer import Rejected, Report
 
     r = Report("tenants", created=1, rejected=[Rejected(3, "x")])
     assert json.loads(json.dumps(r.to_json())) == {
