@@ -202,7 +202,8 @@ def parse_update(update: Any) -> list[Inbound]:
             phone = to_e164(str(contact["phone_number"]), international=True)
             own = contact.get("user_id") is not None and contact.get("user_id") == sender.get("id")
             media.append(Media(kind="contact", data={"phone": phone, "own": own}))
-            meta["contact_phone"] = phone
+            if phone:
+                meta["contact_phone"] = phone
     except (KeyError, TypeError, ValueError) as exc:
         raise Malformed(f"incomplete media ({type(exc).__name__})") from exc
     if isinstance(msg.get("sticker"), dict) and not text:

@@ -210,7 +210,7 @@ _DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})|(\d{1,2})/(\d{1,2})/(\d{4})")
 
 @dataclass
 class Check:
-    """Errors found while reading a form, each (message key, values)."""
+    """The errors found while reading a form, translated for the manager."""
 
     lang: str
     errors: list[str] = field(default_factory=list)

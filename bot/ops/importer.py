@@ -309,17 +309,14 @@ def _decode(path: Path, data: bytes) -> str:
 def _read_csv(path: Path, data: bytes) -> Table:
     text = _decode(path, data)
     first = text.split("\n", 1)[0]
-    try:
-        dialect: Any = csv.Sniffer().sniff(text[:65536], delimiters=";,\t")
-        delimiter = dialect.delimiter
-    except csv.Error:
-        delimiter = max(";,\t", key=first.count)
-    if first.count(delimiter) == 0:
-        delimiter = max(";,\t", key=first.count)
-        if first.count(delimiter) == 0:
-            raise ImportFileError(
-                f"{path.name}: not a CSV table (no ';', ',' or tab between the header's columns)"
-            )
+    # The header line decides: column names seldom hold a separator, while names and
+    # addresses in the rows often hold commas, which can mislead a guess made on the rows.
+    counts = {d: first.count(d) for d in ";\t,"}
+    delimiter = max(counts, key=lambda d: counts[d])
+    if counts[delimiter] == 0:
+        raise ImportFileError(
+            f"{path.name}: not a CSV table (no ';', ',' or tab between the header's columns)"
+        )
     try:
         rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
     except csv.Error as exc:

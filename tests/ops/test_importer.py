@@ -454,3 +454,19 @@ def test_report_json_is_one_object() -> None:
         "departed": 0,
         "rejected": [{"line": 3, "reason": "x"}],
     }
+
+
+def test_semicolons_win_over_commas_in_the_rows(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text(
+        "Référence locataire;Nom;Adresse\n"
+        "L-1;Martin, Paul;12, rue des Lilas, bât. A\n"
+        "L-2;Dupont, Jean;3, place, du, Marché\n",
+        encoding="cp1252",
+    )
+    table = read_table(path)
+    assert table.header == ["Référence locataire", "Nom", "Adresse"]
+    assert table.rows == [
+        (2, ["L-1", "Martin, Paul", "12, rue des Lilas, bât. A"]),
+        (3, ["L-2", "Dupont, Jean", "3, place, du, Marché"]),
+    ]
