@@ -6,17 +6,26 @@ from __future__ import annotations
 
 import asyncio
 import re
+import uuid
 from datetime import UTC, datetime
 
+import httpx
+import pytest
+import redis.asyncio as redis
 import yaml
 from sqlalchemy import select
 
-from bot.app.runtime import Runtime
+from bot.app.factory import create_app
+from bot.app.runtime import Roles, Runtime
+from bot.core.types import Inbound
 from bot.dialogue.content import Content, export_faq, export_residences
+from bot.messaging.bus import RedisBus
 from bot.storage.models import AuditLog, ContentOverride, Residence
-from tests.fakes import RecordingChannel
-from tests.handoff.conftest import ClientFactory, csrf_of
-from tests.worker.test_pipeline import send, settled
+from tests import services
+from tests.conftest import make_settings
+from tests.fakes import KeywordEngine, RecordingChannel
+from tests.handoff.conftest import ClientFactory, csrf_of, sign_in
+from tests.worker.test_pipeline import send, settled, until
 
 NADIA = "+33612345600"  # Résidence Les Fleurs (FLEURS)
 FLEURS = "/console/manager/facts/residences/FLEURS"
@@ -282,3 +291,49 @@ async def test_content_change_reaches_another_process_by_the_live_event(
     async with runtime.db.session() as s:
         assert await other.refresh(s)
     assert other.texts.get("thanks") == "Merci à vous !"
+
+
+@pytest.mark.redis
+async def test_an_edit_in_the_console_process_reaches_a_worker_process_through_redis(
+    sqlite_url: str,
+) -> None:
+    """Two runtimes as two processes would be: a console-only gateway and a worker, sharing
+    the database and Redis. The worker never sees the edit happen, only the live event."""
+    services.need_redis()
+    prefix = f"relais-test-{uuid.uuid4().hex[:8]}"
+    settings = make_settings(sqlite_url)
+    recording = RecordingChannel("sms")
+
+    def bus() -> RedisBus:
+        return RedisBus(services.REDIS_URL, partitions=2, prefix=prefix, heartbeat_s=0.2)
+
+    console = Runtime(settings, engine=KeywordEngine(), bus=bus(), channels={"sms": recording})
+    worker = Runtime(settings, engine=KeywordEngine(), bus=bus(), channels={"sms": recording})
+    await console.start(Roles(consume=False, outbox=False, recover=False, retention=False))
+    await worker.start(Roles(consume=True, outbox=True, recover=False, retention=False))
+    app = create_app(settings, runtime=console, prepare=False)
+    try:
+        await console.ingest(Inbound("sms", NADIA, "merci", provider_id="R1"))
+        await until(lambda: len(recording.sent) == 1, timeout=20)
+        assert recording.sent[-1].text == "Avec plaisir ! Je reste là si besoin."
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+        ) as claire:
+            await sign_in(claire, "claire")
+            page = await claire.get("/console/manager/facts/texts/thanks")
+            r = await claire.post(
+                "/console/manager/facts/texts/thanks",
+                data={"csrf": csrf_of(page.text), "text_fr": "Merci à vous !", "action": "save"},
+            )
+            assert r.status_code == 303
+        await until(lambda: worker.content.stale, timeout=10)
+        await console.ingest(Inbound("sms", NADIA, "merci", provider_id="R2"))
+        await until(lambda: len(recording.sent) == 2, timeout=20)
+        assert recording.sent[-1].text == "Merci à vous !"
+    finally:
+        await worker.stop()
+        await console.stop()
+        async with redis.from_url(services.REDIS_URL) as r:
+            keys = [k async for k in r.scan_iter(f"{prefix}:*")]
+            if keys:
+                await r.delete(*keys)
