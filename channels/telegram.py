@@ -37,6 +37,7 @@ from bot.core.errors import (
     Unsupported,
 )
 from bot.core.phones import to_e164
+from bot.core.status import DeliveryStatus
 from bot.core.types import Inbound, Media, Outbound, SendResult
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ ALLOWED_UPDATES = ["message"]
 FILE_KINDS = ("document", "voice", "audio", "video", "video_note")
 
 # aiogram reads every answer as `Response[<return type>]`; pydantic keeps such generic classes
-# only while something refers to them, and builds one again (about 4 ms) after each full garbage
+# only while something refers to them, and builds one again (milliseconds) after each full garbage
 # collection. Held here, the classes for the calls Relais makes are built once.
 _RESPONSE_TYPES = (Response[Message], Response[File], Response[bool])
 
@@ -122,7 +123,7 @@ class TelegramChannel(WebhookChannel):
             raise TransientSendError(f"Telegram unavailable ({type(exc).__name__})") from exc
         except TelegramAPIError as exc:  # another status: better retried than lost
             raise TransientSendError(f"Telegram error: {exc.message}") from exc
-        return SendResult(provider_id=str(sent.message_id), status="sent")
+        return SendResult(provider_id=str(sent.message_id), status=DeliveryStatus.SENT)
 
     async def download_file(self, file_id: str) -> tuple[bytes, str]:
         """The bytes and content type of a file a tenant sent (a photo's `file_id`).

@@ -16,6 +16,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.core.status import CaseStatus
 from bot.dialogue.hooks import on_closed, on_incident_closed
 from bot.storage.models import (
     Author,
@@ -324,7 +325,7 @@ async def close_incident(rt: Runtime, staff: StaffUser, conv_id: int, incident_i
         ).first()
         if incident is None or linked is None or incident.residence_id != conv.residence_id:
             raise Refused(404, "error.not_found")
-        if incident.status == "closed":
+        if incident.status == CaseStatus.CLOSED:
             raise Refused(409, "action.incident_closed")
         told = await on_incident_closed(s, incident, rt.texts, now=rt.clock())
         await _audit(s, staff, "close_incident", conv.id, incident_id=incident_id, told=told)

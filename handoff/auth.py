@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.passwords import hash_password, verify_password
 from bot.storage.models import Conversation, Role, StaffSession, StaffUser
+from bot.storage.store import audit
 
 if TYPE_CHECKING:
     from bot.app.runtime import Runtime
@@ -220,8 +221,6 @@ async def sign_out(rt: Runtime, session_id: str, staff: StaffUser) -> None:
 
 
 async def _audit(s: AsyncSession, staff: StaffUser, action: str, detail: dict[str, Any]) -> None:
-    from bot.storage.store import audit
-
     await audit(
         s,
         action,

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.core.status import CaseStatus
 from bot.dialogue.schedule import is_open, next_opening
 from bot.storage.models import (
     Attachment,
@@ -279,7 +280,7 @@ async def load_view(s: AsyncSession, conv: Conversation, me: StaffUser) -> Conve
             (
                 await s.execute(
                     select(Request)
-                    .where(Request.tenant_id == tenant.id, Request.status == "open")
+                    .where(Request.tenant_id == tenant.id, Request.status == CaseStatus.OPEN)
                     .order_by(Request.id.desc())
                     .limit(10)
                 )

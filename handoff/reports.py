@@ -119,9 +119,6 @@ class DailyVolume:
     def total(self) -> int:
         return sum(self.counts.values())
 
-    def of_day(self, day: date) -> int:
-        return sum(self.counts.get((day, c), 0) for c in self.channels)
-
 
 async def messages_per_day(s: AsyncSession, period: Period) -> DailyVolume:
     """Messages received from tenants, per local day and channel."""

@@ -7,6 +7,7 @@ routes start with /console/manager) or `install_manager(app, runtime)`.
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 from typing import TYPE_CHECKING
@@ -16,6 +17,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from channels import gsm7
 from handoff.auth import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
@@ -107,6 +109,19 @@ def _login_page(
         max_age=3600,
     )
     return response
+
+
+# The SMS alphabet for the reply box's segment counter, from the module the SMS sender uses.
+GSM7_JS = f"window.RELAIS_GSM7 = {json.dumps(gsm7.table(), ensure_ascii=True)};\n"
+
+
+@router.get("/console/gsm7.js")
+async def gsm7_table() -> Response:
+    return Response(
+        GSM7_JS,
+        media_type="text/javascript",
+        headers={"Cache-Control": "public, max-age=3600"},
+    )
 
 
 @router.get("/console/login")

@@ -14,6 +14,7 @@ from bot.app.factory import prepare_database
 from bot.app.runtime import Roles, Runtime
 from bot.app.wiring import attach_handoff
 from bot.core.settings import Settings
+from bot.core.status import OUTBOX_WAITING
 from bot.core.types import Inbound
 from bot.messaging.bus import InProcessBus
 from bot.storage.models import Message, Outbox
@@ -83,7 +84,7 @@ async def _wait_for_replies(rt: Runtime, message_id: int) -> None:
                     await s.execute(
                         select(func.count(Outbox.id)).where(
                             Outbox.conversation_id == msg.conversation_id,
-                            Outbox.status.in_(("pending", "sending")),
+                            Outbox.status.in_(OUTBOX_WAITING),
                         )
                     )
                 ).scalar_one()

@@ -88,6 +88,11 @@ def create_app(
                 checks["redis"] = f"unavailable: {type(exc).__name__}"
         checks["nlu"] = "ok" if rt._engine is not None else "loading"
         ok = ok and rt._engine is not None
+        if roles.consume:
+            # A process meant to answer messages is not ready while nothing reads the bus
+            # (Redis away when it started, or its consumers restarting).
+            checks["consumers"] = "ok" if rt.consuming else "not running"
+            ok = ok and rt.consuming
         return JSONResponse(
             {"status": "ok" if ok else "unavailable", "checks": checks},
             status_code=200 if ok else 503,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable, Coroutine
@@ -21,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.channel import Channel
 from bot.core.errors import Unavailable
+from bot.core.periodic import every, supervise
 from bot.core.settings import Settings
 from bot.core.types import Inbound
 from bot.dialogue.content import Content
@@ -110,6 +112,7 @@ class Runtime:
         self._stop = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._background: list[tuple[str, Background]] = []
+        self._roles = Roles(consume=False)  # until `start`
 
     @property
     def texts(self) -> Texts:
@@ -164,6 +167,7 @@ class Runtime:
         return self._engine
 
     async def start(self, roles: Roles = Roles()) -> None:
+        self._roles = roles
         self._delivers = roles.outbox
         if self._pipeline is not None:
             self._pipeline.outbox = self.outbox if roles.outbox else None
@@ -176,26 +180,35 @@ class Runtime:
                 linger=self.settings.worker_linger_ms / 1000,
                 target=BATCH_TARGET,
             )
-            self._spawn(self.bus.consume(group.one, self._stop, group))
-            self._spawn(self._watch_content())
+            self._spawn("consumers", lambda: self.bus.consume(group.one, self._stop, group))
+            self._spawn("content", self._watch_content)
         if roles.outbox:
-            self._spawn(self.outbox.run(self._stop))
+            self._spawn("outbox", lambda: self.outbox.run(self._stop))
         if roles.recover:
-            self._spawn(self._recovery_loop())
+            self._spawn("recovery", self._recovery_loop)
         if roles.retention:
-            self._spawn(self._retention_loop())
+            self._spawn("retention", self._retention_loop)
         for role, job in self._background:
             if getattr(roles, role):
-                self._spawn(job(self._stop))
+                self._spawn(role, functools.partial(job, self._stop))
+        await asyncio.sleep(0)  # the loops begin (the in-process bus's consumers are then up)
 
     async def _watch_content(self) -> None:
         """A manager's edit in any process reaches this one's pipeline at its next turn."""
         async with self.bus.subscribe() as events:
             await self.content.watch(events, self._stop)
 
-    def _spawn(self, coro: Any) -> None:
+    @property
+    def consuming(self) -> bool:
+        """Whether the messages on the bus are being processed: no consumers wanted here
+        (`relais serve --no-worker`), or the bus's consumers are running."""
+        return not self._roles.consume or self.bus.consuming
+
+    def _spawn(self, name: str, start: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run a long-running loop, restarted with a growing pause whenever it dies (Redis or
+        the database away at the wrong moment) until the runtime stops."""
+        task = asyncio.create_task(supervise(self._stop, start, name=name), name=name)
         # Keep a reference: the event loop only holds weak references to tasks.
-        task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -332,38 +345,26 @@ class Runtime:
         return len(rows)
 
     async def _recovery_loop(self) -> None:
-        every = self.settings.recovery_every_seconds
         age = timedelta(seconds=self.settings.recovery_after_seconds)
-        first = True
-        while not self._stop.is_set():
-            try:
-                # At start everything unprocessed is taken up; later only what has waited
-                # long enough that it cannot merely be sitting in the bus.
-                await self.recover(timedelta(0) if first else age)
-                first = False
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("recovery sweep failed (%s)", type(exc).__name__)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), timeout=every)
+        swept = False
 
-    async def _retention_loop(self, every: float = 24 * 3600, first: float = 60.0) -> None:
+        async def sweep() -> None:
+            # At start everything unprocessed is taken up; later only what has waited long
+            # enough that it cannot merely be sitting in the bus.
+            nonlocal swept
+            await self.recover(age if swept else timedelta(0))
+            swept = True
+
+        await every(self._stop, self.settings.recovery_every_seconds, sweep, name="recovery sweep")
+
+    async def _retention_loop(self, interval: float = 24 * 3600, first: float = 60.0) -> None:
         """Once a day (the first time a minute after start), erase conversations past the
         retention period; several workers doing it at once is harmless (idempotent)."""
-        delay = first
-        while not self._stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), timeout=delay)
-            if self._stop.is_set():
-                return
-            delay = every
-            try:
-                await purge(self.db, self.settings.retention_months, actor="worker")
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("retention purge failed (%s)", type(exc).__name__)
+
+        async def erase() -> None:
+            await purge(self.db, self.settings.retention_months, actor="worker")
+
+        await every(self._stop, interval, erase, name="retention purge", first=first)
 
 
 def _key(channel: str, address: str) -> str:

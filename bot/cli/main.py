@@ -50,9 +50,10 @@ def setup_logging(level: str = "INFO", settings: Settings | None = None) -> None
 
 
 # Young collections every 50,000 allocations instead of 700: a turn allocates thousands of
-# short-lived objects (ORM rows, parses, events), and the default thresholds spent about 0.27 ms
-# of a worker's CPU per message on collections (bench/worker.py with gc callbacks); the older
-# generations are still collected, after 20 and 10 younger ones.
+# short-lived objects (ORM rows, parses, events), and with the default thresholds a worker spent
+# a noticeable part of its CPU per message on collections (bench/worker.py with gc callbacks;
+# figures in bench/README.md); the older generations are still collected, after 20 and 10
+# younger ones.
 GC_THRESHOLDS = (50_000, 20, 10)
 
 
@@ -64,8 +65,8 @@ def tune_gc() -> None:
 def freeze_heap() -> None:
     """Once started: what is loaded by then (libraries, the NLU model, the FAQ) lives as long as
     the process, so it leaves the collector's generations and full collections stop walking
-    it. Under bench/load.py a worker's full collection walked 350,000 objects and paused it
-    240-320 ms, long enough for its partitions to back up at 300 messages/s; frozen, 12-24 ms."""
+    it. Under bench/load.py a worker's full collection paused it long enough for its
+    partitions to back up; frozen, about twenty times shorter (figures in bench/README.md)."""
     gc.collect()  # garbage of the start-up is not kept for ever
     gc.freeze()
 

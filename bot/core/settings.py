@@ -114,13 +114,3 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
-
-    def sqlite_path(self) -> Path | None:
-        if not self.is_sqlite:
-            return None
-        _, _, rest = self.database_url.partition(":///")
-        return Path(rest) if rest and rest != ":memory:" else None
-
-
-def get_settings() -> Settings:
-    return Settings()

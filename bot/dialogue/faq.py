@@ -27,10 +27,10 @@ from nlu.normalize import normalize
 
 METHODS = ("hybrid", "tfidf_word", "tfidf_char", "bm25")
 DEFAULT_METHOD = "hybrid"
-# Chosen on the dev half of tests/dialogue/data/faq_eval.tsv (bench/faq_retrieval.py). At or
-# above DEFAULT_THRESHOLD the answer is right 95% of the time (dev) and is given as is;
-# between SUGGEST_THRESHOLD and it, the answer is given with "does that answer it? if not,
-# reply NO"; below, a person answers.
+# Chosen on the dev half of tests/dialogue/data/faq_eval.tsv (bench/faq_retrieval.py; figures
+# in bench/README.md). At or above DEFAULT_THRESHOLD the answer is nearly always right and is
+# given as is; between SUGGEST_THRESHOLD and it, the answer is given with "does that answer
+# it? if not, reply NO"; below, a person answers.
 DEFAULT_THRESHOLD = 0.45
 SUGGEST_THRESHOLD = 0.28
 
@@ -172,7 +172,7 @@ class _Similarity:
     """Cosine similarity of a query with every example, as `vectorizer.transform([query])`
     times the examples' matrix would give it (sublinear tf, idf, l2 norm), without building a
     one-row sparse matrix: scikit-learn's checks cost more than the arithmetic (a turn asks
-    twice), about 0.2 ms each."""
+    twice; figures in bench/README.md)."""
 
     def __init__(self, vectorizer: TfidfVectorizer, docs: Any) -> None:
         assert vectorizer.sublinear_tf and vectorizer.use_idf and vectorizer.norm == "l2"

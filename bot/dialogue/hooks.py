@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.core.status import CaseStatus
 from bot.dialogue.texts import Texts
 from bot.storage.models import Conversation, Incident, Request
 from bot.storage.store import add_outbound
@@ -52,7 +53,7 @@ async def on_incident_closed(
     One message per conversation, in its language. Returns how many tenants were told.
     """
     now = now or datetime.now(UTC)
-    incident.status = "closed"
+    incident.status = CaseStatus.CLOSED
     incident.closed_at = incident.closed_at or now
     requests = (
         (await session.execute(select(Request).where(Request.incident_id == incident.id)))
@@ -61,8 +62,8 @@ async def on_incident_closed(
     )
     told: set[int] = set()
     for request in requests:
-        if request.status != "closed":
-            request.status = "closed"
+        if request.status != CaseStatus.CLOSED:
+            request.status = CaseStatus.CLOSED
             request.closed_at = now
         if request.conversation_id is None or request.conversation_id in told:
             continue

@@ -13,7 +13,7 @@ again on their own, so that one bad message fails only the call that brought it.
 
 Under load a worker also lingers a little between batches (`linger`, until `target` items
 wait): a batch's fixed cost (its transaction, its statements, its deliveries recorded) is
-several times one message's own (`bench/worker.py`: about 10 ms against 1.4 ms), so a worker
+several times one message's own (`bench/worker.py`, figures in bench/README.md), so a worker
 that ran a batch of five every few milliseconds spent most of its CPU on that fixed cost, CPU
 the gateway's webhooks needed. A call finding the worker idle never waits.
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import json
 import logging
@@ -17,7 +18,13 @@ import time
 import uuid
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
+
+import redis.asyncio as redis
+from redis.exceptions import ResponseError
+
+from bot.core.periodic import pause
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +73,11 @@ class Bus:
         """Run `handler(message_id)` for every enqueued message until `stop` is set; with
         `many`, messages that are waiting together go to `many` in one call."""
         raise NotImplementedError
+
+    @property
+    def consuming(self) -> bool:
+        """Whether `consume` runs and reaches the messages (what /readyz reports)."""
+        return False
 
     async def publish(self, event: Event) -> None:
         raise NotImplementedError
@@ -125,6 +137,7 @@ class InProcessBus(Bus):
         self.partitions = partitions
         self.queues: list[asyncio.Queue[int]] = [asyncio.Queue() for _ in range(partitions)]
         self.fanout = _Fanout()
+        self._consumers = 0
 
     async def enqueue(self, message_id: int, key: str) -> None:
         self.queues[partition_of(key, self.partitions)].put_nowait(message_id)
@@ -145,7 +158,15 @@ class InProcessBus(Bus):
                     for mid in batch:
                         await _handle_with_retry(handler, mid, stop)
 
-        await asyncio.gather(*(run(q) for q in self.queues))
+        self._consumers += 1
+        try:
+            await asyncio.gather(*(run(q) for q in self.queues))
+        finally:
+            self._consumers -= 1
+
+    @property
+    def consuming(self) -> bool:
+        return self._consumers > 0
 
     async def publish(self, event: Event) -> None:
         self.fanout.deliver(event)
@@ -237,6 +258,25 @@ return 0
 """
 
 
+@dataclass(slots=True)
+class _Work:
+    """What a consumer does with the messages, and when it stops."""
+
+    handler: Handler
+    stop: asyncio.Event
+    many: BatchHandler | None
+
+
+@dataclass(slots=True)
+class _Partition:
+    """One partition as a task of this worker runs it."""
+
+    p: int
+    gen: int  # this task's generation: a newer task for the partition retires it
+    claimed_backlog: bool = False
+    next_sweep: float = 0.0
+
+
 class RedisBus(Bus):
     """Redis Streams, one per partition, each read by the consumer group `workers`.
 
@@ -260,8 +300,6 @@ class RedisBus(Bus):
         heartbeat_s: float = 1.0,
         batch: int = BATCH,
     ) -> None:
-        import redis.asyncio as redis
-
         self.url = url
         self.partitions = partitions
         self.prefix = prefix
@@ -274,6 +312,7 @@ class RedisBus(Bus):
         self._listener: asyncio.Task[None] | None = None
         self._listener_ready = asyncio.Event()
         self._groups_ready = False
+        self._consuming = False
         self._valid_until: dict[int, float] = {}
         self._generation: dict[int, int] = {}  # the current task of each partition we run
         self._generations = itertools.count(1)
@@ -298,12 +337,10 @@ class RedisBus(Bus):
     async def _ensure_groups(self) -> None:
         if self._groups_ready:
             return
-        import redis.exceptions
-
         for p in range(self.partitions):
             try:
                 await self.redis.xgroup_create(self.stream(p), self.GROUP, id="0", mkstream=True)
-            except redis.exceptions.ResponseError as exc:
+            except ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
         self._groups_ready = True
@@ -315,8 +352,7 @@ class RedisBus(Bus):
     def entry(self, message_id: int, key: str) -> tuple[str, dict[str, str]]:
         """The stream and the fields `enqueue` appends for a message (the rate limiter appends
         them itself when it shares this Redis: see `Runtime._admit`)."""
-        # The key lets the consumer run different conversations of one partition at once.
-        return self.stream(partition_of(key, self.partitions)), {"m": str(message_id), "k": key}
+        return self.stream(partition_of(key, self.partitions)), encode_entry(message_id, key)
 
     # -- consuming -------------------------------------------------------------------------
 
@@ -367,32 +403,23 @@ class RedisBus(Bus):
     async def consume(
         self, handler: Handler, stop: asyncio.Event, many: BatchHandler | None = None
     ) -> None:
-        await self._ensure_groups()
         owned: dict[int, asyncio.Task[None]] = {}
         try:
             while not stop.is_set():
                 try:
-                    wanted = self._assigned(await self._alive_workers())
-                    for p in list(owned):
-                        if p not in wanted or owned[p].done():
-                            self._retire(p, owned)
-                            await self._release(p)
-                    for p in wanted:
-                        if await self._acquire(p):
-                            if p not in owned:
-                                gen = self._generation[p] = next(self._generations)
-                                owned[p] = asyncio.create_task(
-                                    self._run_partition(p, gen, handler, stop, many)
-                                )
-                        elif p in owned:
-                            self._retire(p, owned)
+                    # Inside the loop: a worker started while Redis is away creates the
+                    # consumer group once Redis is back, and goes on.
+                    await self._ensure_groups()
+                    await self._membership_round(owned, _Work(handler, stop, many))
+                    self._consuming = True
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
+                    self._consuming = False
                     log.warning("redis bus: membership round failed (%s)", type(exc).__name__)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=self.heartbeat_s)
+                await pause(stop, self.heartbeat_s)
         finally:
+            self._consuming = False
             self._generation.clear()
             for task in owned.values():
                 task.cancel()
@@ -402,134 +429,139 @@ class RedisBus(Bus):
                     await self._release(p)
                 await self.redis.zrem(workers_key(self.prefix), self.consumer)
 
-    async def _run_partition(
-        self,
-        p: int,
-        gen: int,
-        handler: Handler,
-        stop: asyncio.Event,
-        many: BatchHandler | None = None,
-    ) -> None:
-        stream = self.stream(p)
-        claimed_backlog = False
+    @property
+    def consuming(self) -> bool:
+        return self._consuming
+
+    async def _membership_round(self, owned: dict[int, asyncio.Task[None]], work: _Work) -> None:
+        """Heartbeat; let go of the partitions no longer ours; take (or keep) the others."""
+        wanted = self._assigned(await self._alive_workers())
+        for p in list(owned):
+            if p not in wanted or owned[p].done():
+                self._retire(p, owned)
+                await self._release(p)
+        for p in wanted:
+            if await self._acquire(p):
+                if p not in owned:
+                    gen = self._generation[p] = next(self._generations)
+                    owned[p] = asyncio.create_task(self._run_partition(_Partition(p, gen), work))
+            elif p in owned:
+                self._retire(p, owned)
+
+    async def _run_partition(self, part: _Partition, work: _Work) -> None:
         # A previous owner's blocking read may still be under way: Redis would hand it entries
         # after this task's first claim, and this task would read the next ones before those
         # are claimed (out of order). Its read ends within READ_BLOCK_MS.
         await asyncio.sleep(READ_BLOCK_MS / 1000 + 0.1)
-        next_sweep = time.monotonic() + BACKLOG_SWEEP_S
-        while not stop.is_set():
-            if time.monotonic() > next_sweep:
-                # Now and then, take over what another consumer read and left unacknowledged
-                # after this task had started (a task retired in the middle of a read).
-                claimed_backlog = False
-                next_sweep = time.monotonic() + BACKLOG_SWEEP_S
-            if self._generation.get(p) != gen:
+        part.next_sweep = time.monotonic() + BACKLOG_SWEEP_S
+        while not work.stop.is_set():
+            if self._generation.get(part.p) != part.gen:
                 return  # retired: another task (or worker) runs this partition now
-            if not self._holds(p, gen):
-                # Not (yet, or any more) ours: what we read unacknowledged is taken up first
-                # when it is ours again, unless the next owner has claimed it meanwhile.
-                claimed_backlog = False
-                await asyncio.sleep(0.05)
-                continue
-            try:
-                if not claimed_backlog:
-                    # Entries a previous owner read but never acknowledged come first.
-                    start = "0-0"
-                    while True:
-                        res = await self.redis.xautoclaim(
-                            stream,
-                            self.GROUP,
-                            self.consumer,
-                            min_idle_time=0,
-                            start_id=start,
-                            count=100,
-                        )
-                        start, entries = str(res[0]), list(res[1])
-                        for entry_id, fields in entries:
-                            if fields:
-                                await self._process(p, gen, stream, entry_id, fields, handler, stop)
-                            else:
-                                await self.redis.xack(stream, self.GROUP, entry_id)
-                        if start == "0-0" or not entries:
-                            break
-                    claimed_backlog = True
-                resp = await self.redis.xreadgroup(
-                    self.GROUP, self.consumer, {stream: ">"}, count=self.batch, block=READ_BLOCK_MS
-                )
-                batches: list[Any] = list(resp or [])
-                entries = [e for _name, batch in batches for e in batch]
-                ids = [_message_id(fields) for _entry_id, fields in entries]
-                if not self._holds(p, gen):
-                    continue  # a stall during the read: the entries wait for the owner
-                if None not in ids and await _handle_batch(many, ids):  # type: ignore[arg-type]
-                    await self.redis.xack(stream, self.GROUP, *(e for e, _f in entries))
-                    continue
-                # One by one: different conversations of the batch at once; one conversation's
-                # messages one after the other, in the order they came.
-                by_key: dict[str, list[tuple[str, dict[str, str]]]] = {}
-                for entry_id, fields in entries:
-                    by_key.setdefault(fields.get("k", ""), []).append((entry_id, fields))
-                results = await asyncio.gather(
-                    *(
-                        self._process_in_order(p, gen, stream, seq, handler, stop)
-                        for seq in by_key.values()
-                    ),
-                    return_exceptions=True,
-                )
-                # All have finished before a failure sends us back to the unacknowledged ones.
-                for result in results:
-                    if isinstance(result, BaseException):
-                        raise result
-            except asyncio.CancelledError:
-                raise
-            except LeaseLost:
-                log.warning("redis bus: partition %s lease lost (a stall?); stopped reading", p)
-                claimed_backlog = False
-            except Exception as exc:
-                log.warning("redis bus: partition %s read failed (%s)", p, type(exc).__name__)
-                claimed_backlog = False
-                if "NOGROUP" in str(exc):
-                    # Redis restarted without its data: the streams and the consumer group are
-                    # gone; create them again (what they held is re-enqueued by the recovery
-                    # sweep from the database, where every message is stored).
-                    self._groups_ready = False
-                    with contextlib.suppress(Exception):
-                        await self._ensure_groups()
-                await asyncio.sleep(0.5)
+            await self._partition_round(part, work)
 
-    async def _process_in_order(
-        self,
-        p: int,
-        gen: int,
-        stream: str,
-        entries: list[tuple[str, dict[str, str]]],
-        handler: Handler,
-        stop: asyncio.Event,
+    async def _partition_round(self, part: _Partition, work: _Work) -> None:
+        """Claim the backlog when due, then read and process what is new."""
+        if time.monotonic() > part.next_sweep:
+            # Now and then, take over what another consumer read and left unacknowledged
+            # after this task had started (a task retired in the middle of a read).
+            part.claimed_backlog = False
+            part.next_sweep = time.monotonic() + BACKLOG_SWEEP_S
+        if not self._holds(part.p, part.gen):
+            # Not (yet, or any more) ours: what we read unacknowledged is taken up first
+            # when it is ours again, unless the next owner has claimed it meanwhile.
+            part.claimed_backlog = False
+            await asyncio.sleep(0.05)
+            return
+        try:
+            if not part.claimed_backlog:
+                await self._claim_backlog(part, work)
+                part.claimed_backlog = True
+            await self._read_new(part, work)
+        except asyncio.CancelledError:
+            raise
+        except LeaseLost:
+            log.warning("redis bus: partition %s lease lost (a stall?); stopped reading", part.p)
+            part.claimed_backlog = False
+        except Exception as exc:
+            log.warning("redis bus: partition %s read failed (%s)", part.p, type(exc).__name__)
+            part.claimed_backlog = False
+            if "NOGROUP" in str(exc):
+                # Redis restarted without its data: the streams and the consumer group are
+                # gone; create them again (what they held is re-enqueued by the recovery
+                # sweep from the database, where every message is stored).
+                self._groups_ready = False
+                with contextlib.suppress(Exception):
+                    await self._ensure_groups()
+            await asyncio.sleep(0.5)
+
+    async def _claim_backlog(self, part: _Partition, work: _Work) -> None:
+        """Entries a previous owner read but never acknowledged come first."""
+        stream, start = self.stream(part.p), "0-0"
+        while True:
+            res = await self.redis.xautoclaim(
+                stream, self.GROUP, self.consumer, min_idle_time=0, start_id=start, count=100
+            )
+            start, entries = str(res[0]), list(res[1])
+            for entry_id, fields in entries:
+                if fields:
+                    await self._process(part, entry_id, fields, work)
+                else:  # trimmed from the stream meanwhile
+                    await self.redis.xack(stream, self.GROUP, entry_id)
+            if start == "0-0" or not entries:
+                return
+
+    async def _read_new(self, part: _Partition, work: _Work) -> None:
+        stream = self.stream(part.p)
+        resp = await self.redis.xreadgroup(
+            self.GROUP, self.consumer, {stream: ">"}, count=self.batch, block=READ_BLOCK_MS
+        )
+        batches: list[Any] = list(resp or [])
+        entries: list[tuple[str, dict[str, str]]] = [e for _name, batch in batches for e in batch]
+        ids = [decode_entry(fields)[0] for _entry_id, fields in entries]
+        if not self._holds(part.p, part.gen):
+            return  # a stall during the read: the entries wait for the owner
+        if None not in ids and await _handle_batch(work.many, ids):  # type: ignore[arg-type]
+            await self.redis.xack(stream, self.GROUP, *(e for e, _f in entries))
+            return
+        await self._process_by_conversation(part, entries, work)
+
+    async def _process_by_conversation(
+        self, part: _Partition, entries: list[tuple[str, dict[str, str]]], work: _Work
     ) -> None:
+        """One by one: different conversations of the batch at once; one conversation's
+        messages one after the other, in the order they came."""
+        by_key: dict[str, list[tuple[str, dict[str, str]]]] = {}
         for entry_id, fields in entries:
-            await self._process(p, gen, stream, entry_id, fields, handler, stop)
+            by_key.setdefault(decode_entry(fields)[1], []).append((entry_id, fields))
+
+        async def in_order(seq: list[tuple[str, dict[str, str]]]) -> None:
+            for entry_id, fields in seq:
+                await self._process(part, entry_id, fields, work)
+
+        results = await asyncio.gather(
+            *(in_order(seq) for seq in by_key.values()), return_exceptions=True
+        )
+        # All have finished before a failure sends us back to the unacknowledged ones.
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
 
     async def _process(
-        self,
-        p: int,
-        gen: int,
-        stream: str,
-        entry_id: str,
-        fields: dict[str, str],
-        handler: Handler,
-        stop: asyncio.Event,
+        self, part: _Partition, entry_id: str, fields: dict[str, str], work: _Work
     ) -> None:
-        if not self._holds(p, gen):
-            raise LeaseLost(p)
-        message_id = _message_id(fields)
+        if not self._holds(part.p, part.gen):
+            raise LeaseLost(part.p)
+        stream = self.stream(part.p)
+        message_id, _key = decode_entry(fields)
         if message_id is None:
             log.error("redis bus: dropping malformed entry %s", entry_id)
             await self.redis.xack(stream, self.GROUP, entry_id)
             return
-        if await _handle_with_retry(handler, message_id, stop, lambda: self._holds(p, gen)):
+        holds = functools.partial(self._holds, part.p, part.gen)
+        if await _handle_with_retry(work.handler, message_id, work.stop, holds):
             await self.redis.xack(stream, self.GROUP, entry_id)
-        elif not stop.is_set():
-            raise LeaseLost(p)
+        elif not work.stop.is_set():
+            raise LeaseLost(part.p)
 
     # -- live events -----------------------------------------------------------------------
 
@@ -579,11 +611,22 @@ class RedisBus(Bus):
         return self._subscription(session)
 
 
-def _message_id(fields: dict[str, str]) -> int | None:
+# -- the stream entry format, written and read here only ------------------------------------
+
+
+def encode_entry(message_id: int, key: str) -> dict[str, str]:
+    """A stream entry's fields: the stored message's id, and the conversation's key (channel
+    and address), which lets a consumer run different conversations of a partition at once."""
+    return {"m": str(message_id), "k": key}
+
+
+def decode_entry(fields: dict[str, str]) -> tuple[int | None, str]:
+    """(message id, or None for a malformed entry; conversation key)."""
     try:
-        return int(fields["m"])
+        message_id: int | None = int(fields["m"])
     except (KeyError, ValueError):
-        return None
+        message_id = None
+    return message_id, fields.get("k", "")
 
 
 def build_bus(redis_url: str | None, *, partitions: int = 8) -> Bus:

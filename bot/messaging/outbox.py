@@ -28,6 +28,7 @@ from sqlalchemy.orm import aliased
 
 from bot.core.channel import Channel
 from bot.core.errors import PermanentSendError, TransientSendError
+from bot.core.status import OUTBOX_WAITING, OutboxStatus
 from bot.core.types import Media, Outbound, SendResult
 from bot.messaging.batching import GroupCommit
 from bot.messaging.bus import Bus
@@ -135,11 +136,11 @@ class OutboxDispatcher:
         blocked = exists().where(
             earlier.conversation_id == Outbox.conversation_id,
             earlier.id < Outbox.id,
-            earlier.status.in_(("pending", "sending")),
+            earlier.status.in_(OUTBOX_WAITING),
         )
         due = or_(
-            and_(Outbox.status == "pending", Outbox.next_attempt_at <= now),
-            and_(Outbox.status == "sending", Outbox.lease_until < now),
+            and_(Outbox.status == OutboxStatus.PENDING, Outbox.next_attempt_at <= now),
+            and_(Outbox.status == OutboxStatus.SENDING, Outbox.lease_until < now),
         )
         pick = select(Outbox.id).where(due, ~blocked).order_by(Outbox.id).limit(self.batch)
         if self.db.dialect == "postgresql":
@@ -152,7 +153,9 @@ class OutboxDispatcher:
                 update(Outbox)
                 .where(self.db.one_of(Outbox.id, ids))
                 .values(
-                    status="sending", lease_until=now + self.lease, attempts=Outbox.attempts + 1
+                    status=OutboxStatus.SENDING,
+                    lease_until=now + self.lease,
+                    attempts=Outbox.attempts + 1,
                 )
             )
             rows = list(
@@ -209,7 +212,7 @@ class OutboxDispatcher:
             await s.execute(
                 update(Outbox)
                 .where(self.db.one_of(Outbox.id, ids))
-                .values(status="pending", attempts=Outbox.attempts - 1, lease_until=None)
+                .values(status=OutboxStatus.PENDING, attempts=Outbox.attempts - 1, lease_until=None)
             )
 
     async def _opted_out(self, row: Outbox) -> bool:
@@ -232,10 +235,12 @@ class OutboxDispatcher:
         retried."""
         channel = self.channels.get(row.channel)
         if channel is None:
-            await self._finish(row, "failed", error=f"no sender configured for '{row.channel}'")
+            await self._finish(
+                row, OutboxStatus.FAILED, error=f"no sender configured for '{row.channel}'"
+            )
             return True
         if not checked and await self._opted_out(row):
-            await self._finish(row, "suppressed", error="recipient opted out")
+            await self._finish(row, OutboxStatus.SUPPRESSED, error="recipient opted out")
             return True
         # What the provider really gets (e.g. folded to GSM-7 for SMS) is what the message keeps.
         text = channel.prepare_text(row.text)
@@ -256,7 +261,7 @@ class OutboxDispatcher:
         except TransientSendError as exc:
             return await self._retry(row, str(exc), exc.retry_after)
         except PermanentSendError as exc:
-            await self._finish(row, "failed", error=str(exc))
+            await self._finish(row, OutboxStatus.FAILED, error=str(exc))
             return True
         except Exception as exc:
             # A sender that raises something unexpected is treated as transient: better a
@@ -289,7 +294,7 @@ class OutboxDispatcher:
                 delay = min(delay * 2, 2.0)
         self.sent += len(delivered)
         await self._announce(
-            [(d.row, "sent") for d in delivered if d.row.conversation_id is not None]
+            [(d.row, OutboxStatus.SENT) for d in delivered if d.row.conversation_id is not None]
         )
 
     async def _finish_sent(self, delivered: list[Delivered]) -> None:
@@ -327,7 +332,7 @@ class OutboxDispatcher:
 
     async def _retry(self, row: Outbox, error: str, retry_after: float | None) -> bool:
         if row.attempts >= self.max_attempts:
-            await self._finish(row, "failed", error=error)
+            await self._finish(row, OutboxStatus.FAILED, error=error)
             return True
         delay = (
             retry_after
@@ -349,7 +354,7 @@ class OutboxDispatcher:
                 update(Outbox)
                 .where(Outbox.id == row.id)
                 .values(
-                    status="pending",
+                    status=OutboxStatus.PENDING,
                     lease_until=None,
                     last_error=error[:2000],
                     next_attempt_at=self.clock() + timedelta(seconds=delay),
@@ -371,7 +376,7 @@ class OutboxDispatcher:
                     .where(Message.id == row.message_id)
                     .values(delivery_status=status)
                 )
-        self.failed += status == "failed"
+        self.failed += status == OutboxStatus.FAILED
         log.warning(
             "outbox %s %s after %s attempt(s): %s",
             row.id,
@@ -400,7 +405,7 @@ _OUTBOX_SENT = (
     update(_outbox)
     .where(_outbox.c.id == bindparam("row_id"))
     .values(
-        status="sent",
+        status=OutboxStatus.SENT,
         lease_until=None,
         last_error=None,
         provider_id=bindparam("provider"),

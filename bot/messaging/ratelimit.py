@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import redis.asyncio as redis
+
 log = logging.getLogger(__name__)
 
 
@@ -84,8 +86,6 @@ class RedisRateLimiter(RateLimiter):
         prefix: str = "relais",
         clock: Callable[[], float] = time.time,
     ) -> None:
-        import redis.asyncio as redis
-
         super().__init__(limit=limit, window=window)
         self.redis: Any = redis.from_url(
             url, decode_responses=True, socket_timeout=1, socket_connect_timeout=1

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
 
+import redis.asyncio as redis
 from alembic.script import ScriptDirectory
 from pydantic import ValidationError
 from sqlalchemy import text
@@ -216,8 +217,6 @@ async def check_redis(s: Settings) -> list[Check]:
     if not s.redis_url:
         note = "not configured: in-process bus, so one `relais serve` process and no workers"
         return [Check("redis", "warn" if not s.is_sqlite else "ok", note)]
-    import redis.asyncio as redis
-
     client = redis.from_url(s.redis_url, socket_connect_timeout=2, socket_timeout=2)
     where = s.redis_url.split("@")[-1]
     try:

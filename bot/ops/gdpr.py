@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.core.status import OUTBOX_WAITING, OutboxStatus
 from bot.storage.db import Database
 from bot.storage.models import (
     Conversation,
@@ -198,8 +199,8 @@ async def erase_conversation(s: AsyncSession, conv: Conversation) -> Erasure:
     # Replies not yet delivered are not delivered any more: their address is gone.
     await s.execute(
         update(Outbox)
-        .where(Outbox.conversation_id == conv.id, Outbox.status.in_(("pending", "sending")))
-        .values(status="suppressed", last_error="erased")
+        .where(Outbox.conversation_id == conv.id, Outbox.status.in_(OUTBOX_WAITING))
+        .values(status=OutboxStatus.SUPPRESSED, last_error="erased")
     )
     await s.execute(
         update(Outbox)

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+from alembic import command
+from alembic.config import Config
 from sqlalchemy import ColumnElement, any_, bindparam, event, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
@@ -154,8 +156,6 @@ class Database:
 
 
 def alembic_config(url: str) -> Any:
-    from alembic.config import Config
-
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -165,8 +165,6 @@ def alembic_config(url: str) -> Any:
 
 def upgrade(url: str, revision: str = "head") -> None:
     """Apply migrations (blocking: call from a thread or before the event loop starts)."""
-    from alembic import command
-
     if url.startswith("sqlite"):
         path = url.partition(":///")[2]
         if path and path != ":memory:":

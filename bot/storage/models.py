@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -24,6 +23,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# The status values live in bot.core.status; named here too, where the columns holding them are.
+from bot.core.status import Author as Author
+from bot.core.status import CaseStatus, OutboxStatus
+from bot.core.status import ConversationState as ConversationState
+from bot.core.status import Direction as Direction
+from bot.core.status import Role as Role
 
 
 def utcnow() -> datetime:
@@ -66,31 +72,6 @@ class Base(DeclarativeBase):
         dict[str, Any]: JSON,
         list[Any]: JSON,
     }
-
-
-class ConversationState(enum.StrEnum):
-    BOT = "bot"
-    QUEUED = "queued"
-    ASSIGNED = "assigned"
-    CLOSED = "closed"
-
-
-class Direction(enum.StrEnum):
-    IN = "in"
-    OUT = "out"
-
-
-class Author(enum.StrEnum):
-    TENANT = "tenant"
-    BOT = "bot"
-    STAFF = "staff"
-    SYSTEM = "system"
-
-
-class Role(enum.StrEnum):
-    CARETAKER = "caretaker"
-    ONCALL = "oncall"
-    MANAGER = "manager"
 
 
 class Residence(Base):
@@ -252,7 +233,7 @@ class Incident(Base):
     residence_id: Mapped[int] = mapped_column(ForeignKey("residences.id"))
     building: Mapped[str] = mapped_column(String(32), default="")
     key: Mapped[str] = mapped_column(String(64))  # e.g. "ascenseur" or "hall:lumiere"
-    status: Mapped[str] = mapped_column(String(16), default="open", index=True)
+    status: Mapped[str] = mapped_column(String(16), default=CaseStatus.OPEN.value, index=True)
     summary: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     closed_at: Mapped[datetime | None] = mapped_column(default=None)
@@ -266,7 +247,7 @@ class Request(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     reference: Mapped[str | None] = mapped_column(String(32), unique=True, default=None)
     kind: Mapped[str] = mapped_column(String(16))
-    status: Mapped[str] = mapped_column(String(16), default="open", index=True)
+    status: Mapped[str] = mapped_column(String(16), default=CaseStatus.OPEN.value, index=True)
     tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id"), default=None)
     residence_id: Mapped[int | None] = mapped_column(ForeignKey("residences.id"), default=None)
     building: Mapped[str] = mapped_column(String(32), default="")
@@ -324,7 +305,7 @@ class Outbox(Base):
     media: Mapped[list[Any]] = mapped_column(default=list)
     extra: Mapped[dict[str, Any]] = mapped_column(default=dict)  # buttons, quick replies
     idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[str] = mapped_column(String(16), default=OutboxStatus.PENDING.value)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
     lease_until: Mapped[datetime | None] = mapped_column(default=None)

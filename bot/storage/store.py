@@ -9,11 +9,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-from sqlalchemy import func, select, text, update
+from sqlalchemy import select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.core.status import DeliveryStatus, OutboxStatus
 from bot.core.types import Inbound
 from bot.storage.models import (
     Attachment,
@@ -25,7 +26,6 @@ from bot.storage.models import (
     Message,
     Outbox,
     Request,
-    Tenant,
 )
 
 log = logging.getLogger(__name__)
@@ -48,35 +48,6 @@ def clean_text(text: str | None) -> str:
     # Lone surrogates (from broken UTF-8 decoded with surrogateescape) cannot be stored.
     text = text.encode("utf-8", "replace").decode("utf-8", "replace").replace("\x00", "")
     return text[:MAX_TEXT]
-
-
-async def get_or_create_conversation(
-    session: AsyncSession, channel: str, address: str
-) -> Conversation:
-    stmt = (
-        _insert(session, Conversation)
-        .values(
-            channel=channel,
-            address=address,
-            state=ConversationState.BOT.value,
-            dialogue={},
-            created_at=datetime.now(UTC),
-            updated_at=datetime.now(UTC),
-            last_message_at=datetime.now(UTC),
-            language="fr",
-            priority=0,
-        )
-        .on_conflict_do_nothing(index_elements=["channel", "address"])
-    )
-    await session.execute(stmt)
-    conv = (
-        await session.execute(
-            select(Conversation).where(
-                Conversation.channel == channel, Conversation.address == address
-            )
-        )
-    ).scalar_one()
-    return conv
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,7 +267,7 @@ def outbound_message(
         staff_id=staff_id,
         text=text,
         media=media or [],
-        delivery_status="queued",
+        delivery_status=DeliveryStatus.QUEUED,
         created_at=now or datetime.now(UTC),
     )
 
@@ -326,7 +297,7 @@ def outbox_row(
         media=list(msg.media or []),
         extra=extra,
         idempotency_key=key,
-        status="sending" if claimed_until else "pending",
+        status=OutboxStatus.SENDING if claimed_until else OutboxStatus.PENDING,
         attempts=1 if claimed_until else 0,
         lease_until=claimed_until,
         next_attempt_at=due or datetime.now(UTC),
@@ -362,10 +333,6 @@ async def next_request_reference(session: AsyncSession, request: Request) -> str
     return request.reference
 
 
-async def find_tenant_by_phone(session: AsyncSession, phone: str) -> Tenant | None:
-    return (await session.execute(select(Tenant).where(Tenant.phone == phone))).scalar_one_or_none()
-
-
 async def audit(
     session: AsyncSession,
     action: str,
@@ -385,16 +352,4 @@ async def audit(
             target_id=str(target_id),
             detail=detail or {},
         )
-    )
-
-
-async def count_unprocessed(session: AsyncSession) -> int:
-    return int(
-        (
-            await session.execute(
-                select(func.count(Message.id)).where(
-                    Message.direction == Direction.IN.value, Message.processed_at.is_(None)
-                )
-            )
-        ).scalar_one()
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import pytest
@@ -120,7 +119,7 @@ async def test_stop_then_start(gateway: Gateway) -> None:
 async def test_a_retried_message_sid_is_stored_and_answered_once(gateway: Gateway) -> None:
     await gateway.check_webhook("twilio/sms_text")
     await gateway.check_webhook("twilio/sms_text")
-    await asyncio.sleep(0.2)
+    await gateway.settled()  # processed and delivered: a second reply would be there by now
     assert len(await gateway.messages("in")) == 1
     assert len(gateway.providers.twilio_sent()) == 1
 

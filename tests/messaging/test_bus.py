@@ -259,8 +259,8 @@ async def test_a_killed_or_stalled_worker_loses_nothing(fault: str) -> None:
 
 async def test_live_events_reach_every_subscriber(bus_factory: Callable[[], Bus]) -> None:
     publisher, console_a, console_b = bus_factory(), bus_factory(), bus_factory()
+    # Entered, a subscription is live (the Redis bus waits for its listener to subscribe).
     async with console_a.subscribe() as qa, console_b.subscribe() as qb:
-        await asyncio.sleep(0.1)
         await publisher.publish({"type": "handoff", "conversation_id": 7})
         got_a = await asyncio.wait_for(qa.get(), 5)
         got_b = await asyncio.wait_for(qb.get(), 5)
@@ -277,7 +277,6 @@ async def test_web_chat_events_reach_only_their_session(bus_factory: Callable[[]
         gateway.subscribe("s-1") as first_again,
         gateway.subscribe("s-2") as second,
     ):
-        await asyncio.sleep(0.1)
         await publisher.publish_many(
             [
                 {"type": "webchat", "session": "s-1", "message": {"text": "bonjour"}},
@@ -291,7 +290,7 @@ async def test_web_chat_events_reach_only_their_session(bus_factory: Callable[[]
         for q in (first, first_again):
             assert (await asyncio.wait_for(q.get(), 5))["message"] == {"text": "bonjour"}
         assert (await asyncio.wait_for(second.get(), 5))["type"] == "webchat_typing"
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.2)  # nothing else arrives: a short bounded wait for a negative
         assert console.empty() and first.empty() and second.empty()
     fanout = getattr(gateway, "fanout")  # noqa: B009 - both buses have one
     assert fanout.sessions == {}, "closed sockets leave no subscription behind"
@@ -303,14 +302,15 @@ async def test_a_consumer_cancelled_mid_batch_lets_the_batch_finish() -> None:
     their lease. It is not acknowledged: the next owner finds it processed."""
     from bot.messaging import bus as bus_module
 
-    finished = asyncio.Event()
+    started, finished = asyncio.Event(), asyncio.Event()
 
     async def many(message_ids: list[int]) -> None:
+        started.set()
         await asyncio.sleep(0.2)  # the transaction, then the sends
         finished.set()
 
     consumer = asyncio.create_task(bus_module._handle_batch(many, [1, 2, 3]))
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(started.wait(), 2)
     consumer.cancel()
     with pytest.raises(asyncio.CancelledError):
         await consumer

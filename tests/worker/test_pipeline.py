@@ -101,14 +101,16 @@ async def test_repair_opens_a_request_with_a_reference_and_queues_it(
     runtime: Runtime, recording: RecordingChannel
 ) -> None:
     events: list[dict] = []
+    subscribed = asyncio.Event()
 
     async def listen() -> None:
         async with runtime.bus.subscribe() as q:
+            subscribed.set()
             while True:
                 events.append(await q.get())
 
     listener = asyncio.create_task(listen())
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(subscribed.wait(), timeout=5)
     # The bot asks what the first message did not say (where, since when, a photo) first.
     await send(runtime, "j'ai une fuite sous l'évier", pid="SM2")
     await settled(runtime)
