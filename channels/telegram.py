@@ -36,6 +36,7 @@ from bot.core.errors import (
     TransientSendError,
     Unsupported,
 )
+from bot.core.phones import to_e164
 from bot.core.status import DeliveryStatus
 from bot.core.types import Inbound, Media, Outbound, SendResult
 from channels.payloads import TgUpdate, loads
@@ -192,11 +193,13 @@ def parse_update(update: Any) -> list[Inbound]:
             )
         )
     if msg.contact is not None:
-        phone = e164(msg.contact.phone_number)
+        # Telegram gives the number international without its "+" ("33612345600").
+        phone = to_e164(msg.contact.phone_number, international=True)
         sender_id = msg.sender.id if msg.sender else None
         own = msg.contact.user_id is not None and msg.contact.user_id == sender_id
         media.append(Media(kind="contact", data={"phone": phone, "own": own}))
-        meta["contact_phone"] = phone
+        if phone:
+            meta["contact_phone"] = phone
     if msg.sticker is not None and not text:
         text = msg.sticker.emoji or ""
     if not text and not media:
@@ -212,12 +215,6 @@ def parse_update(update: Any) -> list[Inbound]:
             meta=meta,
         )
     ]
-
-
-def e164(phone: str) -> str:
-    """Telegram gives contacts' numbers without '+' ("33612345600"); tenants are stored E.164."""
-    digits = "".join(c for c in phone if c.isdigit())
-    return "+" + digits
 
 
 async def poll_updates(bot: Bot, ingest: Any, *, wait: int = 25) -> None:

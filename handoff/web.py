@@ -38,6 +38,7 @@ from handoff.auth import (
 )
 from handoff.broadcasts import router as broadcasts_router
 from handoff.console import router as console_router
+from handoff.facts_pages import router as facts_router
 from handoff.headers import ConsoleHeaders, origin_of
 from handoff.i18n import LANG_COOKIE, LANGUAGES, request_language, translate
 from handoff.manager import router as manager_router
@@ -61,6 +62,7 @@ def install_console(app: FastAPI, runtime: Runtime) -> None:
     app.include_router(requests_router)
     app.include_router(broadcasts_router)
     app.include_router(manager_router)
+    app.include_router(facts_router)
 
     async def database_away(request: Request, exc: Exception) -> Response:
         """The database (or its pool) is unreachable: 503, "try again", not a 500."""

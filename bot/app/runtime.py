@@ -25,6 +25,7 @@ from bot.core.errors import Unavailable
 from bot.core.periodic import every, supervise
 from bot.core.settings import Settings
 from bot.core.types import Inbound
+from bot.dialogue.content import Content
 from bot.dialogue.texts import Texts
 from bot.messaging.batching import GroupCommit
 from bot.messaging.bus import STREAM_MAXLEN, Bus, RedisBus, build_bus
@@ -89,7 +90,8 @@ class Runtime:
         self.bus = bus or build_bus(settings.redis_url, partitions=settings.bus_partitions)
         self._engine = engine
         self.channels: dict[str, Channel] = dict(channels or {})
-        self.texts = Texts.load(settings.data)
+        # Texts and FAQ: the data folder's seed under managers' edits, reloaded when changed.
+        self.content = Content(settings.data)
         self.landlord: dict[str, Any] = _safe_landlord(settings)
         self.clock = clock or (lambda: datetime.now(UTC))
         self.outbox = OutboxDispatcher(
@@ -123,6 +125,10 @@ class Runtime:
         self._roles = Roles(consume=False)  # until `start`
 
     @property
+    def texts(self) -> Texts:
+        return self.content.texts
+
+    @property
     def engine(self) -> Engine:
         if self._engine is None:
             raise RuntimeError("The NLU engine is not loaded: call Runtime.start() first.")
@@ -136,6 +142,8 @@ class Runtime:
                 engine=self.engine,
                 bus=self.bus,
                 texts=self.texts,
+                content=self.content,
+                phone_region=self.settings.phone_region,
                 landlord=self.landlord,
                 timezone=self.settings.timezone,
                 clock=self.clock,
@@ -184,6 +192,7 @@ class Runtime:
                 target=BATCH_TARGET,
             )
             self._spawn("consumers", lambda: self.bus.consume(group.one, self._stop, group))
+            self._spawn("content", self._watch_content)
         if roles.outbox:
             self._spawn("outbox", lambda: self.outbox.run(self._stop))
         if roles.recover:
@@ -195,6 +204,11 @@ class Runtime:
             if getattr(roles, role):
                 self._spawn(role, functools.partial(job, self._stop))
         await asyncio.sleep(0)  # the loops begin (the in-process bus's consumers are then up)
+
+    async def _watch_content(self) -> None:
+        """A manager's edit in any process reaches this one's pipeline at its next turn."""
+        async with self.bus.subscribe() as events:
+            await self.content.watch(events, self._stop)
 
     @property
     def consuming(self) -> bool:

@@ -18,6 +18,7 @@ from bot.app.factory import create_app
 from bot.app.runtime import Roles, Runtime
 from bot.app.wiring import attach_handoff
 from bot.cli.apikeys import app as api_keys_app
+from bot.cli.landlord import export_app, import_app
 from bot.cli.ops import install_ops_commands
 from bot.cli.telegram import cli as telegram_cli
 from bot.core.settings import Settings
@@ -36,6 +37,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(demo_app, name="demo")
 app.add_typer(users_app, name="users")
 app.add_typer(api_keys_app, name="api-keys")
+app.add_typer(import_app, name="import")
+app.add_typer(export_app, name="export")
 
 
 app.add_typer(nlu_app, name="nlu", help="Train, evaluate and query the NLU.")

@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     nlu_threshold: float | None = None
     rasa_url: str | None = None
     timezone: str = "Europe/Paris"
+    phone_region: str = Field(
+        default="FR",
+        description='How national phone numbers ("06 12…") are read: imports, Telegram '
+        "contacts, numbers tenants type (ISO country code).",
+    )
 
     # Channels.
     twilio_account_sid: str | None = None

@@ -3,7 +3,14 @@
 `from bot.dialogue import decide, Decision, Turn, ...` is the interface the pipeline uses.
 """
 
-from bot.dialogue.policy import FAQ_CONFIDENT, FAQ_SUGGEST, MAX_FAILURES, decide
+from bot.dialogue.policy import (
+    FAQ_CONFIDENT,
+    FAQ_SUGGEST,
+    MAX_FAILURES,
+    decide,
+    preview_answer,
+    preview_bulky,
+)
 from bot.dialogue.reading import emergency_kind, find_identity, find_rating, format_date
 from bot.dialogue.types import (
     PRIORITY_EMERGENCY,
@@ -43,4 +50,6 @@ __all__ = [
     "find_identity",
     "find_rating",
     "format_date",
+    "preview_answer",
+    "preview_bulky",
 ]

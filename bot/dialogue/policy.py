@@ -12,6 +12,7 @@ stores it, so a restart in the middle of an intake resumes where it was. State k
 from __future__ import annotations
 
 import copy
+from datetime import date
 from typing import Any
 
 import bot.dialogue.confirmation as confirmation
@@ -33,6 +34,8 @@ from nlu.types import Entity, Parse
 
 # The bot gives up after this many misunderstandings in a row and hands off.
 MAX_FAILURES = 2
+# An agency's closure is announced with its hours this many days ahead.
+CLOSURE_NOTICE_DAYS = 30
 # FAQ: at or above CONFIDENT the answer is given; between SUGGEST and CONFIDENT it is given
 # with an offer to pass the question on; below SUGGEST a person answers.
 FAQ_CONFIDENT = DEFAULT_THRESHOLD
@@ -53,6 +56,20 @@ def decide(turn: Turn, texts: Texts, faq: Faq | None = None) -> Decision:
     if answered is not None:
         return answered
     return _Policy(confirmation.without_question(turn), texts, faq).run()
+
+
+def preview_answer(turn: Turn, texts: Texts, entry: FaqEntry) -> str:
+    """The FAQ answer `entry` as the tenant of `turn` would receive it (the console's preview
+    of a manager's edit, before it is saved)."""
+    policy = _Policy(turn, texts, None)
+    return render(entry, policy.lang, policy.faq_params())
+
+
+def preview_bulky(turn: Turn, texts: Texts) -> str:
+    """The bulky-waste answer the tenant of `turn` would receive."""
+    policy = _Policy(turn, texts, None)
+    policy.bulky_info()
+    return "\n".join(policy.d.replies)
 
 
 class _Policy:
@@ -149,7 +166,7 @@ class _Policy:
                 self.say("satisfaction_thanks" if rating >= 3 else "satisfaction_sorry")
                 return self.finish()
         if self.tenant is None and self.state.get("awaiting") == "identity":
-            ident = reading.find_identity(text)
+            ident = reading.find_identity(text, self.turn.phone_region)
             if ident:
                 self.d.identify = ident
                 return self.d
@@ -363,7 +380,7 @@ class _Policy:
             agency_address=agency.get("address", ""),
             agency_phone=agency.get("phone", ""),
             agency_email=agency.get("email", ""),
-            agency_hours=(agency.get("hours_text") or {}).get(self.lang, ""),
+            agency_hours=self.agency_hours(agency),
             caretaker=self.caretaker(),
             caretaker_hours=(self.residence.caretaker_hours.get("text") or {}).get(self.lang, ""),
             residence=self.residence.name,
@@ -388,12 +405,33 @@ class _Policy:
         if self.tenant is None:
             self.say("faq_unknown_sender")
 
+    def agency_hours(self, agency: dict[str, Any]) -> str:
+        """The agency's usual hours, and its closures of the coming weeks."""
+        text = str((agency.get("hours_text") or {}).get(self.lang, ""))
+        today = self.turn.now.date()
+        closures = []
+        for c in (agency.get("hours") or {}).get("closed") or []:
+            try:
+                start = date.fromisoformat(str(c["from"]))
+                end = date.fromisoformat(str(c.get("to") or c["from"]))
+            except (KeyError, ValueError, TypeError):
+                continue
+            if end >= today and (start - today).days <= CLOSURE_NOTICE_DAYS:
+                closures.append(
+                    self.t(
+                        "agency_closed_day" if start == end else "agency_closed_days",
+                        start=reading.format_date(start, self.lang),
+                        end=reading.format_date(end, self.lang),
+                    )
+                )
+        return ", ".join([text, *closures]) if text else ", ".join(closures)
+
     def bulky_info(self, *, lead: bool = False) -> None:
         bw = self.residence.bulky_waste if self.residence else {}
         if not bw or self.residence is None:
             self.say("bulky_generic")
             return
-        nxt = next_collection(bw.get("rule", {}), self.turn.now.date())
+        nxt = next_collection(bw.get("rule", {}), self.turn.now.date(), bw.get("exceptions") or ())
         self.say(
             "bulky_info",
             residence=self.residence.name,

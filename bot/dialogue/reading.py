@@ -7,6 +7,8 @@ import unicodedata
 from datetime import date, datetime
 from typing import Any
 
+from bot.core.phones import DEFAULT_REGION, find_phone
+
 
 def fold(text: str) -> str:
     text = unicodedata.normalize("NFKD", text.lower())
@@ -31,19 +33,14 @@ def emergency_kind(text: str) -> str:
 
 
 _TENANT_REF = re.compile(r"\bL[-\s]?(\d{4,6})\b", re.IGNORECASE)
-_PHONE = re.compile(r"(?:\+33\s?|0)[1-9](?:[\s.-]?\d{2}){4}")
 
 
-def find_identity(text: str) -> str | None:
-    """A tenant reference (L-10231) or a French phone number given by an unknown sender."""
+def find_identity(text: str, region: str = DEFAULT_REGION) -> str | None:
+    """A tenant reference (L-10231) or a phone number (E.164) given by an unknown sender."""
     m = _TENANT_REF.search(text)
     if m:
         return f"L-{m.group(1)}"
-    m = _PHONE.search(text)
-    if m:
-        digits = re.sub(r"\D", "", m.group(0))
-        return "+33" + digits[-9:]
-    return None
+    return find_phone(text, region)
 
 
 _RATING = re.compile(

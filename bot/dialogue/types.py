@@ -77,6 +77,7 @@ class Turn:
     language: str = "fr"
     # Written in a language the bot does not speak: French answer plus a short English line.
     foreign: bool = False
+    phone_region: str = "FR"  # how a national number the tenant types ("06…") is read
 
 
 @dataclass(frozen=True, slots=True)

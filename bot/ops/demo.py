@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.datadir import DataDir
 from bot.core.passwords import hash_password
+from bot.core.phones import to_e164
 from bot.storage.db import Database
 from bot.storage.models import Residence, StaffUser, Tenant
 
@@ -77,7 +78,11 @@ async def load_demo(db: Database, data_dir: DataDir, *, only_if_empty: bool = Fa
             row.caretaker_hours = dict(r.get("caretaker_hours", {}))
             row.bulky_waste = dict(r.get("bulky_waste", {}))
             row.lift_company = dict(r.get("lift_company", {}))
-            row.extra = {"caretaker": r.get("caretaker"), "landlord": landlord}
+            row.extra = {
+                "caretaker": r.get("caretaker"),
+                "landlord": landlord,
+                "agency": r.get("agency", ""),
+            }
             s.add(row)
             by_code[r["code"]] = row
         await s.flush()
@@ -87,7 +92,7 @@ async def load_demo(db: Database, data_dir: DataDir, *, only_if_empty: bool = Fa
             ).scalar_one_or_none() or Tenant(reference=t["reference"])
             trow.first_name = t.get("first_name", "")
             trow.last_name = t.get("last_name", "")
-            trow.phone = t.get("phone")
+            trow.phone = to_e164(t["phone"]) if t.get("phone") else None
             trow.telegram_chat_id = t.get("telegram_chat_id")
             trow.residence_id = by_code[t["residence"]].id
             trow.building = str(t.get("building", ""))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import delete, select
 
 from bot.core.passwords import hash_password
+from bot.core.phones import to_e164
 from bot.core.settings import Settings
 from bot.storage.db import Database, upgrade_async
 from bot.storage.models import LoginThrottle, Residence, Role, StaffUser
@@ -33,6 +34,9 @@ async def add_user(
         raise UserError(f"the password must have at least {MIN_PASSWORD} characters")
     if role == Role.CARETAKER.value and not residences:
         raise UserError("a caretaker needs at least one --residence")
+    e164 = to_e164(phone, settings.phone_region) if phone else None
+    if phone and e164 is None:
+        raise UserError(f"'{phone}' is not a phone number")
     if settings.is_sqlite:
         await upgrade_async(settings.database_url)
     db = Database(settings.database_url)
@@ -52,7 +56,7 @@ async def add_user(
                 user = StaffUser(login=login)
             user.role = role
             user.display_name = name or user.display_name or login
-            user.phone = phone or user.phone
+            user.phone = e164 or user.phone
             user.password_hash = hash_password(password)
             user.residences = found
             s.add(user)

@@ -109,6 +109,9 @@ class Tenant(Base):
     vulnerable: Mapped[bool] = mapped_column(Boolean, default=False)
     vulnerability: Mapped[str] = mapped_column(String(200), default="")
     erased_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Absent from the landlord's last full export (`relais import tenants --full`): no longer
+    # recognised by phone or Telegram; their conversations stay until the retention purge.
+    departed_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     residence: Mapped[Residence | None] = relationship(lazy="joined")
@@ -401,6 +404,23 @@ class AuditLog(Base):
     target_type: Mapped[str] = mapped_column(String(32), default="")
     target_id: Mapped[str] = mapped_column(String(64), default="")
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class ContentOverride(Base):
+    """A manager's version of a tenant-facing text or FAQ entry, over the shipped YAML seed.
+
+    `value` None: back to the seed (the row stays so that its `updated_at` tells every process
+    the content changed)."""
+
+    __tablename__ = "content_overrides"
+    __table_args__ = (UniqueConstraint("kind", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "text" or "faq"
+    key: Mapped[str] = mapped_column(String(64))
+    value: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(64), default="")
 
 
 class StaffSession(Base):

@@ -21,6 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import raiseload
 
 from bot import dialogue as dlg
+from bot.core.phones import DEFAULT_REGION
+from bot.dialogue.content import Content
 from bot.dialogue.faq import Faq, load_faq
 from bot.dialogue.texts import Texts
 from bot.messaging.bus import Bus
@@ -100,6 +102,8 @@ class Pipeline:
         bus: Bus,
         texts: Texts,
         faq: Faq | None = None,
+        content: Content | None = None,
+        phone_region: str = DEFAULT_REGION,
         landlord: dict[str, Any] | None = None,
         timezone: str = "Europe/Paris",
         clock: Callable[[], datetime] | None = None,
@@ -113,6 +117,9 @@ class Pipeline:
         self.texts = texts
         # The FAQ sits next to the texts unless given (tests give their own).
         self.faq = faq if faq is not None or texts.data_dir is None else load_faq(texts.data_dir)
+        # Managers' edits of texts and FAQ answers, checked at each batch (bot.dialogue.content).
+        self.content = content
+        self.phone_region = phone_region
         self.landlord = landlord or {}
         self.tz = ZoneInfo(timezone)
         self.clock = clock or (lambda: datetime.now(UTC))
@@ -140,6 +147,12 @@ class Pipeline:
             messages = await self._claim(s, message_ids)
             if not messages:
                 return
+            if self.content is not None:
+                if self.content.stale:
+                    await self.content.refresh(s)
+                # Refreshed here or by the console of this process: the current one either way.
+                self.texts = self.content.texts
+                self.faq = self.content.current_faq()
             conversations = await self._conversations(s, {m.conversation_id for m in messages})
             batch = (
                 await self._prefetch(s, list(conversations.values()))
@@ -656,6 +669,7 @@ class Pipeline:
             landlord=self.landlord,
             language=lang,
             foreign=foreign,
+            phone_region=self.phone_region,
         )
 
     async def _requests_of(
@@ -752,7 +766,13 @@ class Pipeline:
         self, s: AsyncSession, conv: Conversation, batch: Prefetched
     ) -> Tenant | None:
         if conv.tenant_id is not None:
-            return await s.get(Tenant, conv.tenant_id)
+            linked = await s.get(Tenant, conv.tenant_id)
+            if linked is None or linked.departed_at is None:
+                return linked
+            # Gone from the landlord's last full export: whoever writes from this address now
+            # is found again (or asked who they are); the old conversation stays theirs.
+            conv.tenant_id = None
+            conv.residence_id = None
         key = (conv.channel, conv.address)
         tenant = None
         if key in batch.tenants or key in batch.unknown:
@@ -796,7 +816,11 @@ class Pipeline:
     ) -> Tenant | None:
         column = Tenant.reference if identity.startswith("L-") else Tenant.phone
         tenant = (
-            (await s.execute(select(Tenant).where(column == identity)))
+            (
+                await s.execute(
+                    select(Tenant).where(column == identity, Tenant.departed_at.is_(None))
+                )
+            )
             .unique()
             .scalar_one_or_none()
         )

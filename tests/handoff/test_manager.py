@@ -54,11 +54,15 @@ def all_routes(routes: list) -> list[APIRoute]:
     return out
 
 
+# Path parameters of the facts pages that are not numbers (handoff.facts_pages).
+SAMPLE_PARAMS = {"code": "FLEURS", "agency": "lille", "entry_id": "agency", "text_key": "greet"}
+
+
 def manager_routes(app: FastAPI) -> list[tuple[str, str]]:
     out = []
     for route in all_routes(app.routes):
         if route.path.startswith("/console/manager"):
-            path = re.sub(r"\{[^}]+\}", "1", route.path)
+            path = re.sub(r"\{([^}]+)\}", lambda m: SAMPLE_PARAMS.get(m.group(1), "1"), route.path)
             out.extend((method, path) for method in sorted(route.methods))
     return out
 
