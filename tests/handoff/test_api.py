@@ -213,9 +213,11 @@ async def test_repair_by_sms_followed_through_the_api(stack: Gateway, receiver: 
     assert [e["data"]["status"] for e in updates] == ["scheduled", "done", "closed"]
     assert all(e["data"]["reference"] == reference for e in updates)
     # A tampered body fails the verification.
-    first = receiver.accepted()[0]
+    created = next(d for d in receiver.accepted() if d.event["type"] == "request.created")
+    tampered = created.body.replace(b'"status":"received"', b'"status":"closed"')
+    assert tampered != created.body
     with pytest.raises(Exception, match="signature"):
-        verifier.verify(first.body.replace(b"received", b"closed"), first.headers)
+        verifier.verify(tampered, created.headers)
 
 
 async def test_not_fixed_reopens_it_to_the_caretaker_with_the_tenants_words(
