@@ -41,6 +41,11 @@ from bot.texts import Texts
 from bot.types import Inbound
 from channels.base import Channel
 
+try:  # a bare gateway without the console sends no staff alerts of its own
+    from handoff.escalation import alert_now
+except ImportError:  # pragma: no cover
+    alert_now = None  # type: ignore[assignment]
+
 if TYPE_CHECKING:
     from nlu.engine import Engine
 
@@ -123,8 +128,37 @@ class Runtime:
                 clock=self.clock,
                 on_outbox=self.outbox.wake,
                 outbox=self.outbox if self._delivers else None,
+                alerter=self._alert if alert_now is not None else None,
+                intake_timeout=timedelta(minutes=self.settings.intake_timeout_minutes),
+                code_lifetime=timedelta(minutes=self.settings.identity_code_minutes),
+                code_tries=self.settings.identity_code_tries,
+                codes_per_hour=self.settings.identity_codes_per_hour,
             )
         return self._pipeline
+
+    async def _alert(
+        self, s: AsyncSession, conv: Conversation, to: str, reason: str, key: str
+    ) -> int:
+        """Staff alerts the dialogue sends at once, through the console's notify path."""
+        assert alert_now is not None
+        sent = await alert_now(s, self, conv, to=to, reason=reason, key=key)
+        if sent:
+            self.outbox.wake()
+        return sent
+
+    async def _due_loop(self, every: float = 30.0) -> None:
+        """Every `every` seconds: what the dialogue left due (silent intakes) is handled."""
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=every)
+            if self._stop.is_set():
+                return
+            try:
+                await self.pipeline.run_due()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("due-job round failed (%s)", type(exc).__name__)
 
     def add_channel(self, channel: Channel) -> None:
         for name in (channel.name, *channel.aliases):
@@ -161,6 +195,7 @@ class Runtime:
                 target=BATCH_TARGET,
             )
             self._spawn(self.bus.consume(group.one, self._stop, group))
+            self._spawn(self._due_loop())
         if roles.outbox:
             self._spawn(self.outbox.run(self._stop))
         if roles.recover:

@@ -1,10 +1,44 @@
-"""Calendars: next bulky-waste collection from a residence's rule, and opening hours."""
+"""Calendars: next bulky-waste collection from a residence's rule, opening hours, and the
+French public holidays of the residence's department (the `holidays` package)."""
 
 from __future__ import annotations
 
 import calendar
+import re
 from datetime import date, datetime, time, timedelta
+from functools import lru_cache
 from typing import Any
+
+import holidays as holidays_lib
+
+# Departments with public holidays of their own: Moselle, Alsace (Bas-Rhin, Haut-Rhin) and
+# the overseas departments, by the first digits of the postal code.
+_REGIONS = {"57": "57", "67": "6AE", "68": "6AE"}
+_OVERSEAS = {"971", "972", "973", "974", "976"}
+
+
+def region_of(postal_code: str) -> str:
+    """The `holidays` subdivision of a French postal code ("" for mainland rules)."""
+    code = re.sub(r"\D", "", postal_code or "")[:5]
+    if code[:3] in _OVERSEAS:
+        return code[:3]
+    return _REGIONS.get(code[:2], "")
+
+
+def residence_region(residence: Any) -> str:
+    """A residence's holiday region: its own setting, else read from its postal code."""
+    return str(getattr(residence, "region", "") or "")
+
+
+@lru_cache(maxsize=64)
+def _calendar(region: str, year: int) -> holidays_lib.HolidayBase:
+    return holidays_lib.France(subdiv=region or None, years=year, language="fr")
+
+
+def holiday_name(day: date, region: str = "") -> str | None:
+    """The public holiday on `day` in that region, by its French name, or None."""
+    name = _calendar(region, day.year).get(day)
+    return str(name) if name else None
 
 
 def _nth_weekday(year: int, month: int, weekday: int, nth: int) -> date | None:
@@ -19,12 +53,33 @@ def _last_weekday(year: int, month: int, weekday: int) -> date:
     return last - timedelta(days=(last.weekday() - weekday) % 7)
 
 
-def next_collection(rule: dict[str, Any], today: date) -> date | None:
-    """The next collection day on or after `today`.
+def next_collection(
+    rule: dict[str, Any], today: date, *, region: str = "", holidays: bool = True
+) -> date | None:
+    """The next collection day on or after `today`, public holidays applied.
 
     Rules: `{kind: weekly, weekday: 3}`, `{kind: monthly, nth: [2], weekday: 1}` (second
     Tuesday), `{kind: monthly_last, weekday: 4}` (last Friday). Weekdays: 0 is Monday.
+    `on_holiday: moved` (default: the next working day) or `skipped` (the next planned
+    day instead); `region` overrides the rule's own `region` (see `region_of`).
     """
+    planned = _planned(rule, today)
+    if not holidays or planned is None:
+        return planned
+    region = region or str(rule.get("region", ""))
+    for _ in range(12):
+        if planned is None or holiday_name(planned, region) is None:
+            return planned
+        if (rule.get("on_holiday") or "moved") == "moved":
+            day = planned + timedelta(days=1)
+            while day.weekday() >= 5 or holiday_name(day, region) is not None:
+                day += timedelta(days=1)
+            return day
+        planned = _planned(rule, planned + timedelta(days=1))
+    return planned
+
+
+def _planned(rule: dict[str, Any], today: date) -> date | None:
     kind = rule.get("kind")
     weekday = int(rule.get("weekday", 0))
     if kind == "weekly":
@@ -50,18 +105,24 @@ def next_collection(rule: dict[str, Any], today: date) -> date | None:
     return None
 
 
-def is_open(hours: dict[str, Any], when: datetime) -> bool:
-    """Whether `when` (local time) falls in weekly hours `{"0": [["08:30", "12:00"], ...]}`."""
+def is_open(hours: dict[str, Any], when: datetime, region: str = "") -> bool:
+    """Whether `when` (local time) falls in weekly hours `{"0": [["08:30", "12:00"], ...]}`;
+    closed on public holidays."""
+    if holiday_name(when.date(), region) is not None:
+        return False
     for start, end in hours.get(str(when.weekday()), []):
         if _t(start) <= when.time() < _t(end):
             return True
     return False
 
 
-def next_opening(hours: dict[str, Any], when: datetime) -> datetime | None:
-    """The next moment (local time) the hours open, strictly after `when` if closed now."""
-    for days in range(0, 8):
+def next_opening(hours: dict[str, Any], when: datetime, region: str = "") -> datetime | None:
+    """The next moment (local time) the hours open, strictly after `when` if closed now;
+    public holidays skipped."""
+    for days in range(0, 15):
         day = (when + timedelta(days=days)).date()
+        if holiday_name(day, region) is not None:
+            continue
         for start, _end in sorted(hours.get(str(day.weekday()), [])):
             moment = datetime.combine(day, _t(start), tzinfo=when.tzinfo)
             if moment > when:

@@ -84,6 +84,17 @@ class Settings(BaseSettings):
     escalate_after_minutes: float = Field(default=15, gt=0)
     escalate_emergency_after_minutes: float = Field(default=2, gt=0)
 
+    # Dialogue: an intake the tenant stopped answering becomes a request (or a handoff).
+    intake_timeout_minutes: float = Field(
+        default=30, gt=0, description="Silence after which a half-finished intake is recorded."
+    )
+    # Identification proof: a one-time code sent by SMS to the tenant's phone on file.
+    identity_code_minutes: float = Field(default=10, gt=0, description="Code lifetime.")
+    identity_code_tries: int = Field(default=3, ge=1, description="Wrong codes before a new one.")
+    identity_codes_per_hour: int = Field(
+        default=3, ge=1, description="Codes sent per tenant and per session in an hour."
+    )
+
     # Personal data.
     retention_months: int = Field(
         default=24, ge=1, description="Conversations older than this are erased (relais gdpr)."

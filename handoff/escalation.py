@@ -74,6 +74,12 @@ TEXTS = {
         "fr": "Relais : {by} vous a transféré une conversation ({intent}, {where}). {url}",
         "en": "Relais: {by} transferred a conversation to you ({intent}, {where}). {url}",
     },
+    # Sent at once by the dialogue (an emergency, a report getting worse): `reason` is a
+    # short fixed label, never the tenant's words.
+    "alert": {
+        "fr": "Relais : {reason} ({where}). {url}",
+        "en": "Relais: {reason} ({where}). {url}",
+    },
 }
 
 
@@ -96,6 +102,7 @@ async def notify_staff(
     key: str,
     minutes: int = 0,
     by: str = "",
+    reason: str = "",
 ) -> bool:
     """Queue an alert with a link to the conversation; no tenant text goes in it (an SMS
     lands on a lock screen)."""
@@ -116,7 +123,9 @@ async def notify_staff(
         where = "locataire non identifié" if lang == "fr" else "unidentified tenant"
     intent = INTENTS[lang].get(conv.intent or "", conv.intent or "?")
     url = f"{rt.settings.public_url.rstrip('/')}/console/c/{conv.id}"
-    text = TEXTS[kind][lang].format(intent=intent, minutes=minutes, where=where, url=url, by=by)
+    text = TEXTS[kind][lang].format(
+        intent=intent, minutes=minutes, where=where, url=url, by=by, reason=reason or intent
+    )
     channel, address = contact
     s.add(
         Outbox(
@@ -125,7 +134,12 @@ async def notify_staff(
             channel=channel,
             address=address,
             text=text,
-            extra={"staff_alert": kind, "conversation_id": conv.id},
+            extra={
+                "staff_alert": kind,
+                "conversation_id": conv.id,
+                "to": staff.role,
+                "reason": reason or kind,
+            },
             idempotency_key=key[:128],
             status="pending",
             next_attempt_at=rt.clock(),
@@ -164,6 +178,40 @@ async def targets(
     oncall = await _staff(s, Role.ONCALL)
     covering = [p for p in oncall if _covers(p, conv.residence_id)]
     return ONCALL, covering or oncall
+
+
+async def alert_now(
+    s: AsyncSession, rt: Runtime, conv: Conversation, *, to: str, reason: str, key: str
+) -> int:
+    """Alert staff at once, whatever the conversation's state (queued, taken or not yet
+    handed off): "oncall" for an emergency, "caretaker" for a report that got worse (the
+    residence's caretakers, on call when none). An open handoff is marked as escalated so
+    the loop does not alert the same people again. Returns the alerts queued."""
+    now = rt.clock()
+    level = ONCALL if to == "oncall" else CARETAKER
+    _level, people = await targets(s, conv, level, lodge_open=True)
+    sent = 0
+    for person in people:
+        if await notify_staff(
+            s, rt, person, conv, kind="alert", key=f"{key}:{person.id}", reason=reason
+        ):
+            sent += 1
+    if level == ONCALL:
+        await s.execute(
+            update(Handoff)
+            .where(Handoff.conversation_id == conv.id, Handoff.closed_at.is_(None))
+            .values(escalation_level=ONCALL, escalated_at=now)
+        )
+    if sent:
+        await audit(
+            s,
+            "alert",
+            actor="relais",
+            target_type="conversation",
+            target_id=conv.id,
+            detail={"to": to, "reason": reason, "alerts": sent},
+        )
+    return sent
 
 
 def _lodge_open(residence: Residence | None, now: datetime, tz: ZoneInfo) -> bool:

@@ -3,17 +3,19 @@
 `from bot.dialogue import decide, Decision, Turn, ...` is the interface the pipeline uses.
 """
 
-from bot.dialogue.policy import FAQ_CONFIDENT, FAQ_SUGGEST, MAX_FAILURES, decide
+from bot.dialogue.policy import FAQ_CONFIDENT, FAQ_SUGGEST, MAX_FAILURES, decide, due_at, on_silence
 from bot.dialogue.reading import emergency_kind, find_identity, find_rating, format_date
 from bot.dialogue.types import (
     PRIORITY_EMERGENCY,
     PRIORITY_NORMAL,
     PRIORITY_VULNERABLE,
     PRIORITY_VULNERABLE_ESSENTIAL,
+    AlertSpec,
     Decision,
     HandoffSpec,
     IncidentView,
     RequestSpec,
+    RequestUpdate,
     RequestView,
     ResidenceView,
     TenantView,
@@ -28,15 +30,19 @@ __all__ = [
     "PRIORITY_NORMAL",
     "PRIORITY_VULNERABLE",
     "PRIORITY_VULNERABLE_ESSENTIAL",
+    "AlertSpec",
     "Decision",
     "HandoffSpec",
     "IncidentView",
     "RequestSpec",
+    "RequestUpdate",
     "RequestView",
     "ResidenceView",
     "TenantView",
     "Turn",
     "decide",
+    "due_at",
+    "on_silence",
     "emergency_kind",
     "find_identity",
     "find_rating",

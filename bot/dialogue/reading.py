@@ -288,3 +288,341 @@ def format_moment(moment: datetime, now: datetime, lang: str) -> str:
         return f"{day} at {clock}"
     day = "aujourd'hui" if days == 0 else "demain" if days == 1 else format_date(moment, "fr")
     return f"{day} à {clock}"
+
+
+# -- dangers: what the dialogue reads on every turn, beside the NLU's hazard entity ------------
+
+HAZARDS = (
+    "gas",
+    "fire",
+    "smoke",
+    "flooding",
+    "water_electric",
+    "sparks",
+    "carbon_monoxide",
+    "trapped_lift",
+    "trapped",
+    "threat",
+    "danger",
+    "life_support",
+)
+_PERSON = (
+    r"(enfant|bebe|petit|petite|fils|fille|gamin|mere|maman|pere|papa|grand.?(mere|pere)|mamie|"
+    r"papi|voisine? agee|personne agee|vieille dame|vieux monsieur|mon mari|ma femme|"
+    r"\b[6-9]\d ans\b|\b1?\d ans\b|"
+    r"child|kid|baby|son|daughter|mum|mom|mother|father|dad|grand\w*|elderly|old (lady|man))"
+)
+_LIFT = r"(ascenseur|asc\b|lift|elevator|cabine)"
+_STUCK = r"(bloque|bloquee|coince|coincee|enferme|enfermee|trapped|stuck|locked in)"
+_HAZARD_RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (name, re.compile(pattern))
+    for name, pattern in (
+        (
+            "threat",
+            r"menac|couteau|\barme\b|pistolet|frapp|agress|tabass|me tuer|nous tuer|violent|"
+            r"defonce(r)? (ma|la) porte|threat|knife|\bgun\b|attack|beat me|kill (me|us)",
+        ),
+        (
+            "life_support",
+            r"(oxygen|dialys|respirat|concentrateur|apnee|life.?support|machine (medicale|a "
+            r"oxygene)).{0,80}(courant|electricit|coupure|panne|power|jus)|"
+            r"(courant|electricit|coupure|power).{0,80}(oxygen|dialys|respirat|concentrateur)",
+        ),
+        ("carbon_monoxide", r"monoxyde|carbon monoxide|detecteur (de )?co\b|\bco detector"),
+        (
+            "gas",
+            r"(odeur|sent|sens|pue|fuite|smell|leak|reniflé)\w*.{0,25}\b(gaz|gas)\b|"
+            r"\b(gaz|gas)\b.{0,25}(odeur|sent|fuite|smell|leak|ouvert)",
+        ),
+        (
+            "trapped",
+            _PERSON + r".{0,40}" + _STUCK + r"|" + _STUCK + r".{0,30}" + _PERSON,
+        ),
+        (
+            "danger",
+            _PERSON + r".{0,60}(tombee?|chute|malaise|inconscient|evanoui|ne repond (plus|pas)|"
+            r"respire (plus|mal)|fallen|fell|collapsed|unconscious|not breathing)",
+        ),
+        (
+            "trapped_lift",
+            _STUCK + r".{0,40}" + _LIFT + r"|" + _LIFT + r".{0,40}" + r"(je suis |on est |"
+            r"nous sommes |i'?m |we'?re )?" + _STUCK,
+        ),
+        ("fire", r"\bfeu\b|incendie|flamme|\bfire\b|en train de bruler|ca brule|on fire"),
+        (
+            "smoke",
+            r"(fumee|smoke).{0,40}(sort|partout|noire|epaisse|palier|cage|porte|couloir|pouvons|"
+            r"coming|everywhere|hall)|(beaucoup|plein) de fumee|odeur de brule|sent le brule",
+        ),
+        (
+            "water_electric",
+            r"(eau|fuite|coule|water|leak)\w*.{0,60}(prise|electri|compteur|tableau|disjonct|"
+            r"socket|plug|fuse)|(prise|electri|compteur|tableau|socket)\w*.{0,40}"
+            r"(mouill|eau|water|wet|coule)",
+        ),
+        (
+            "sparks",
+            r"etincel|spark|court.?circuit|electrocut|prise .{0,20}(fume|brule|grille|fond)|"
+            r"(fil|cable)s? (denude|a nu)",
+        ),
+        (
+            "flooding",
+            r"inond|eau (de )?partout|flood|deborde|plafond.{0,30}(coule|tombe|effondr|cede)|"
+            r"(coule|tombe).{0,30}plafond|water everywhere|gicle|pisse de partout|"
+            r"ceiling.{0,30}(collaps|pouring)|pouring",
+        ),
+    )
+)
+# A child or an elderly person inside: the lift text is not enough.
+_VULNERABLE_PERSON = re.compile(_PERSON)
+# A danger denied, or told as history.
+_NEGATION = re.compile(
+    r"\b(pas|plus|aucune?|jamais|sans|no|not|never|n'?t|rien)\b[^.!?]{0,25}$"
+)
+_PAST = re.compile(
+    r"\b(hier|avant.?hier|la semaine derniere|le mois dernier|l'an dernier|l'annee derniere|"
+    r"il y a (\d+|deux|trois|quelques) (jours|semaines|mois|ans)|il y avait|c'etait|"
+    r"on avait eu|yesterday|last (week|month|year)|there was|used to|a eu lieu|l'autre jour)\b"
+)
+_NOW = re.compile(r"\b(encore|toujours|maintenant|en ce moment|now|still|right now|again)\b")
+_ALL_CLEAR = re.compile(
+    r"\b(c'?est bon|c bon|cest bon|c'est fini|c'est regle|c'est repare|plus de danger|"
+    r"fausse alerte|tout va bien|tout est rentre dans l'ordre|rien de grave|danger ecarte|"
+    r"(grdf|les pompiers|le plombier|l'astreinte|le technicien|le depanneur|ils) "
+    r"(est|sont) (passe|repart|venu|intervenu)\w*|on (est|a ete) (sorti|libere|debloque)\w*|"
+    r"(il|elle|on|je) (est|a ete|suis|sont) (sorti|libere|debloque)\w*|"
+    r"c'etait (une|un|rien|juste)|all clear|false alarm|it'?s (fine|ok|sorted) now|"
+    r"we'?re out|(he|she|they) (is|are|got) out|no more (smoke|gas|water)|sorted)"
+)
+_CALLED = re.compile(
+    r"\b(j'?ai|on a|nous avons|mon mari a|ma femme a|le voisin a|i'?ve|i have|we'?ve|we have|i)"
+    r" (deja )?(appele|contacte|prevenu|called|phoned|rang)\b|\b(appele|called) (le|les|la|the) "
+    r"(18|15|17|112|pompiers|police|samu|grdf|fire|ambulance)"
+)
+_ARRIVED = re.compile(
+    r"\b(ils|elles|il|elle|pompiers|samu|grdf|police|secours|technicien|astreinte|plombier|"
+    r"depanneur|ambulance) (sont|est) (deja )?(arrive|arrivee|arrives|la|sur place|venus?|en bas)\b|"
+    r"\b(arrived|are here|is here|on site|just got here)\b"
+)
+
+
+# Dangers whose words carry a negation of their own ("plus de courant", "ne répond plus").
+_NO_NEGATION = frozenset({"life_support", "danger", "trapped", "trapped_lift", "threat"})
+
+
+def hazard(text: str) -> str | None:
+    """A danger happening now, read from the text: one of HAZARDS, or None.
+
+    A danger denied ("pas d'odeur de gaz") or told as history ("il y a deux ans le gaz...")
+    is not one now; an all-clear is not one either."""
+    t = fold(text)
+    if _ALL_CLEAR.search(t) and not _NOW.search(t.split("mais")[-1] if "mais" in t else ""):
+        return None
+    for name, pattern in _HAZARD_RULES:
+        m = pattern.search(t)
+        if m is None:
+            continue
+        if name not in _NO_NEGATION and _NEGATION.search(t[max(0, m.start() - 40) : m.start()]):
+            continue
+        if _PAST.search(t) and not _NOW.search(t):
+            continue
+        return name
+    return None
+
+
+def hazard_from_kind(kind: str) -> str:
+    """The safety text of a hazard ("smoke" shares the fire text)."""
+    return {
+        "gas": "gas",
+        "fire": "fire",
+        "smoke": "fire",
+        "flooding": "water",
+        "water_electric": "water_electric",
+        "sparks": "electric",
+        "carbon_monoxide": "carbon_monoxide",
+        "trapped_lift": "trapped",
+        "trapped": "trapped_person",
+        "threat": "threat",
+        "life_support": "life_support",
+    }.get(kind, "generic")
+
+
+def denied_or_past(text: str) -> bool:
+    """Danger words present, but denied, told as history, or an all-clear."""
+    t = fold(text)
+    if is_all_clear(text):
+        return True
+    for name, pattern in _HAZARD_RULES:
+        m = pattern.search(t)
+        if m and (
+            (name not in _NO_NEGATION and _NEGATION.search(t[max(0, m.start() - 40) : m.start()]))
+            or (_PAST.search(t) and not _NOW.search(t))
+        ):
+            return True
+    words = re.search(r"\b(gaz|gas|feu|fire|fumee|smoke|inond|flood)\b", t)
+    return bool(
+        words
+        and (
+            _NEGATION.search(t[max(0, words.start() - 40) : words.start()])
+            or (_PAST.search(t) and not _NOW.search(t))
+        )
+    )
+
+
+def vulnerable_person(text: str) -> bool:
+    return bool(_VULNERABLE_PERSON.search(fold(text)))
+
+
+def is_all_clear(text: str) -> bool:
+    return bool(_ALL_CLEAR.search(fold(text)))
+
+
+_SAFE = re.compile(
+    r"\b(dehors|sorti(e|s)?|en securite|a l'abri|chez (un|une|le|la) voisin\w*|on est (en bas|"
+    r"dehors)|outside|we'?re out|i'?m out|safe now|in the street)\b"
+)
+
+
+def follow_up(text: str) -> str | None:
+    """An emergency's follow-up: "over" (the danger is gone), "arrived", "called", "safe"
+    (the tenant is out of the way), or None."""
+    t = fold(text)
+    if _ALL_CLEAR.search(t):
+        return "over"
+    if _SAFE.search(t) and not _ARRIVED.search(t) and not _CALLED.search(t):
+        return "safe"
+    if _ARRIVED.search(t):
+        return "arrived"
+    if _CALLED.search(t):
+        return "called"
+    return None
+
+
+# -- the tenant's mood and what a message after a request is about ------------------------------
+
+_ANGER = re.compile(
+    r"inadmissible|inacceptable|scandal|honte|marre|ras le bol|ras-le-bol|n'importe quoi|"
+    r"vous (ne )?faites rien|personne (ne )?(bouge|fait rien|repond)|foutez|foutre|bordel|"
+    r"merde|putain|degueulasse|incompetent|nul(s)?\b|j'en peux plus|j'en ai assez|"
+    r"je vais porter plainte|avocat|!!!|unacceptable|disgrace|fed up|ridiculous|useless|"
+    r"nobody (does|cares)|you do nothing"
+)
+_FEAR = re.compile(
+    r"\bpeur\b|j'ai peur|effray|angoiss|inquiet|panique|terrifi|je tremble|scared|afraid|"
+    r"frightened|worried|terrified"
+)
+_WORSE = re.compile(
+    r"empire|s'aggrave|de pire en pire|plus fort|encore plus|ca s'etend|maintenant ca|"
+    r"getting worse|worse"
+)
+_STILL = re.compile(
+    r"toujours (pas|en panne|rien|le meme|bloque|pareil)|toujours pas|tjrs pas|tjs pas|"
+    r"(n'est |est )?pas (encore )?(repare|regle|venu|passe)|personne (n'est|est) (venu|passe)|"
+    r"still (not|broken|no|nothing|waiting)|nobody came|not (yet )?fixed"
+)
+_REPEAT = re.compile(
+    r"(\d+|deuxieme|troisieme|quatrieme|cinquieme|2e|3e|4e|5e|2eme|3eme|4eme|5eme|"
+    r"plusieurs|combien de) ?(fois|eme fois)|deja signale|deja dit|je (vous )?l'ai deja|"
+    r"encore une fois|je redis|je relance|relance|again and again|(second|third|fourth) time|"
+    r"already (reported|told)"
+)
+_THANKS_PAST = re.compile(
+    r"^\W*(merci|thanks|thank you|super merci|un grand merci)\b.{0,80}"
+    r"(pour|for|d'avoir|c'est (repare|regle|bon)|(est|a ete) (repare|regle|passe|venu))"
+)
+_ANSWER_YES = re.compile(r"^\W*(oui|ouais|ouai|yes|yep|si|exact|c'est ca|voila|tout a fait)\b")
+_ANSWER_NO = re.compile(r"^\W*(non|nan|no|nope|pas du tout|absolument pas)\b")
+
+
+def is_angry(text: str) -> bool:
+    return bool(_ANGER.search(fold(text))) or text.count("!") >= 3
+
+
+def is_afraid(text: str) -> bool:
+    return bool(_FEAR.search(fold(text)))
+
+
+def is_worse(text: str) -> bool:
+    return bool(_WORSE.search(fold(text)))
+
+
+def is_still_broken(text: str) -> bool:
+    return bool(_STILL.search(fold(text)))
+
+
+def says_repeat(text: str) -> bool:
+    return bool(_REPEAT.search(fold(text)))
+
+
+def thanks_for_past(text: str) -> bool:
+    """ "merci pour la réparation de la fuite": thanks, not a new repair."""
+    return bool(_THANKS_PAST.search(fold(text)))
+
+
+def yes_no(text: str) -> bool | None:
+    t = fold(text)
+    if _ANSWER_NO.search(t):
+        return False
+    if _ANSWER_YES.search(t):
+        return True
+    return None
+
+
+_TIME_EXPR = re.compile(
+    r"\b(depuis|hier|avant.?hier|ce matin|cette nuit|ce soir|aujourd'?hui|tout a l'heure|"
+    r"la semaine|le mois|l'an|ans?|jours?|semaines?|mois|heures?|minutes?|lundi|mardi|"
+    r"mercredi|jeudi|vendredi|samedi|dimanche|week.?end|longtemps|recemment|toujours|"
+    r"\d+ ?(j|h|jrs?|sem)\b|\d{1,2}/\d{1,2}|since|yesterday|today|this morning|last night|"
+    r"days?|weeks?|months?|hours?|ago|monday|tuesday|wednesday|thursday|friday|saturday|"
+    r"sunday|janvier|fevrier|mars|avril|mai|juin|juillet|aout|septembre|octobre|novembre|"
+    r"decembre|noel|vacances)\b"
+)
+
+
+def time_expression(text: str) -> str | None:
+    m = _TIME_EXPR.search(fold(text))
+    return text.strip()[:100] if m else None
+
+
+_NUMBER_WORDS_FR = ("", "", "deuxième", "troisième", "quatrième", "cinquième", "sixième")
+_NUMBER_WORDS_EN = ("", "", "second", "third", "fourth", "fifth", "sixth")
+
+
+def ordinal(n: int, lang: str) -> str:
+    words = _NUMBER_WORDS_EN if lang == "en" else _NUMBER_WORDS_FR
+    if n < len(words):
+        return words[n]
+    return f"{n}th" if lang == "en" else f"{n}e"
+
+
+def mentioned(text: str, names: list[str]) -> int | None:
+    """The index of the first name (a residence, an agency) the text mentions, if any."""
+    t = fold(text)
+    for i, name in enumerate(names):
+        core = re.sub(r"\b(residence|la|le|les|du|de|des|tour|agence)\b", " ", fold(name))
+        words = [w for w in re.findall(r"[a-z0-9-]+", core) if len(w) > 2]
+        if words and all(re.search(rf"\b{re.escape(w)}\b", t) for w in words):
+            return i
+    return None
+
+
+_CODE = re.compile(r"^\D*(\d{6})\D*$")
+
+
+def find_code(text: str) -> str | None:
+    """A six-digit one-time code typed back by the sender."""
+    m = _CODE.match(text.strip())
+    return m.group(1) if m else None
+
+
+_ROOMS = re.compile(
+    r"\b(cuisine|salle de bain|sdb|salle d'eau|toilettes?|wc|chambre|salon|sejour|balcon|"
+    r"entree|couloir|cave|parking|garage|hall|escalier|palier|ascenseur|local|cour|grenier|"
+    r"buanderie|dressing|placard|douche|baignoire|kitchen|bathroom|toilet|bedroom|living|"
+    r"hallway|stairs|cellar|car park|lift|landing|etage|rdc|rez)\b"
+)
+
+
+def room_word(text: str) -> str | None:
+    m = _ROOMS.search(fold(text))
+    return m.group(0) if m else None
