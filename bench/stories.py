@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 from collections import Counter
 from pathlib import Path
@@ -25,6 +26,7 @@ async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true")
     parser.add_argument("-k", default="", help="only stories whose kind or name contains this")
+    parser.add_argument("--trace", action="store_true", help="print each failing story's trace")
     args = parser.parse_args()
     ensure_model(DATA_DIR, MODEL)
     engine = build_engine(kind="embedded", model_path=MODEL, data_dir=DATA_DIR)
@@ -40,6 +42,9 @@ async def main() -> int:
             print(f"FAIL {story.kind}: {story.name}")
             for failure in result.failures:
                 print(f"    {failure}")
+            if args.trace:
+                for trace in result.traces:
+                    print("      " + json.dumps(trace, ensure_ascii=False, default=str)[:600])
     print(f"{'kind':<15} {'passed':>7} {'total':>6}")
     for kind in sorted(total):
         print(f"{kind:<15} {passed[kind]:>7} {total[kind]:>6}")

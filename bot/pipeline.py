@@ -641,6 +641,9 @@ class Pipeline:
         `key` prefixes the outbox idempotency keys of this turn's replies and alerts."""
         self._store_state(conv, decision)
         references, first = await self._open_requests(s, conv, decision, tenant, fx)
+        if first is not None and first.reference:
+            # The request later messages attach to, until a person closes the conversation.
+            conv.dialogue = {**(conv.dialogue or {}), "request": first.reference}
         await self._update_requests(s, conv, decision, tenant)
         self._say(key, conv, decision, references, fx)
         await self._hand_off(s, conv, decision, first, fx)
@@ -834,8 +837,8 @@ class Pipeline:
             convs = list((await s.execute(stmt)).unique().scalars())
             for conv in convs:
                 conv.due_at = None
-                if conv.state != ConversationState.BOT.value:
-                    continue
+                if conv.state == ConversationState.ASSIGNED.value:
+                    continue  # a person holds it: what they were told is theirs to record
                 fx = Effects()
                 tenant = await s.get(Tenant, conv.tenant_id) if conv.tenant_id else None
                 residence = await s.get(Residence, conv.residence_id) if conv.residence_id else None

@@ -18,6 +18,7 @@ stores it, so a restart in the middle of an intake resumes where it was. State k
 from __future__ import annotations
 
 import copy
+import re
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -180,13 +181,17 @@ class _Policy:
         if not text and not turn.has_media:
             self.say("empty")
             return self.finish()
+        if turn.foreign_language:
+            # French or English words inside still get the safety check.
+            kind = reading.hazard(text)
+            if kind is not None:
+                self.emergency(kind)
+            self.foreign()
+            return self.finish()
         # Safety first, on every turn (answers to questions included), at any hour.
         if self.safety():
             return self.finish()
         asked = self.state.get("asked")
-        if turn.foreign_language:
-            self.foreign()
-            return self.finish()
         if asked == "satisfaction":
             self.state.pop("asked")
             rating = reading.find_rating(text)
@@ -198,13 +203,22 @@ class _Policy:
         if self.tenant is None and self.state.get("awaiting") in ("identity", "code"):
             if self.identity_reply(text, p):
                 return self.finish()
+        elif self.tenant is None and reading.find_identity(text):
+            # The tenant number given with the need: no question, the need is kept.
+            self.state["pending_text"] = text[:500]
+            self.state["awaiting"] = "identity"
+            self.d.identify = reading.find_identity(text)
+            return self.finish()
         if not text:  # a photo alone
             self.photo_alone()
             return self.finish()
         if reading.is_afraid(text):
             self.say("fear_ack")
-        if p.intent == "human_request" or (reading.is_angry(text) and self.tenant is not None):
-            self.human(angry=reading.is_angry(text))
+        upset = reading.is_angry(text) or (
+            reading.says_repeat(text) and p.intent in ("repair", "nuisance", "out_of_scope")
+        )
+        if p.intent == "human_request" or (upset and self.tenant is not None):
+            self.human(angry=upset)
             return self.finish()
         if self.state.get("topic"):
             self.continue_intake()
@@ -233,9 +247,19 @@ class _Policy:
                 )
             else:
                 self.complete(announce=False)
-                token = self.d.requests[0].token if self.d.requests else ""
-                self.say("intake_timeout", reference=token)
-            self.state.pop("pending", None)
+            # Other needs of the same message are recorded too: nothing said is dropped.
+            for nxt in self.state.pop("pending", []):
+                intent = nxt.get("intent")
+                if intent in ("repair", "nuisance") or (
+                    intent == "bulky_waste" and reading.is_dumped_report(nxt.get("text", ""))
+                ):
+                    entities = tuple(Entity(t, v) for t, v in nxt.get("entities", []))
+                    topic = "bulky_report" if intent == "bulky_waste" else intent
+                    self.begin_intake(topic, nxt.get("text", ""), entities, ask=False)
+                    self.complete(announce=False)
+            if self.d.requests:
+                refs = ", ".join(r.token for r in self.d.requests)
+                self.say("intake_timeout", reference=refs)
         elif self.state.get("awaiting") and self.state.get("pending_text"):
             pending = str(self.state.pop("pending_text"))
             self.state.pop("awaiting", None)
@@ -277,7 +301,19 @@ class _Policy:
             i for i in p.extra_intents if i != main and i in _TOPIC_INTENTS and i != "emergency"
         ]
         if not extras:
-            self.start(main, self.turn.text, p.entities)
+            second = _second_problem(p) if main == "repair" else None
+            if second is None:
+                self.start(main, self.turn.text, p.entities)
+                return
+            (first_text, first_entities), (other_text, other_entities) = second
+            self.start(main, first_text, first_entities)
+            self.state.setdefault("pending", []).append(
+                {
+                    "intent": "repair",
+                    "text": other_text[:500],
+                    "entities": [[e.type, e.value] for e in other_entities],
+                }
+            )
             return
         parts = reading.split_needs(self.turn.text, [main, *extras])
         instant = [i for i in extras if i in INSTANT]
@@ -360,11 +396,12 @@ class _Policy:
         elif intent == "nuisance":
             self.begin_intake("nuisance", text, entities)
         elif intent == "emergency":
-            # The NLU's emergency that the safety check found denied or past: a repair, if any.
-            if p.entity("object"):
-                self.begin_intake("repair", text, entities)
+            # The NLU's emergency that the safety check found denied, past or equipment: what
+            # the tenant reports is a repair (a detector, an extinguisher, a door).
+            if reading.is_all_clear(text):
+                self.say("emergency_over")
             else:
-                self.say("emergency_none")
+                self.begin_intake("repair", text, entities)
         elif intent == "human_request":
             self.human()
         else:
@@ -524,7 +561,8 @@ class _Policy:
     def open_reference(self, kind: str | None = None) -> str | None:
         r = self.turn.open_request
         if r is not None and (kind is None or r.kind == kind) and r.reference:
-            return r.reference
+            if self.state.get("request") == r.reference or kind == "emergency":
+                return r.reference
         for r in self.turn.requests:
             if r.status != "closed" and (kind is None or r.kind == kind) and r.reference:
                 return r.reference
@@ -586,7 +624,9 @@ class _Policy:
         if ident:
             self.d.identify = ident
             return True
-        if p.intent in ("question", "bulky_waste", "greet", "thanks", "goodbye", "human_request"):
+        if p.intent in ("greet", "thanks", "goodbye", "human_request") or (
+            p.intent in ("question", "bulky_waste") and ("?" in text or p.confidence >= 0.6)
+        ):
             return False
         tries = int(self.state.get("identity_tries", 0)) + 1
         self.state["identity_tries"] = tries
@@ -627,6 +667,8 @@ class _Policy:
         r = self.turn.open_request
         if r is None or r.status == "closed" or not r.reference:
             return False
+        if self.state.get("request") != r.reference:
+            return False  # made before a person closed the conversation: a new round
         if (self.turn.now - r.created_at) > timedelta(days=OPEN_REQUEST_DAYS):
             return False
         p, text = self.turn.parse, self.turn.text.strip()
@@ -676,13 +718,23 @@ class _Policy:
 
     def human(self, *, angry: bool = False) -> None:
         text = self.turn.text
+        p = self.turn.parse
+        if self.state.get("topic"):
+            asked = self.state.get("asked")
+            if asked and self.fits(asked, p, text):
+                self.fill(asked, p, text)  # an angry answer is still an answer
+            else:
+                self.state["slots"].setdefault("notes", []).append(text[:500])
         slots = dict(self.state.get("slots", {})) if self.state.get("topic") else {}
         if self.state.get("topic"):
             # Keep what was collected: the person sees it in the request.
             self.complete(announce=False)
-        elif angry and self.turn.parse.intent in ("repair", "nuisance"):
+        elif angry and self.turn.parse.intent in ("repair", "nuisance") or (
+            angry and reading.says_repeat(text) and self.turn.parse.entity("object")
+        ):
             # An angry report is still a report: recorded at once, no questions.
-            self.begin_intake(self.turn.parse.intent, text, self.turn.parse.entities, ask=False)
+            topic = "nuisance" if self.turn.parse.intent == "nuisance" else "repair"
+            self.begin_intake(topic, text, self.turn.parse.entities, ask=False)
             slots = dict(self.state.get("slots", {}))
             self.complete(announce=False)
         history = self.repeat_history()
@@ -794,7 +846,8 @@ class _Policy:
             "landlord": self.landlord_name(),
             "website": landlord.get("website", ""),
         }
-        if self.residence is None:
+        residence = self.residence or self.named_residence(self.turn.text, agencies=True)
+        if residence is None:
             params.update(
                 agency=self.t("faq_agency_unknown"),
                 agency_address=self.t("faq_agency_unknown"),
@@ -806,16 +859,16 @@ class _Policy:
                 residence="",
             )
             return params
-        agency = self.residence.agency
+        agency = residence.agency
         params.update(
             agency=agency.get("name", ""),
             agency_address=agency.get("address", ""),
             agency_phone=agency.get("phone", ""),
             agency_email=agency.get("email", ""),
             agency_hours=(agency.get("hours_text") or {}).get(self.lang, ""),
-            caretaker=self.caretaker(),
-            caretaker_hours=(self.residence.caretaker_hours.get("text") or {}).get(self.lang, ""),
-            residence=self.residence.name,
+            caretaker=residence.caretaker_name or self.caretaker(),
+            caretaker_hours=(residence.caretaker_hours.get("text") or {}).get(self.lang, ""),
+            residence=residence.name,
         )
         return params
 
@@ -836,16 +889,46 @@ class _Policy:
     def give_answer(self, entry: FaqEntry, *, sure: bool = True) -> None:
         self.d.replies.append(render(entry, self.lang, self.faq_params()))
         self.state["faq"] = entry.id
+        if entry.id in ("agency", "caretaker"):
+            self.holiday_notice(entry.id)
         if entry.offer_human:
             self.state["asked"] = "offer_human"
         elif not sure:
             self.ask("faq_check", "faq_check")
-        if self.tenant is None:
+        named = self.named_residence(self.turn.text, agencies=True)
+        if self.tenant is None and named is None:
             self.say("faq_unknown_sender")
 
-    def named_residence(self, text: str) -> ResidenceView | None:
+    def holiday_notice(self, which: str) -> None:
+        """A question about an opening on a day that is a public holiday: say it is closed,
+        and when it opens next."""
+        residence = self.residence or self.named_residence(self.turn.text, agencies=True)
+        if residence is None:
+            return
+        day = reading.day_asked(self.turn.text, self.turn.now.date())
+        region = residence_region(residence)
+        name = holiday_name(day, region) if day else None
+        if day is None or name is None:
+            return
+        if which == "caretaker":
+            hours = residence.caretaker_hours.get("hours") or {}
+        else:
+            hours = residence.agency.get("hours") or {}
+        start = datetime.combine(day, datetime.min.time(), tzinfo=self.turn.now.tzinfo)
+        reopens = next_opening(hours, start, region) if hours else None
+        self.say(
+            "holiday_closed",
+            day=reading.format_date(day, self.lang),
+            holiday=name,
+            reopens=reading.format_moment(reopens, start, self.lang) if reopens else "",
+        )
+
+    def named_residence(self, text: str, *, agencies: bool = False) -> ResidenceView | None:
+        """A residence the text names (or, with `agencies`, whose agency or town it names)."""
         residences = list(self.turn.residences)
         i = reading.mentioned(text, [r.name for r in residences])
+        if i is None and agencies:
+            i = reading.mentioned(text, [str(r.agency.get("name", "")) for r in residences])
         return residences[i] if i is not None else None
 
     def bulky_info(self, *, lead: bool = False, residence: ResidenceView | None = None) -> None:
@@ -926,7 +1009,10 @@ class _Policy:
         elif topic == "nuisance":
             slots.update(
                 when=values.get("date") or reading.time_cue(text),
-                where=values.get("apartment") or values.get("floor") or values.get("place"),
+                where=values.get("apartment")
+                or values.get("floor")
+                or values.get("place")
+                or reading.where_cue(text),
                 floor=values.get("floor"),
                 apartment=values.get("apartment"),
             )
@@ -997,13 +1083,16 @@ class _Policy:
         if asked is None:
             return True
         if asked in ("photo", "photo_wait"):
-            return self.turn.has_media or reading.yes_no(text) is not None or (
-                p.intent in ("affirm", "deny") and len(text.split()) <= 6
+            return (
+                self.turn.has_media
+                or reading.yes_no(text) is not None
+                or reading.no_photo(text)
+                or (p.intent in ("affirm", "deny") and len(text.split()) <= 6)
             )
         if asked == "since":
-            return bool(p.entity("date") or reading.time_expression(text)) and not (
-                self.new_object(p)
-            )
+            return bool(
+                p.entity("date") or reading.time_expression(text) or reading.dont_know(text)
+            ) and not self.new_object(p)
         if asked == "where":
             return bool(
                 p.entity("place")
@@ -1062,11 +1151,17 @@ class _Policy:
             if not slots.get("object") and p.entity("object"):
                 slots["object"] = p.entity("object")
         elif asked == "since":
-            slots["since"] = p.entity("date") or text[:100]
+            if reading.dont_know(text) and not p.entity("date"):
+                slots["since_unknown"] = True
+                slots["since"] = slots.get("since") or ""
+            else:
+                slots["since"] = p.entity("date") or text[:100]
         elif asked == "photo":
             if self.turn.has_media:
                 slots["photo"] = True
-            elif p.intent == "affirm" and len(text.split()) <= 4:
+            elif reading.no_photo(text):
+                slots["photo"] = False
+            elif (p.intent == "affirm" or reading.yes_no(text)) and len(text.split()) <= 4:
                 self.state["asked"] = "photo_wait"
             else:
                 slots["photo"] = False
@@ -1098,7 +1193,6 @@ class _Policy:
                 self.state.setdefault("asked_before", [])
                 if asked in self.state["asked_before"]:
                     self.state["asked_before"].remove(asked)
-                self.state["questions"] = max(0, int(self.state.get("questions", 0)) - 1)
         self.advance()
 
     def skip(self, asked: str) -> None:
@@ -1160,6 +1254,7 @@ class _Policy:
                 return
             if (
                 "photo" not in slots
+                and int(self.state.get("questions", 0)) >= 1  # never the only question
                 and slots.get("object") not in NO_PHOTO_OBJECTS
                 and slots.get("place") != "ascenseur"
                 and self.ask_intake("photo", "repair_ask_photo")
@@ -1321,6 +1416,8 @@ _SOCIAL_RUNNER_UP = 0.15
 
 
 def _main_intent(p: Parse) -> str:
+    if p.intent == "question" and reading.bulky_words(p.text) and p.confidence < 0.8:
+        return "bulky_waste"  # "les monstres c'est quand ?": the tenants' word for it
     if p.intent not in _SOCIAL or len(p.text.split()) < 5:
         return p.intent
     for intent, score in p.ranking:
@@ -1330,6 +1427,41 @@ def _main_intent(p: Parse) -> str:
         ):
             return intent
     return p.intent
+
+
+_STRONG_SPLIT = re.compile(
+    r"[.!?;\n]|\b(en plus|aussi|egalement|autre (chose|probleme|souci)|sinon|par ailleurs|"
+    r"de plus|also|another|as well|besides)\b"
+)
+_AND_SPLIT = re.compile(r",|\b(et|and|plus)\b")
+# Objects named together about one problem ("une fuite sous l'évier").
+_TOGETHER = frozenset({"fuite", "canalisation", "plafond", "robinet", "evier"})
+
+
+def _second_problem(
+    p: Parse,
+) -> tuple[tuple[str, tuple[Entity, ...]], tuple[str, tuple[Entity, ...]]] | None:
+    """Two repairs in one message ("le radiateur est froid et la chasse d'eau coule"): the
+    text and entities of each, cut where the second starts; None for one problem."""
+    objects = [e for e in p.entities if e.type == "object"]
+    first = objects[0] if objects else None
+    other = next((e for e in objects if first and e.value != first.value), None)
+    if first is None or other is None or other.start <= first.end:
+        return None
+    between = reading.fold(p.text[first.end : other.start])
+    cut = _STRONG_SPLIT.search(between)
+    if cut is None and not (first.value in _TOGETHER or other.value in _TOGETHER):
+        cut = _AND_SPLIT.search(between)
+    if cut is None:
+        return None
+    at = first.end + cut.start()
+    head, tail = p.text[:at].strip(" ,"), p.text[at:].strip(" ,.;")
+    if len(head.split()) < 2 or len(tail.split()) < 2:
+        return None
+    return (
+        (head, tuple(e for e in p.entities if e.end <= at)),
+        (tail, tuple(e for e in p.entities if e.start >= at)),
+    )
 
 
 def _name(tenant: Any) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 
@@ -307,13 +307,18 @@ HAZARDS = (
     "life_support",
 )
 _PERSON = (
-    r"(enfant|bebe|petit|petite|fils|fille|gamin|mere|maman|pere|papa|grand.?(mere|pere)|mamie|"
-    r"papi|voisine? agee|personne agee|vieille dame|vieux monsieur|mon mari|ma femme|"
-    r"\b[6-9]\d ans\b|\b1?\d ans\b|"
-    r"child|kid|baby|son|daughter|mum|mom|mother|father|dad|grand\w*|elderly|old (lady|man))"
+    r"\b(enfants?|bebe|petits?|petite|fils|fille|gamins?|mere|maman|pere|papa|"
+    r"grand.?(mere|pere)|mamie|papi|voisine? agee|personne agee|vieille dame|vieux monsieur|"
+    r"mon mari|ma femme|ma voisine|mon voisin|[6-9]\d ans|1?\d ans|"
+    r"child|children|kids?|baby|son|daughter|mum|mom|mother|father|dad|grand\w*|elderly|"
+    r"old (lady|man))\b"
 )
 _LIFT = r"(ascenseur|asc\b|lift|elevator|cabine)"
-_STUCK = r"(bloque|bloquee|coince|coincee|enferme|enfermee|trapped|stuck|locked in)"
+_STUCK = r"(bloquee?s?|coincee?s?|enfermee?s?|trapped|stuck|locked in)"
+_SOMEONE = (
+    r"(je suis|j'?suis|jsuis|on est|nous sommes|suis|sommes|i'?m|we'?re|i am|we are|"
+    r"quelqu'?un|quelqu un|une personne|des gens|des personnes|someone|somebody|people)"
+)
 _HAZARD_RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     (name, re.compile(pattern))
     for name, pattern in (
@@ -336,7 +341,8 @@ _HAZARD_RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ),
         (
             "trapped",
-            _PERSON + r".{0,40}" + _STUCK + r"|" + _STUCK + r".{0,30}" + _PERSON,
+            r"(?!.*" + _LIFT + r")(" + _PERSON + r".{0,40}" + _STUCK + r"|" + _STUCK + r".{0,30}"
+            + _PERSON + r")",
         ),
         (
             "danger",
@@ -345,8 +351,10 @@ _HAZARD_RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ),
         (
             "trapped_lift",
-            _STUCK + r".{0,40}" + _LIFT + r"|" + _LIFT + r".{0,40}" + r"(je suis |on est |"
-            r"nous sommes |i'?m |we'?re )?" + _STUCK,
+            _STUCK + r" (dans|in) (l'|l |le |la |the )?" + _LIFT + r"|"
+            + _SOMEONE + r".{0,25}" + _STUCK + r".{0,30}" + _LIFT + r"|"
+            + _LIFT + r".{0,40}" + _SOMEONE + r".{0,15}" + _STUCK + r"|"
+            + _PERSON + r".{0,40}" + _STUCK + r".{0,30}" + _LIFT,
         ),
         ("fire", r"\bfeu\b|incendie|flamme|\bfire\b|en train de bruler|ca brule|on fire"),
         (
@@ -377,14 +385,24 @@ _HAZARD_RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
 _VULNERABLE_PERSON = re.compile(_PERSON)
 # A danger denied, or told as history.
 _NEGATION = re.compile(
-    r"\b(pas|plus|aucune?|jamais|sans|no|not|never|n'?t|rien)\b[^.!?]{0,25}$"
+    r"(\b(pas|aucune?|jamais|sans|no|not|never|n'?t|rien)\b|(?<!en )\bplus\b)[^.!?,]{0,12}$"
 )
 _PAST = re.compile(
-    r"\b(hier|avant.?hier|la semaine derniere|le mois dernier|l'an dernier|l'annee derniere|"
-    r"il y a (\d+|deux|trois|quelques) (jours|semaines|mois|ans)|il y avait|c'etait|"
-    r"on avait eu|yesterday|last (week|month|year)|there was|used to|a eu lieu|l'autre jour)\b"
+    r"\b(hier|avant.?hier|la semaine derniere|le mois dernier|l.?an dernier|l.?annee derniere|"
+    r"l.?hiver dernier|l.?ete dernier|cet hiver|il y a (\d+|deux|trois|quelques) (jours|semaines|"
+    r"mois|ans)|il y avait|c.?etait|a ete|avait ete|on avait eu|yesterday|last (week|month|year|"
+    r"winter|summer)|there was|used to|a eu lieu|l.?autre jour|en (janvier|fevrier|mars|avril|"
+    r"mai|juin|juillet|aout|septembre|octobre|novembre|decembre)|(19|20)\d\d)\b"
 )
-_NOW = re.compile(r"\b(encore|toujours|maintenant|en ce moment|now|still|right now|again)\b")
+# Equipment named after a danger: a detector, an extinguisher, an alarm button, a bill.
+_LOOK_ALIKE = re.compile(
+    r"detecteur|extincteur|alarme incendie|bouton d.?alarme|alarm button|smoke alarm|"
+    r"facture|compteur de gaz|cuisiniere|plaque|exercice|gaz de ville|bouteille de gaz vide|"
+    r"porte coupe.?feu|issue de secours|fire door|fire extinguisher|detector"
+)
+_NOW = re.compile(
+    r"\b(encore|toujours|maintenant|en ce moment|depuis|now|still|right now|again|since)\b"
+)
 _ALL_CLEAR = re.compile(
     r"\b(c'?est bon|c bon|cest bon|c'est fini|c'est regle|c'est repare|plus de danger|"
     r"fausse alerte|tout va bien|tout est rentre dans l'ordre|rien de grave|danger ecarte|"
@@ -420,14 +438,41 @@ def hazard(text: str) -> str | None:
         return None
     for name, pattern in _HAZARD_RULES:
         m = pattern.search(t)
-        if m is None:
-            continue
-        if name not in _NO_NEGATION and _NEGATION.search(t[max(0, m.start() - 40) : m.start()]):
-            continue
-        if _PAST.search(t) and not _NOW.search(t):
+        if m is None or _not_now(t, m, name):
             continue
         return name
     return None
+
+
+_CLAUSE_END = re.compile(r"[.;!?\n]|,\s*(mais|maintenant|now|but)\b|\b(mais|maintenant|but now)\b")
+
+
+def _clause(t: str, start: int, end: int) -> str:
+    """The clause of the text around a match (cut at punctuation, "mais", "maintenant")."""
+    before = [m.end() for m in _CLAUSE_END.finditer(t, 0, start)]
+    after = _CLAUSE_END.search(t, end)
+    return t[(before[-1] if before else 0) : (after.start() if after else len(t))]
+
+
+def _not_now(t: str, m: re.Match[str], name: str) -> bool:
+    """A danger denied, told as history, or named after equipment, in its own clause."""
+    if name not in _NO_NEGATION and _NEGATION.search(t[max(0, m.start() - 20) : m.start()]):
+        return True
+    clause = _clause(t, m.start(), m.end())
+    if _PAST.search(clause) and not _NOW.search(clause):
+        return True
+    return name in ("fire", "smoke", "gas", "carbon_monoxide", "trapped_lift") and bool(
+        _LOOK_ALIKE.search(clause)
+    )
+
+
+def look_alike(text: str) -> bool:
+    """Danger words that name equipment or history ("le détecteur de fumée bipe"), with no
+    danger of their own: not an emergency, whatever the classifier thought."""
+    t = fold(text)
+    if hazard(text) is not None:
+        return False
+    return bool(_LOOK_ALIKE.search(t) or _PAST.search(t))
 
 
 def hazard_from_kind(kind: str) -> str:
@@ -454,19 +499,10 @@ def denied_or_past(text: str) -> bool:
         return True
     for name, pattern in _HAZARD_RULES:
         m = pattern.search(t)
-        if m and (
-            (name not in _NO_NEGATION and _NEGATION.search(t[max(0, m.start() - 40) : m.start()]))
-            or (_PAST.search(t) and not _NOW.search(t))
-        ):
+        if m and _not_now(t, m, name):
             return True
-    words = re.search(r"\b(gaz|gas|feu|fire|fumee|smoke|inond|flood)\b", t)
-    return bool(
-        words
-        and (
-            _NEGATION.search(t[max(0, words.start() - 40) : words.start()])
-            or (_PAST.search(t) and not _NOW.search(t))
-        )
-    )
+    words = re.search(r"(gaz|gas|feu|fire|fumee|smoke|inond|flood|incendie|brule)", t)
+    return bool(words and _not_now(t, words, "fire")) or look_alike(text)
 
 
 def vulnerable_person(text: str) -> bool:
@@ -505,7 +541,9 @@ _ANGER = re.compile(
     r"vous (ne )?faites rien|personne (ne )?(bouge|fait rien|repond)|foutez|foutre|bordel|"
     r"merde|putain|degueulasse|incompetent|nul(s)?\b|j'en peux plus|j'en ai assez|"
     r"je vais porter plainte|avocat|!!!|unacceptable|disgrace|fed up|ridiculous|useless|"
-    r"nobody (does|cares)|you do nothing"
+    r"nobody (does|cares)|you do nothing|incapables?|bande d|escroc|voleurs|honteux|venez voir|"
+    r"se fout|se moque|fichez|pas serieux|c'est abuse|abuse|enerve|en colere|furieu|"
+    r"ca suffit|j'en ai marre|jen ai marre|angry|furious|disgusting|joke"
 )
 _FEAR = re.compile(
     r"\bpeur\b|j'ai peur|effray|angoiss|inquiet|panique|terrifi|je tremble|scared|afraid|"
@@ -516,7 +554,10 @@ _WORSE = re.compile(
     r"getting worse|worse"
 )
 _STILL = re.compile(
-    r"toujours (pas|en panne|rien|le meme|bloque|pareil)|toujours pas|tjrs pas|tjs pas|"
+    r"toujours (pas|en panne|rien|le meme|bloquee?|pareil|cassee?|ouverte?|fermee?|hs|froid|"
+    r"rien|sans|la meme|autant)|toujours pas|tjrs pas|tjs pas|on m.?avait (dit|promis)|"
+    r"devait (passer|venir)|vous deviez|personne (n'?est|est) (jamais )?(venu|passe)|"
+    r"j'?attends (toujours|encore|depuis)|sans nouvelles?|aucune nouvelle|"
     r"(n'est |est )?pas (encore )?(repare|regle|venu|passe)|personne (n'est|est) (venu|passe)|"
     r"still (not|broken|no|nothing|waiting)|nobody came|not (yet )?fixed"
 )
@@ -535,7 +576,10 @@ _ANSWER_NO = re.compile(r"^\W*(non|nan|no|nope|pas du tout|absolument pas)\b")
 
 
 def is_angry(text: str) -> bool:
-    return bool(_ANGER.search(fold(text))) or text.count("!") >= 3
+    """Anger: its words, "!!!", or a message shouted in capitals."""
+    letters = [c for c in text if c.isalpha()]
+    shouted = len(letters) >= 12 and sum(c.isupper() for c in letters) / len(letters) > 0.6
+    return bool(_ANGER.search(fold(text))) or text.count("!") >= 3 or shouted
 
 
 def is_afraid(text: str) -> bool:
@@ -570,6 +614,8 @@ def yes_no(text: str) -> bool | None:
 
 _TIME_EXPR = re.compile(
     r"\b(depuis|hier|avant.?hier|ce matin|cette nuit|ce soir|aujourd'?hui|tout a l'heure|"
+    r"toussaint|paques|rentree|ete|hiver|automne|printemps|commence|ca fait|un moment|"
+    r"un bail|des lustres|plusieurs|quelques|matin|soir|nuit|semaine|"
     r"la semaine|le mois|l'an|ans?|jours?|semaines?|mois|heures?|minutes?|lundi|mardi|"
     r"mercredi|jeudi|vendredi|samedi|dimanche|week.?end|longtemps|recemment|toujours|"
     r"\d+ ?(j|h|jrs?|sem)\b|\d{1,2}/\d{1,2}|since|yesterday|today|this morning|last night|"
@@ -577,6 +623,68 @@ _TIME_EXPR = re.compile(
     r"sunday|janvier|fevrier|mars|avril|mai|juin|juillet|aout|septembre|octobre|novembre|"
     r"decembre|noel|vacances)\b"
 )
+
+
+_DONT_KNOW = re.compile(
+    r"\b(je (ne )?sais (pas|plus)|j.?sais pas|jsp|jsais pas|aucune idee|sais plus|"
+    r"je me souviens (pas|plus)|pas sur|i don'?t know|no idea|not sure|dunno|can'?t remember)\b"
+)
+_NO_PHOTO = re.compile(
+    r"(pas (de |d |d')?(photo|appareil|telephone)|ya pas d|peux pas|pas possible|impossible|"
+    r"pas de tel|tel (est )?casse|no (photo|camera|picture)|can'?t|cannot|don'?t have|"
+    r"pas moyen|je n'?ai pas de photo)"
+)
+
+
+def dont_know(text: str) -> bool:
+    return bool(_DONT_KNOW.search(fold(text)))
+
+
+def no_photo(text: str) -> bool:
+    return bool(_NO_PHOTO.search(fold(text)))
+
+
+_WHERE_CUE = re.compile(
+    r"\b(du|au|le|appartement|appart|logement|porte|apt|flat|no) ?(\d{2,4}[a-z]?)\b|"
+    r"\b(\d{1,2}) ?(e|eme|er|ieme)? ?etage\b|\b(au[- ]dessus|en dessous|au[- ]dessous|"
+    r"d'?en face|du dessus|du dessous|a cote|next door|upstairs|downstairs|above|below)\b"
+)
+
+
+def where_cue(text: str) -> str | None:
+    """Where a nuisance comes from, in the tenant's words ("du 301", "au-dessus")."""
+    m = _WHERE_CUE.search(fold(text))
+    return m.group(0) if m else None
+
+
+_BULKY_WORDS = re.compile(
+    r"\b(encombrants?|monstres?|sommier|matelas|canape|armoire|frigo|frigidaire|gros meubles?|"
+    r"vieux meubles?|bulky|mattress|sofa)\b"
+)
+
+
+def bulky_words(text: str) -> bool:
+    return bool(_BULKY_WORDS.search(fold(text)))
+
+
+_DAYS_FOLDED = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
+_DAYS_EN_LOW = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+def day_asked(text: str, today: date) -> date | None:
+    """The day a question is about: "demain", "lundi", "tomorrow"... (the next one)."""
+    t = fold(text)
+    if re.search(r"\b(apres.?demain)\b", t):
+        return today + timedelta(days=2)
+    if re.search(r"\b(demain|tomorrow)\b", t):
+        return today + timedelta(days=1)
+    if re.search(r"\b(aujourd.?hui|today|ce matin|cet apres.?midi|this morning)\b", t):
+        return today
+    for names in (_DAYS_FOLDED, _DAYS_EN_LOW):
+        for i, name in enumerate(names):
+            if re.search(rf"\b{name}\b", t):
+                return today + timedelta(days=(i - today.weekday()) % 7)
+    return None
 
 
 def time_expression(text: str) -> str | None:
