@@ -443,6 +443,7 @@ class Pipeline:
         session. Elsewhere the number is linked as given."""
         identity = decision.identify or ""
         state = dict(decision.state or conv.dialogue or {})
+        conv.dialogue = dict(state)  # what the sender wrote before is taken up once linked
         if identity.startswith("code:"):
             tenant = await self._check_code(s, conv, identity[5:])
             if isinstance(tenant, str):

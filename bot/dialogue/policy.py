@@ -60,6 +60,10 @@ OPEN_REQUEST_DAYS = 30
 NO_PHOTO_OBJECTS = frozenset(
     {"ascenseur", "lumiere", "interphone", "chauffage", "eau_chaude", "electricite", "radiateur"}
 )
+# Damage a photo shows the caretaker (water, mould, pests); other faults need none.
+PHOTO_OBJECTS = frozenset(
+    {"fuite", "moisissure", "nuisibles", "plafond", "canalisation", "evier", "toilettes"}
+)
 SAID_KEPT = 40  # texts remembered per conversation, to never send one twice
 INSTANT = ("question", "bulky_waste", "status_request")
 _TOPIC_INTENTS = ("repair", "nuisance", "bulky_waste", "question", "emergency")
@@ -79,7 +83,11 @@ def on_silence(turn: Turn, texts: Texts, faq: Faq | None = None) -> Decision:
 def due_at(state: dict[str, Any], now: datetime, timeout: timedelta) -> datetime | None:
     """When the silence job must look at a conversation in this state: an intake under way,
     or an unknown sender's message waiting for their identity."""
-    if state.get("topic") or (state.get("awaiting") and state.get("pending_text")):
+    if (
+        state.get("topic")
+        or state.get("unclear")
+        or (state.get("awaiting") and state.get("pending_text"))
+    ):
         return now + timeout
     return None
 
@@ -217,7 +225,9 @@ class _Policy:
         upset = reading.is_angry(text) or (
             reading.says_repeat(text) and p.intent in ("repair", "nuisance", "out_of_scope")
         )
-        if p.intent == "human_request" or (upset and self.tenant is not None):
+        if p.intent == "human_request" or reading.wants_person(text) or (
+            upset and self.tenant is not None
+        ):
             self.human(angry=upset)
             return self.finish()
         if self.state.get("topic"):
@@ -260,6 +270,17 @@ class _Policy:
             if self.d.requests:
                 refs = ", ".join(r.token for r in self.d.requests)
                 self.say("intake_timeout", reference=refs)
+        elif self.state.get("unclear"):
+            unclear = str(self.state.pop("unclear"))
+            self.state["failures"] = 0
+            self.say_handoff("intake_timeout_handoff")
+            self.hand_off(
+                HandoffSpec(
+                    "out_of_scope",
+                    f"Message non compris, sans suite : « {unclear[:300]} » — {self.where_words()}",
+                    self.priority(),
+                )
+            )
         elif self.state.get("awaiting") and self.state.get("pending_text"):
             pending = str(self.state.pop("pending_text"))
             self.state.pop("awaiting", None)
@@ -316,6 +337,8 @@ class _Policy:
             )
             return
         parts = reading.split_needs(self.turn.text, [main, *extras])
+        # A need told as history or denied ("c'était le grille-pain du voisin") is no need.
+        extras = [i for i in extras if not reading.denied_or_past(parts[i][0]) or parts[i][1] == 0]
         instant = [i for i in extras if i in INSTANT]
         later = [i for i in extras if i not in INSTANT]
         self.start(main, parts[main][0], _entities_in(p, parts[main]))
@@ -425,7 +448,10 @@ class _Policy:
         if hazard:
             return hazard
         if p.intent == "emergency" or "emergency" in p.extra_intents:
-            return _HAZARD_OF_KIND.get(reading.emergency_kind(text), "danger")
+            kind = _HAZARD_OF_KIND.get(reading.emergency_kind(text), "danger")
+            if kind == "flooding" and not self.state.get("safety_checked"):
+                return None  # a water problem of uncertain size: the safety question decides
+            return kind
         return None
 
     def safety_only(self) -> None:
@@ -472,14 +498,17 @@ class _Policy:
             self.state["safety_checked"] = True
             return False
         risk = self.turn.parse.entity("risk")
+        if risk is None and self.turn.parse.intent == "emergency":
+            risk = "flooding"  # the classifier's emergency that reads as water only
         if risk and not self.state.get("safety_checked") and self.turn.conversation_state == "bot":
             self.state["risk"] = risk
             self.d.intent = self.turn.parse.intent
             self.ask("safety", "safety_question")
             # The need itself is taken up once the safety question is answered.
+            intent = self.turn.parse.intent
             self.state.setdefault("pending", []).append(
                 {
-                    "intent": self.turn.parse.intent,
+                    "intent": "repair" if intent == "emergency" else intent,
                     "text": text[:500],
                     "entities": [[e.type, e.value] for e in self.turn.parse.entities],
                 }
@@ -676,13 +705,14 @@ class _Policy:
             self.d.intent = "thanks"
             self.say("thanks" if p.intent != "goodbye" else "goodbye", name=_name(self.tenant))
             return True
+        topical = p.intent in _TOPIC_INTENTS and p.confidence >= 0.5
         same = self.same_problem(r, p)
-        if reading.is_worse(text) and (same or p.intent not in _TOPIC_INTENTS):
+        if reading.is_worse(text) and (same or not topical):
             self.d.updates.append(RequestUpdate(r.reference, f"s'aggrave : {text[:300]}"))
             self.d.alerts.append(AlertSpec("caretaker", "signalement aggravé"))
             self.say("request_worse", reference=r.reference, caretaker=self.caretaker())
             return True
-        if reading.is_still_broken(text) and (same or p.intent not in _TOPIC_INTENTS):
+        if reading.is_still_broken(text) and (same or not topical):
             self.d.updates.append(RequestUpdate(r.reference, f"toujours pas réglé : {text[:300]}"))
             self.say_handoff("request_still", reference=r.reference)
             self.hand_off(
@@ -694,23 +724,38 @@ class _Policy:
                 )
             )
             return True
-        if p.intent in ("repair", "nuisance", "bulky_waste") and same and r.kind != "emergency":
-            self.d.updates.append(RequestUpdate(r.reference, text[:500]))
-            self.say("request_detail", reference=r.reference)
+        if r.kind == "emergency":
+            return False
+        if p.intent in ("affirm", "deny") and len(text.split()) <= 5:
+            self.say("affirm_nothing" if p.intent == "affirm" else "deny_nothing")
             return True
-        if p.intent in ("out_of_scope", "affirm", "deny") and r.kind != "emergency":
-            # Not a need of its own: a detail of the request just made.
-            if len(text.split()) >= 3:
-                self.d.updates.append(RequestUpdate(r.reference, text[:500]))
-                self.say("request_detail", reference=r.reference)
-                return True
-        return False
+        if p.intent in ("question", "bulky_waste", "status_request", "human_request") and (
+            "?" in text or p.confidence >= 0.6
+        ):
+            return False
+        if topical and not same:
+            return False  # another problem: a request of its own
+        # A detail of the request just made (access, times, who lives there, the same
+        # problem told again): added to it, and a vulnerability raises it.
+        self.d.updates.append(RequestUpdate(r.reference, text[:500]))
+        self.say("request_detail", reference=r.reference)
+        if reading.vulnerable_situation(text):
+            self.hand_off(
+                HandoffSpec(
+                    r.kind,
+                    f"Situation fragile signalée sur {r.reference} : « {text[:200]} » — "
+                    f"{self.where_words()}",
+                    PRIORITY_VULNERABLE,
+                )
+            )
+        return True
 
     def same_problem(self, r: RequestView, p: Parse) -> bool:
         """Whether the message speaks of the request's problem (no other object named)."""
-        if r.kind == "repair" and p.intent not in ("repair", "out_of_scope", "affirm", "deny"):
+        sure = p.confidence >= 0.5
+        if sure and r.kind == "repair" and p.intent not in ("repair", "out_of_scope"):
             return False
-        if r.kind == "nuisance" and p.intent not in ("nuisance", "out_of_scope"):
+        if sure and r.kind == "nuisance" and p.intent not in ("nuisance", "out_of_scope"):
             return False
         obj = p.entity("object")
         known = (r.details or {}).get("object")
@@ -721,10 +766,9 @@ class _Policy:
         p = self.turn.parse
         if self.state.get("topic"):
             asked = self.state.get("asked")
+            self.state["slots"].setdefault("notes", []).append(text[:500])
             if asked and self.fits(asked, p, text):
                 self.fill(asked, p, text)  # an angry answer is still an answer
-            else:
-                self.state["slots"].setdefault("notes", []).append(text[:500])
         slots = dict(self.state.get("slots", {})) if self.state.get("topic") else {}
         if self.state.get("topic"):
             # Keep what was collected: the person sees it in the request.
@@ -799,22 +843,38 @@ class _Policy:
         return found
 
     def not_understood(self, text: str) -> None:
+        p = self.turn.parse
+        if self.tenant is not None and len(text.split()) >= 6 and (
+            p.entity("place") in reading.COMMON_PLACES or p.entity("object")
+        ):
+            # A description of something somewhere: a report, even if the words are new.
+            self.begin_intake("repair", text, p.entities)
+            return
+        earlier = self.state.get("unclear")
+        self._not_understood(text)
+        if self.state.get("failures"):
+            self.state["unclear"] = (f"{earlier} / {text}" if earlier else text)[:500]
+
+    def _not_understood(self, text: str) -> None:
         # The classifier may miss a question worded oddly: a close FAQ match still answers.
         if self.faq is not None:
             match = self.faq.match(text, threshold=FAQ_CONFIDENT)
             if match is not None:
                 self.state["failures"] = 0
+                self.state.pop("unclear", None)
                 self.d.intent = "question"
                 self.give_answer(match.entry)
                 return
         failures = int(self.state.get("failures", 0)) + 1
         self.state["failures"] = failures
         if failures >= MAX_FAILURES:
+            earlier = str(self.state.pop("unclear", "") or "")
+            said = f"{earlier} / {text}" if earlier and earlier != text else text
             self.say_handoff("handoff_after_failures")
             self.hand_off(
                 HandoffSpec(
                     "out_of_scope",
-                    f"Message non compris : « {text[:300]} » — {self.where_words()}",
+                    f"Message non compris : « {said[:400]} » — {self.where_words()}",
                     self.priority(),
                 )
             )
@@ -920,7 +980,7 @@ class _Policy:
             "holiday_closed",
             day=reading.format_date(day, self.lang),
             holiday=name,
-            reopens=reading.format_moment(reopens, start, self.lang) if reopens else "",
+            reopens=reading.format_moment(reopens, self.turn.now, self.lang) if reopens else "",
         )
 
     def named_residence(self, text: str, *, agencies: bool = False) -> ResidenceView | None:
@@ -928,7 +988,8 @@ class _Policy:
         residences = list(self.turn.residences)
         i = reading.mentioned(text, [r.name for r in residences])
         if i is None and agencies:
-            i = reading.mentioned(text, [str(r.agency.get("name", "")) for r in residences])
+            names = [str(r.agency.get("name", "")) for r in residences]
+            i = reading.mentioned(text, names, any_word=True)
         return residences[i] if i is not None else None
 
     def bulky_info(self, *, lead: bool = False, residence: ResidenceView | None = None) -> None:
@@ -999,11 +1060,18 @@ class _Policy:
                 obj = "ascenseur"
             if place is None:
                 place = (
-                    reading.OBJECT_PLACE.get(obj or "")
+                    next(
+                        (
+                            reading.OBJECT_PLACE[e.value]
+                            for e in entities
+                            if e.type == "object" and e.value in reading.OBJECT_PLACE
+                        ),
+                        None,
+                    )
                     or reading.place_from_text(text)
                     or reading.possessive_place(text, obj)
                 )
-            slots.update(object=obj, place=place, since=values.get("date"))
+            slots.update(object=obj, place=place, since=values.get("date") or reading.since_phrase(text))
             if obj or not reading.is_vague(text):
                 slots["what"] = text[:300]
         elif topic == "nuisance":
@@ -1046,6 +1114,15 @@ class _Policy:
                 return
             if p.intent == "goodbye":
                 self.complete()
+                return
+            if (p.intent == "deny" or reading.yes_no(text) is False or reading.dont_know(text)) and (
+                len(text.split()) <= 4
+            ):
+                # "non" to a question that is not yes/no: nothing more to say on it.
+                if asked:
+                    self.skip(asked)
+                self.state.pop("asked", None)
+                self.advance()
                 return
             if self.new_problem(topic, p, text):
                 # Another problem: the current one is recorded as it is, the new one taken up.
@@ -1255,8 +1332,7 @@ class _Policy:
             if (
                 "photo" not in slots
                 and int(self.state.get("questions", 0)) >= 1  # never the only question
-                and slots.get("object") not in NO_PHOTO_OBJECTS
-                and slots.get("place") != "ascenseur"
+                and slots.get("object") in PHOTO_OBJECTS
                 and self.ask_intake("photo", "repair_ask_photo")
             ):
                 return
@@ -1416,7 +1492,7 @@ _SOCIAL_RUNNER_UP = 0.15
 
 
 def _main_intent(p: Parse) -> str:
-    if p.intent == "question" and reading.bulky_words(p.text) and p.confidence < 0.8:
+    if p.intent == "question" and reading.bulky_words(p.text) and reading.asks_when(p.text):
         return "bulky_waste"  # "les monstres c'est quand ?": the tenants' word for it
     if p.intent not in _SOCIAL or len(p.text.split()) < 5:
         return p.intent
@@ -1433,9 +1509,17 @@ _STRONG_SPLIT = re.compile(
     r"[.!?;\n]|\b(en plus|aussi|egalement|autre (chose|probleme|souci)|sinon|par ailleurs|"
     r"de plus|also|another|as well|besides)\b"
 )
-_AND_SPLIT = re.compile(r",|\b(et|and|plus)\b")
+# "... et la chasse d'eau coule": a second subject after "et".
+_AND_SPLIT = re.compile(r"(,\s*|\b)(et|and)( aussi| puis| en plus)? (le|la|les|l'|l |mon|ma|mes|the|my)\b")
 # Objects named together about one problem ("une fuite sous l'évier").
 _TOGETHER = frozenset({"fuite", "canalisation", "plafond", "robinet", "evier"})
+_RELATED = (
+    frozenset({"porte", "serrure", "interphone", "boite_aux_lettres"}),
+    frozenset({"fenetre", "volet"}),
+    frozenset({"chauffage", "radiateur", "chaudiere", "eau_chaude"}),
+    frozenset({"fuite", "evier", "robinet", "toilettes", "canalisation", "plafond"}),
+    frozenset({"electricite", "lumiere"}),
+)
 
 
 def _second_problem(
@@ -1447,6 +1531,8 @@ def _second_problem(
     first = objects[0] if objects else None
     other = next((e for e in objects if first and e.value != first.value), None)
     if first is None or other is None or other.start <= first.end:
+        return None
+    if any(first.value in group and other.value in group for group in _RELATED):
         return None
     between = reading.fold(p.text[first.end : other.start])
     cut = _STRONG_SPLIT.search(between)

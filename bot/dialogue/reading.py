@@ -347,7 +347,10 @@ _HAZARD_RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         (
             "danger",
             _PERSON + r".{0,60}(tombee?|chute|malaise|inconscient|evanoui|ne repond (plus|pas)|"
-            r"respire (plus|mal)|fallen|fell|collapsed|unconscious|not breathing)",
+            r"respire (plus|mal)|fallen|fell|collapsed|unconscious|not breathing)|"
+            r"\b(je suis tombee?|je me suis (fait mal|blesse)|(arrive|peux) (pas|plus) a me relever|"
+            r"i'?ve fallen|i fell|can'?t get up)|\b(dame|monsieur|voisine?|personne|homme|femme|"
+            r"il|elle)\b.{0,30}\b(est|sont) (par terre|au sol|tombee?|inconsciente?|evanouie?)",
         ),
         (
             "trapped_lift",
@@ -375,7 +378,7 @@ _HAZARD_RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ),
         (
             "flooding",
-            r"inond|eau (de )?partout|flood|deborde|plafond.{0,30}(coule|tombe|effondr|cede)|"
+            r"inond|eau (de )?partout|flood|deborde (partout|dans|sur)|plafond.{0,30}(coule|tombe|effondr|cede)|"
             r"(coule|tombe).{0,30}plafond|water everywhere|gicle|pisse de partout|"
             r"ceiling.{0,30}(collaps|pouring)|pouring",
         ),
@@ -461,7 +464,7 @@ def _not_now(t: str, m: re.Match[str], name: str) -> bool:
     clause = _clause(t, m.start(), m.end())
     if _PAST.search(clause) and not _NOW.search(clause):
         return True
-    return name in ("fire", "smoke", "gas", "carbon_monoxide", "trapped_lift") and bool(
+    return name in ("fire", "smoke", "gas", "trapped_lift") and bool(
         _LOOK_ALIKE.search(clause)
     )
 
@@ -636,6 +639,27 @@ _NO_PHOTO = re.compile(
 )
 
 
+_WANTS_PERSON = re.compile(
+    r"parler (a|avec) (quelqu.?un|une personne|un conseiller|une conseillere|un humain|"
+    r"un responsable|le responsable|votre responsable|le gardien|la gardienne|un agent)|"
+    r"un (vrai )?humain|une vraie personne|(talk|speak) to (someone|somebody|a person|a human|"
+    r"a manager|an agent)|real person"
+)
+_SINCE = re.compile(
+    r"\b(depuis|ca fait|cela fait|since|for the (last|past))\b(\s+\S+){1,4}"
+)
+
+
+def wants_person(text: str) -> bool:
+    return bool(_WANTS_PERSON.search(fold(text)))
+
+
+def since_phrase(text: str) -> str | None:
+    """ "depuis des mois", "ça fait trois jours": since when, in the tenant's words."""
+    m = _SINCE.search(fold(text))
+    return m.group(0)[:60] if m else None
+
+
 def dont_know(text: str) -> bool:
     return bool(_DONT_KNOW.search(fold(text)))
 
@@ -703,15 +727,35 @@ def ordinal(n: int, lang: str) -> str:
     return f"{n}th" if lang == "en" else f"{n}e"
 
 
-def mentioned(text: str, names: list[str]) -> int | None:
-    """The index of the first name (a residence, an agency) the text mentions, if any."""
+def mentioned(text: str, names: list[str], *, any_word: bool = False) -> int | None:
+    """The index of the first name (a residence, an agency) the text mentions, if any: all
+    its distinctive words, or with `any_word` one of them (agencies by their town)."""
     t = fold(text)
     for i, name in enumerate(names):
-        core = re.sub(r"\b(residence|la|le|les|du|de|des|tour|agence)\b", " ", fold(name))
-        words = [w for w in re.findall(r"[a-z0-9-]+", core) if len(w) > 2]
-        if words and all(re.search(rf"\b{re.escape(w)}\b", t) for w in words):
+        core = re.sub(r"\b(residence|la|le|les|du|de|des|tour|agence|centre)\b", " ", fold(name))
+        words = [w for w in re.findall(r"[a-z0-9]+", core) if len(w) > 2]
+        found = [bool(re.search(rf"\b{re.escape(w)}\b", t)) for w in words]
+        if words and (any(found) if any_word else all(found)):
             return i
     return None
+
+
+_ASKS_WHEN = re.compile(r"\bquand\b|\bc.?est quand\b|\bdate\b|\bjour\b|\bpassage\b|ramass|\bwhen\b|\?")
+
+
+def asks_when(text: str) -> bool:
+    return bool(_ASKS_WHEN.search(fold(text)))
+
+
+_VULNERABLE_SITUATION = re.compile(
+    r"fauteuil|handicap|enceinte|oxygen|dialys|malade|bebe|nourrisson|personne agee|"
+    r"\b[89]\d ans\b|je ne peux (plus|pas) (sortir|descendre|monter)|wheelchair|disabled|"
+    r"pregnant|newborn"
+)
+
+
+def vulnerable_situation(text: str) -> bool:
+    return bool(_VULNERABLE_SITUATION.search(fold(text)))
 
 
 _CODE = re.compile(r"^\D*(\d{6})\D*$")
