@@ -314,13 +314,19 @@ class _Policy:
 
     # -- starting needs --------------------------------------------------------------------
 
-    def start_message(self) -> None:
+    def start_message(self, exclude: tuple[str, ...] = ()) -> None:
         p = self.turn.parse
         main = _main_intent(p)
         self.d.intent = main
         extras = [
-            i for i in p.extra_intents if i != main and i in _TOPIC_INTENTS and i != "emergency"
+            i
+            for i in p.extra_intents
+            if i != main and i in _TOPIC_INTENTS and i != "emergency" and i not in exclude
         ]
+        if main in ("bulky_waste", "status_request") and "question" in extras:
+            extras.remove("question")  # "c'est quand les encombrants ?" is that question
+        if main == "bulky_waste" and p.entity("object") and "repair" not in extras:
+            extras.append("repair")  # "the boiler cuts out and a mattress was dumped"
         if not extras:
             second = _second_problem(p) if main == "repair" else None
             if second is None:
@@ -338,7 +344,14 @@ class _Policy:
             return
         parts = reading.split_needs(self.turn.text, [main, *extras])
         # A need told as history or denied ("c'était le grille-pain du voisin") is no need.
-        extras = [i for i in extras if not reading.denied_or_past(parts[i][0]) or parts[i][1] == 0]
+        extras = [
+            i
+            for i in extras
+            if parts[i][0] == self.turn.text or not reading.denied_or_past(parts[i][0])
+        ]
+        if not extras:
+            self.start(main, self.turn.text, p.entities)
+            return
         instant = [i for i in extras if i in INSTANT]
         later = [i for i in extras if i not in INSTANT]
         self.start(main, parts[main][0], _entities_in(p, parts[main]))
@@ -415,7 +428,16 @@ class _Policy:
             else:
                 self.bulky_info(lead=lead)
         elif intent == "repair":
-            self.begin_intake("repair", text, entities)
+            match = (
+                self.faq.match(text, threshold=FAQ_CONFIDENT)
+                if self.faq is not None and "?" in text and not p.entity("object")
+                else None
+            )
+            if match is not None:  # "et la caution on la récupère quand ?" is a question
+                self.d.intent = "question"
+                self.give_answer(match.entry)
+            else:
+                self.begin_intake("repair", text, entities)
         elif intent == "nuisance":
             self.begin_intake("nuisance", text, entities)
         elif intent == "emergency":
@@ -449,8 +471,9 @@ class _Policy:
             return hazard
         if p.intent == "emergency" or "emergency" in p.extra_intents:
             kind = _HAZARD_OF_KIND.get(reading.emergency_kind(text), "danger")
-            if kind == "flooding" and not self.state.get("safety_checked"):
-                return None  # a water problem of uncertain size: the safety question decides
+            unsure = kind == "flooding" or (kind == "danger" and p.confidence < 0.8)
+            if unsure and not self.state.get("safety_checked"):
+                return None  # a danger of uncertain size: the safety question decides
             return kind
         return None
 
@@ -499,11 +522,13 @@ class _Policy:
             return False
         risk = self.turn.parse.entity("risk")
         if risk is None and self.turn.parse.intent == "emergency":
-            risk = "flooding"  # the classifier's emergency that reads as water only
+            # The classifier's emergency that nothing else confirms: water, or unclear.
+            risk = _HAZARD_OF_KIND.get(reading.emergency_kind(text), "danger")
         if risk and not self.state.get("safety_checked") and self.turn.conversation_state == "bot":
             self.state["risk"] = risk
             self.d.intent = self.turn.parse.intent
-            self.ask("safety", "safety_question")
+            water = risk in ("flooding", "water_electric")
+            self.ask("safety", "safety_question" if water else "safety_question_danger")
             # The need itself is taken up once the safety question is answered.
             intent = self.turn.parse.intent
             self.state.setdefault("pending", []).append(
@@ -1126,9 +1151,12 @@ class _Policy:
                 return
             if self.new_problem(topic, p, text):
                 # Another problem: the current one is recorded as it is, the new one taken up.
+                slots.setdefault("notes", []).append(text[:500])
+                if asked == "details" and reading.time_cue(text):
+                    slots["when"] = slots.get("when") or reading.time_cue(text)
                 self.complete()
                 self.d.intent = p.intent
-                self.start_message()
+                self.start_message(exclude=(_intent_of(topic),))
                 return
             if p.intent in ("question", "bulky_waste", "status_request") and (
                 p.confidence >= 0.5 or "?" in text

@@ -182,7 +182,7 @@ def is_vague(text: str) -> bool:
 
 
 _DUMPED = re.compile(
-    r"(abandonn|depose|deposes|depot sauvage|laisse|jete|trainent|traine|dump|left|fly.?tip|"
+    r"(abandonn|depose|deposes|depot sauvage|laisse|jetee?s?\b|trainent|traine|dump|left|fly.?tip|"
     r"bloque le passage|encombre)"
 )
 _ASKING = re.compile(
@@ -198,14 +198,14 @@ def is_dumped_report(text: str) -> bool:
 
 # Words that point a sentence at one topic, to give each need of a two-need message its part.
 _TOPIC_CUES = {
-    "bulky_waste": r"encombrant|meuble|canape|matelas|frigo|frigidaire|armoire|sommier|"
+    "bulky_waste": r"encombrant|monstre|meuble|canape|matelas|frigo|frigidaire|armoire|sommier|"
     r"bulky|sofa|mattress",
     "nuisance": r"bruit|voisin|musique|tapage|fete|crie|odeur de|noise|neighbou?r|music|party",
     "question": r"loyer|attestation|quittance|apl|caf|agence|charges|preavis|assurance|"
     r"rent|insurance|office",
     "status_request": r"ma demande|ou en est|dossier|reference|\br-20",
     "repair": r"fuite|panne|marche pas|casse|chauffage|eau chaude|ascenseur|porte|lumiere|"
-    r"leak|broken|heating",
+    r"chaudiere|radiateur|evier|ampoule|volet|fenetre|leak|broken|heating|boiler|cutting out",
 }
 _PARTS = re.compile(
     r"[.?!;\n]+\s*|\s*,?\s*\b(?:et aussi|aussi|egalement|par ailleurs|autre chose|autre question|"
@@ -646,7 +646,9 @@ _WANTS_PERSON = re.compile(
     r"a manager|an agent)|real person"
 )
 _SINCE = re.compile(
-    r"\b(depuis|ca fait|cela fait|since|for the (last|past))\b(\s+\S+){1,4}"
+    r"\b(depuis|since)\b(\s+\S+){1,4}|\b(ca fait|cela fait|for( the (last|past))?)\s+"
+    r"(\d+|un|une|deux|trois|quatre|quelques|plusieurs|a|two|three|few|several)\s+"
+    r"(jours?|semaines?|mois|ans?|heures?|minutes?|days?|weeks?|months?|years?|hours?)"
 )
 
 
