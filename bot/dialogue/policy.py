@@ -751,6 +751,13 @@ class _Policy:
             return True
         if r.kind == "emergency":
             return False
+        if reading.asks_status(text):
+            # "Où en est ma demande ? et aussi le digicode ne marche plus": both answered.
+            self.status(p.entities)
+            rest = reading.after_status(text)
+            if rest and len(rest.split()) >= 3:
+                self.begin_intake("repair", rest, tuple(e for e in p.entities if e.start >= len(text) - len(rest)))
+            return True
         if p.intent in ("affirm", "deny") and len(text.split()) <= 5:
             self.say("affirm_nothing" if p.intent == "affirm" else "deny_nothing")
             return True
@@ -777,6 +784,10 @@ class _Policy:
 
     def same_problem(self, r: RequestView, p: Parse) -> bool:
         """Whether the message speaks of the request's problem (no other object named)."""
+        if reading.another_thing(p.text):
+            return False
+        if r.kind == "bulky_waste" and p.intent == "bulky_waste" and not reading.asks_when(p.text):
+            return True  # more items on the same pile
         sure = p.confidence >= 0.5
         if sure and r.kind == "repair" and p.intent not in ("repair", "out_of_scope"):
             return False
@@ -784,7 +795,11 @@ class _Policy:
             return False
         obj = p.entity("object")
         known = (r.details or {}).get("object")
-        return obj is None or known is None or obj == known
+        if obj is not None and known is None:
+            # The request named no known object: the same if its words name this one.
+            label = reading.fold(self.label("objects", obj))
+            return label in reading.fold(str((r.details or {}).get("text") or r.summary))
+        return obj is None or obj == known
 
     def human(self, *, angry: bool = False) -> None:
         text = self.turn.text
@@ -1113,6 +1128,13 @@ class _Policy:
             slots.update(place=values.get("place") or reading.place_from_text(text))
         if self.turn.has_media:
             slots["photo"] = True
+        if topic == "repair" and ask:
+            history = self.history_of("repair", slots.get("object"))
+            if history:
+                refs = ", ".join(r.reference for r in history[:4])
+                nth = reading.ordinal(len(history) + 1, self.lang)
+                self.say("repeat_ack", nth=nth, references=refs)
+                slots["repeat_acked"] = True
         self.state["topic"] = topic
         self.state["slots"] = slots
         self.state["questions"] = 0
@@ -1419,9 +1441,10 @@ class _Policy:
         )
         history = self.history_of("repair", obj)
         priority = self.priority()
-        if history and announce:
+        if history and announce and not slots.get("repeat_acked"):
             refs = ", ".join(r.reference for r in history[:4])
             self.say("repeat_ack", nth=reading.ordinal(len(history) + 1, self.lang), references=refs)
+        if history:
             priority = max(priority, PRIORITY_VULNERABLE)
         head = "Réparation"
         if history:

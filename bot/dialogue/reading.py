@@ -652,6 +652,30 @@ _SINCE = re.compile(
 )
 
 
+_STATUS = re.compile(
+    r"\b(ou|o) en est|des nouvelles de (ma|mon|la)|quand (est-ce que )?(vous )?(passez|venez|"
+    r"quelqu.?un (passe|vient))|any news|what'?s happening with|status of"
+)
+_ANOTHER = re.compile(
+    r"\b(autre chose|autre probleme|un autre (souci|probleme)|autre souci|par ailleurs|"
+    r"sinon|another (thing|problem|issue)|something else|also)\b"
+)
+
+
+def asks_status(text: str) -> bool:
+    return bool(_STATUS.search(fold(text)))
+
+
+def after_status(text: str) -> str:
+    """What follows a status question in the same message ("…? et aussi le digicode …")."""
+    m = re.search(r"\?|\b(et aussi|aussi|par ailleurs|autre chose|sinon|also)\b", text, re.I)
+    return text[m.end() :].strip(" ,.;") if m else ""
+
+
+def another_thing(text: str) -> bool:
+    return bool(_ANOTHER.search(fold(text)))
+
+
 def wants_person(text: str) -> bool:
     return bool(_WANTS_PERSON.search(fold(text)))
 
