@@ -346,7 +346,7 @@ _HAZARD_RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ),
         (
             "danger",
-            _PERSON + r".{0,60}(tombee?|chute|malaise|inconscient|evanoui|ne repond (plus|pas)|"
+            _PERSON + r".{0,120}(tombee?|chute|malaise|inconscient|evanoui|(ne )?repond (plus|pas)|"
             r"respire (plus|mal)|fallen|fell|collapsed|unconscious|not breathing)|"
             r"\b(je suis tombee?|je me suis (fait mal|blesse)|(arrive|peux) (pas|plus) a me relever|"
             r"i'?ve fallen|i fell|can'?t get up)|\b(dame|monsieur|voisine?|personne|homme|femme|"
