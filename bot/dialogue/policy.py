@@ -669,11 +669,10 @@ class _Policy:
 
     def identity_reply(self, text: str, p: Parse) -> bool:
         """An unknown sender's answer while we wait for who they are. True: handled."""
-        if self.state.get("awaiting") == "code":
-            code = reading.find_code(text)
-            if code:
-                self.d.identify = f"code:{code}"
-                return True
+        code = reading.find_code(text)
+        if code and (self.state.get("awaiting") == "code" or self.turn.needs_proof):
+            self.d.identify = f"code:{code}"
+            return True
         ident = reading.find_identity(text)
         if ident:
             self.d.identify = ident
