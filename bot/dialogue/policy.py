@@ -85,6 +85,7 @@ def due_at(state: dict[str, Any], now: datetime, timeout: timedelta) -> datetime
     or an unknown sender's message waiting for their identity."""
     if (
         state.get("topic")
+        or state.get("pending")
         or state.get("unclear")
         or (state.get("awaiting") and state.get("pending_text"))
     ):
@@ -245,9 +246,11 @@ class _Policy:
         """The due-job's turn: record what an intake collected, or hand an unknown sender's
         message to the agency's queue."""
         topic = self.state.get("topic")
-        if topic:
+        if topic or self.state.get("pending"):
             slots = self.state.get("slots", {})
-            if topic == "repair" and not (slots.get("what") or slots.get("object")):
+            if not topic:
+                self.state.pop("asked", None)
+            elif topic == "repair" and not (slots.get("what") or slots.get("object")):
                 self.clear_topic()
                 self.say_handoff("intake_timeout_handoff")
                 self.hand_off(
@@ -297,7 +300,11 @@ class _Policy:
 
     def finish(self) -> Decision:
         # Other needs of the same message, one after the other, once nothing is being asked.
-        while not self.state.get("topic") and self.state.get("pending"):
+        while (
+            not self.state.get("topic")
+            and self.state.get("pending")
+            and self.state.get("asked") not in ("safety", "emergency_address")
+        ):
             nxt = self.state["pending"].pop(0)
             entities = tuple(Entity(t, v) for t, v in nxt.get("entities", []))
             self.start(nxt["intent"], nxt["text"], entities, lead=True)
@@ -520,8 +527,12 @@ class _Policy:
                 return True
             self.state["safety_checked"] = True
             return False
-        risk = self.turn.parse.entity("risk")
-        if risk is None and self.turn.parse.intent == "emergency":
+        risk = self.turn.parse.entity("risk") or reading.risk(text)
+        if (
+            risk is None
+            and self.turn.parse.intent == "emergency"
+            and not reading.denied_or_past(text)
+        ):
             # The classifier's emergency that nothing else confirms: water, or unclear.
             risk = _HAZARD_OF_KIND.get(reading.emergency_kind(text), "danger")
         if risk and not self.state.get("safety_checked") and self.turn.conversation_state == "bot":

@@ -25,7 +25,9 @@ def emergency_kind(text: str) -> str:
         return "trapped"
     if re.search(r"etincel|spark|court.?circuit|electrocut|prise .*fum|grille", t):
         return "electric"
-    if re.search(r"inond|eau .*partout|flood|deborde|plafond .*coule|gicle|water everywhere", t):
+    if re.search(
+        r"inond|eau .*partout|flood|deborde|plafond|gicle|water everywhere|pleut|fuite|leak", t
+    ):
         return "water"
     return "generic"
 
@@ -378,8 +380,9 @@ _HAZARD_RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ),
         (
             "flooding",
-            r"inond|eau (de )?partout|flood|deborde (partout|dans|sur)|plafond.{0,30}(coule|tombe|effondr|cede)|"
-            r"(coule|tombe).{0,30}plafond|water everywhere|gicle|pisse de partout|"
+            r"inond|eau (de )?partout|flood|deborde (partout|dans|sur)|plafond.{0,30}(tombe|effondr|"
+            r"cede)|coule (a flot|de partout|partout)|water everywhere|gicle|pisse de partout|"
+            r"il pleut (dans|chez)|(eau|ca) tombe du plafond|"
             r"ceiling.{0,30}(collaps|pouring)|pouring",
         ),
     )
@@ -476,6 +479,19 @@ def look_alike(text: str) -> bool:
     if hazard(text) is not None:
         return False
     return bool(_LOOK_ALIKE.search(t) or _PAST.search(t))
+
+
+_RISK_WATER = re.compile(
+    r"plafond.{0,30}(coule|goutte|fuit|degouline)|(coule|goutte|fuit|degouline).{0,30}plafond|"
+    r"fuite (importante|enorme|grosse)|grosse fuite|ca coule (beaucoup|fort|vite)|"
+    r"ceiling.{0,30}(leak|drip)|(leak|drip)\w*.{0,30}ceiling"
+)
+
+
+def risk(text: str) -> str | None:
+    """A possible danger, not a certain one (water through a ceiling): worth one safety
+    question, not the emergency text."""
+    return "flooding" if _RISK_WATER.search(fold(text)) else None
 
 
 def hazard_from_kind(kind: str) -> str:
