@@ -354,9 +354,9 @@ async def _staff_for(s: AsyncSession, conv: Conversation | None) -> StaffUser | 
     rid = conv.residence_id if conv is not None else None
     for role in (Role.CARETAKER.value, Role.ONCALL.value):
         for p in people:
-            if p.role == role and (rid is None or any(r.id == rid for r in p.residences)):
-                if rid is not None or role == Role.ONCALL.value:
-                    return p
+            covers = rid is None or any(r.id == rid for r in p.residences)
+            if p.role == role and covers and (rid is not None or role == Role.ONCALL.value):
+                return p
     return None
 
 

@@ -27,7 +27,6 @@ from bot import dialogue as dlg
 from bot.bus import Bus
 from bot.db import Database
 from bot.faq import Faq, load_faq
-from bot.schedule import region_of
 from bot.models import (
     Conversation,
     ConversationState,
@@ -42,6 +41,7 @@ from bot.models import (
     StaffUser,
     Tenant,
 )
+from bot.schedule import region_of
 from bot.store import next_request_reference, outbound_message, outbox_row
 from bot.texts import Texts
 from nlu.types import Parse
@@ -485,7 +485,9 @@ class Pipeline:
         recent = (
             await s.execute(
                 select(func.count(IdentityCode.id)).where(
-                    or_(IdentityCode.tenant_id == tenant.id, IdentityCode.conversation_id == conv.id),
+                    or_(
+                        IdentityCode.tenant_id == tenant.id, IdentityCode.conversation_id == conv.id
+                    ),
                     IdentityCode.created_at >= hour,
                 )
             )
@@ -519,7 +521,9 @@ class Pipeline:
                 conversation_id=None,  # not part of the session's thread: it goes to the phone
                 channel="sms",
                 address=tenant.phone,
-                text=self.texts.get("code_sms", tenant.language or lang, code=code, minutes=minutes),
+                text=self.texts.get(
+                    "code_sms", tenant.language or lang, code=code, minutes=minutes
+                ),
                 extra={"identity_code": row.id},
                 idempotency_key=f"identity-code:{row.id}",
                 status="pending",
@@ -699,7 +703,8 @@ class Pipeline:
                 .first()
             )
             if row is None or not (
-                row.conversation_id == conv.id or (tenant is not None and row.tenant_id == tenant.id)
+                row.conversation_id == conv.id
+                or (tenant is not None and row.tenant_id == tenant.id)
             ):
                 continue
             details = dict(row.details or {})

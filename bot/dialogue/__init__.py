@@ -42,9 +42,9 @@ __all__ = [
     "Turn",
     "decide",
     "due_at",
-    "on_silence",
     "emergency_kind",
     "find_identity",
     "find_rating",
     "format_date",
+    "on_silence",
 ]

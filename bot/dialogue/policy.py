@@ -226,8 +226,10 @@ class _Policy:
         upset = reading.is_angry(text) or (
             reading.says_repeat(text) and p.intent in ("repair", "nuisance", "out_of_scope")
         )
-        if p.intent == "human_request" or reading.wants_person(text) or (
-            upset and self.tenant is not None
+        if (
+            p.intent == "human_request"
+            or reading.wants_person(text)
+            or (upset and self.tenant is not None)
         ):
             self.human(angry=upset)
             return self.finish()
@@ -507,7 +509,14 @@ class _Policy:
             if kind is not None and kind == active.get("kind"):
                 self.say("emergency_still")
                 return True
-            if kind is None and self.turn.parse.intent not in ("repair", "nuisance", "question", "bulky_waste", "status_request", "human_request"):
+            if kind is None and self.turn.parse.intent not in (
+                "repair",
+                "nuisance",
+                "question",
+                "bulky_waste",
+                "status_request",
+                "human_request",
+            ):
                 # Anything else while the danger lasts is news for on-call, not a new need.
                 self.emergency_follow_up("noted", active)
                 return True
@@ -521,12 +530,15 @@ class _Policy:
         if asked == "safety":
             self.state.pop("asked", None)
             answer = reading.yes_no(text)
-            risk = str(self.state.pop("risk", "flooding"))
+            feared = str(self.state.pop("risk", "flooding"))
             if answer is True:
-                self.emergency("water_electric" if risk in ("flooding", "water_electric") else risk)
+                water = feared in ("flooding", "water_electric")
+                self.emergency("water_electric" if water else feared)
                 return True
             self.state["safety_checked"] = True
-            return False
+            # No danger: the need waiting in `pending` is taken up now; a longer answer is
+            # read on as a message of its own.
+            return answer is False or len(text.split()) <= 3
         risk = self.turn.parse.entity("risk") or reading.risk(text)
         if (
             risk is None
@@ -625,9 +637,13 @@ class _Policy:
 
     def open_reference(self, kind: str | None = None) -> str | None:
         r = self.turn.open_request
-        if r is not None and (kind is None or r.kind == kind) and r.reference:
-            if self.state.get("request") == r.reference or kind == "emergency":
-                return r.reference
+        if (
+            r is not None
+            and (kind is None or r.kind == kind)
+            and r.reference
+            and (self.state.get("request") == r.reference or kind == "emergency")
+        ):
+            return r.reference
         for r in self.turn.requests:
             if r.status != "closed" and (kind is None or r.kind == kind) and r.reference:
                 return r.reference
@@ -766,7 +782,9 @@ class _Policy:
             self.status(p.entities)
             rest = reading.after_status(text)
             if rest and len(rest.split()) >= 3:
-                self.begin_intake("repair", rest, tuple(e for e in p.entities if e.start >= len(text) - len(rest)))
+                self.begin_intake(
+                    "repair", rest, tuple(e for e in p.entities if e.start >= len(text) - len(rest))
+                )
             return True
         if p.intent in ("affirm", "deny") and len(text.split()) <= 5:
             self.say("affirm_nothing" if p.intent == "affirm" else "deny_nothing")
@@ -823,7 +841,7 @@ class _Policy:
         if self.state.get("topic"):
             # Keep what was collected: the person sees it in the request.
             self.complete(announce=False)
-        elif angry and self.turn.parse.intent in ("repair", "nuisance") or (
+        elif (angry and self.turn.parse.intent in ("repair", "nuisance")) or (
             angry and reading.says_repeat(text) and self.turn.parse.entity("object")
         ):
             # An angry report is still a report: recorded at once, no questions.
@@ -845,7 +863,8 @@ class _Policy:
         self.say_handoff("human" if not angry else "angry_handoff")
         head = "Locataire mécontent" if angry else "Demande à parler à une personne"
         if history:
-            head += f" ({len(history) + 1}e signalement : {', '.join(r.reference for r in history[:4])})"
+            refs = ", ".join(r.reference for r in history[:4])
+            head += f" ({len(history) + 1}e signalement : {refs})"
         reason = self.reason_words(head, slots or {"text": text})
         self.hand_off(
             HandoffSpec(
@@ -886,16 +905,18 @@ class _Policy:
             if r.reference in current or r.kind == "emergency":
                 continue
             robj = (r.details or {}).get("object")
-            if obj is not None and robj == obj:
-                found.append(r)
-            elif obj is None and kind is not None and r.kind == kind:
+            if (obj is not None and robj == obj) or (
+                obj is None and kind is not None and r.kind == kind
+            ):
                 found.append(r)
         return found
 
     def not_understood(self, text: str) -> None:
         p = self.turn.parse
-        if self.tenant is not None and len(text.split()) >= 6 and (
-            p.entity("place") in reading.COMMON_PLACES or p.entity("object")
+        if (
+            self.tenant is not None
+            and len(text.split()) >= 6
+            and (p.entity("place") in reading.COMMON_PLACES or p.entity("object"))
         ):
             # A description of something somewhere: a report, even if the words are new.
             self.begin_intake("repair", text, p.entities)
@@ -1121,7 +1142,9 @@ class _Policy:
                     or reading.place_from_text(text)
                     or reading.possessive_place(text, obj)
                 )
-            slots.update(object=obj, place=place, since=values.get("date") or reading.since_phrase(text))
+            slots.update(
+                object=obj, place=place, since=values.get("date") or reading.since_phrase(text)
+            )
             if obj or not reading.is_vague(text):
                 slots["what"] = text[:300]
         elif topic == "nuisance":
@@ -1172,9 +1195,9 @@ class _Policy:
             if p.intent == "goodbye":
                 self.complete()
                 return
-            if (p.intent == "deny" or reading.yes_no(text) is False or reading.dont_know(text)) and (
-                len(text.split()) <= 4
-            ):
+            if (
+                p.intent == "deny" or reading.yes_no(text) is False or reading.dont_know(text)
+            ) and (len(text.split()) <= 4):
                 # "non" to a question that is not yes/no: nothing more to say on it.
                 if asked:
                     self.skip(asked)
@@ -1243,22 +1266,26 @@ class _Policy:
         if asked == "details":
             return p.intent not in ("repair", "question", "bulky_waste") or p.confidence < 0.6
         if asked == "bulky_where":
-            return bool(p.entity("place") or reading.place_from_text(text) or reading.room_word(text))
+            return bool(
+                p.entity("place") or reading.place_from_text(text) or reading.room_word(text)
+            )
         return True
 
     def new_object(self, p: Parse) -> bool:
         slots = self.state.get("slots", {})
         obj = p.entity("object")
-        return bool(obj and slots.get("object") and obj != slots.get("object") and p.intent == "repair")
+        return bool(
+            obj and slots.get("object") and obj != slots.get("object") and p.intent == "repair"
+        )
 
     def new_problem(self, topic: str, p: Parse, text: str) -> bool:
         if p.intent == "repair" and topic == "repair":
             return self.new_object(p) and p.confidence >= 0.5
         if p.intent in ("repair", "nuisance") and p.intent != _intent_of(topic):
             return p.confidence >= 0.5 and not reading.is_vague(text)
-        if p.intent == "bulky_waste" and topic != "bulky_report" and reading.is_dumped_report(text):
-            return True
-        return False
+        return bool(
+            p.intent == "bulky_waste" and topic != "bulky_report" and reading.is_dumped_report(text)
+        )
 
     def absorb(self, p: Parse, text: str) -> None:
         """What a detail says of the slots (a place, a time) is kept even off-question."""
@@ -1407,9 +1434,12 @@ class _Policy:
                 )
                 if self.ask_intake("details", key):
                     return
-        elif topic == "bulky_report" and not slots.get("place"):
-            if self.ask_intake("bulky_where", "bulky_ask_where"):
-                return
+        elif (
+            topic == "bulky_report"
+            and not slots.get("place")
+            and self.ask_intake("bulky_where", "bulky_ask_where")
+        ):
+            return
         self.complete()
 
     def complete(self, *, incident_id: int | None = None, announce: bool = True) -> None:
@@ -1453,12 +1483,15 @@ class _Policy:
         priority = self.priority()
         if history and announce and not slots.get("repeat_acked"):
             refs = ", ".join(r.reference for r in history[:4])
-            self.say("repeat_ack", nth=reading.ordinal(len(history) + 1, self.lang), references=refs)
+            self.say(
+                "repeat_ack", nth=reading.ordinal(len(history) + 1, self.lang), references=refs
+            )
         if history:
             priority = max(priority, PRIORITY_VULNERABLE)
         head = "Réparation"
         if history:
-            head += f" ({len(history) + 1}e signalement : {', '.join(r.reference for r in history[:4])})"
+            refs = ", ".join(r.reference for r in history[:4])
+            head += f" ({len(history) + 1}e signalement : {refs})"
         reason = self.reason_words(head, slots)
         if incident_id is not None:
             token = self.new_request("repair", summary, details, incident_id=incident_id)
@@ -1508,7 +1541,9 @@ class _Policy:
         priority = self.priority()
         if history and announce:
             refs = ", ".join(r.reference for r in history[:4])
-            self.say("repeat_ack", nth=reading.ordinal(len(history) + 1, self.lang), references=refs)
+            self.say(
+                "repeat_ack", nth=reading.ordinal(len(history) + 1, self.lang), references=refs
+            )
             priority = max(priority, PRIORITY_VULNERABLE)
         if announce:
             self.say_handoff("nuisance_created", reference=token)
@@ -1571,7 +1606,9 @@ _STRONG_SPLIT = re.compile(
     r"de plus|also|another|as well|besides)\b"
 )
 # "... et la chasse d'eau coule": a second subject after "et".
-_AND_SPLIT = re.compile(r"(,\s*|\b)(et|and)( aussi| puis| en plus)? (le|la|les|l'|l |mon|ma|mes|the|my)\b")
+_AND_SPLIT = re.compile(
+    r"(,\s*|\b)(et|and)( aussi| puis| en plus)? (le|la|les|l'|l |mon|ma|mes|the|my)\b"
+)
 # Objects named together about one problem ("une fuite sous l'évier").
 _TOGETHER = frozenset({"fuite", "canalisation", "plafond", "robinet", "evier"})
 _RELATED = (

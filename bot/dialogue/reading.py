@@ -7,9 +7,13 @@ import unicodedata
 from datetime import date, datetime, timedelta
 from typing import Any
 
+# What the readings look at: a tenant's need is in the first lines, and the patterns cost
+# time in the length of the text (a 20,000-character message must not stall a worker).
+READ_CHARS = 1500
+
 
 def fold(text: str) -> str:
-    text = unicodedata.normalize("NFKD", text.lower())
+    text = unicodedata.normalize("NFKD", text[:READ_CHARS].lower())
     return "".join(c for c in text if not unicodedata.combining(c))
 
 
@@ -343,23 +347,50 @@ _HAZARD_RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ),
         (
             "trapped",
-            r"(?!.*" + _LIFT + r")(" + _PERSON + r".{0,40}" + _STUCK + r"|" + _STUCK + r".{0,30}"
-            + _PERSON + r")",
+            r"(?!.*"
+            + _LIFT
+            + r")("
+            + _PERSON
+            + r".{0,40}"
+            + _STUCK
+            + r"|"
+            + _STUCK
+            + r".{0,30}"
+            + _PERSON
+            + r")",
         ),
         (
             "danger",
             _PERSON + r".{0,120}(tombee?|chute|malaise|inconscient|evanoui|(ne )?repond (plus|pas)|"
             r"respire (plus|mal)|fallen|fell|collapsed|unconscious|not breathing)|"
-            r"\b(je suis tombee?|je me suis (fait mal|blesse)|(arrive|peux) (pas|plus) a me relever|"
+            r"\b(je suis tombee?|je me suis (fait mal|blesse)|"
+            r"(arrive|peux) (pas|plus) a me relever|"
             r"i'?ve fallen|i fell|can'?t get up)|\b(dame|monsieur|voisine?|personne|homme|femme|"
             r"il|elle)\b.{0,30}\b(est|sont) (par terre|au sol|tombee?|inconsciente?|evanouie?)",
         ),
         (
             "trapped_lift",
-            _STUCK + r" (dans|in) (l'|l |le |la |the )?" + _LIFT + r"|"
-            + _SOMEONE + r".{0,25}" + _STUCK + r".{0,30}" + _LIFT + r"|"
-            + _LIFT + r".{0,40}" + _SOMEONE + r".{0,15}" + _STUCK + r"|"
-            + _PERSON + r".{0,40}" + _STUCK + r".{0,30}" + _LIFT,
+            _STUCK
+            + r" (dans|in) (l'|l |le |la |the )?"
+            + _LIFT
+            + r"|"
+            + _SOMEONE
+            + r".{0,25}"
+            + _STUCK
+            + r".{0,30}"
+            + _LIFT
+            + r"|"
+            + _LIFT
+            + r".{0,40}"
+            + _SOMEONE
+            + r".{0,15}"
+            + _STUCK
+            + r"|"
+            + _PERSON
+            + r".{0,40}"
+            + _STUCK
+            + r".{0,30}"
+            + _LIFT,
         ),
         ("fire", r"\bfeu\b|incendie|flamme|\bfire\b|en train de bruler|ca brule|on fire"),
         (
@@ -380,8 +411,9 @@ _HAZARD_RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ),
         (
             "flooding",
-            r"inond|eau (de )?partout|flood|deborde (partout|dans|sur)|plafond.{0,30}(tombe|effondr|"
-            r"cede)|coule (a flot|de partout|partout)|water everywhere|gicle|pisse de partout|"
+            r"inond|eau (de )?partout|flood|deborde (partout|dans|sur)|"
+            r"plafond.{0,30}(tombe|effondr|cede)|coule (a flot|de partout|partout)|"
+            r"water everywhere|gicle|pisse de partout|"
             r"il pleut (dans|chez)|(eau|ca) tombe du plafond|"
             r"ceiling.{0,30}(collaps|pouring)|pouring",
         ),
@@ -425,7 +457,8 @@ _CALLED = re.compile(
 )
 _ARRIVED = re.compile(
     r"\b(ils|elles|il|elle|pompiers|samu|grdf|police|secours|technicien|astreinte|plombier|"
-    r"depanneur|ambulance) (sont|est) (deja )?(arrive|arrivee|arrives|la|sur place|venus?|en bas)\b|"
+    r"depanneur|ambulance) (sont|est) (deja )?"
+    r"(arrive|arrivee|arrives|la|sur place|venus?|en bas)\b|"
     r"\b(arrived|are here|is here|on site|just got here)\b"
 )
 
@@ -467,9 +500,7 @@ def _not_now(t: str, m: re.Match[str], name: str) -> bool:
     clause = _clause(t, m.start(), m.end())
     if _PAST.search(clause) and not _NOW.search(clause):
         return True
-    return name in ("fire", "smoke", "gas", "trapped_lift") and bool(
-        _LOOK_ALIKE.search(clause)
-    )
+    return name in ("fire", "smoke", "gas", "trapped_lift") and bool(_LOOK_ALIKE.search(clause))
 
 
 def look_alike(text: str) -> bool:
@@ -782,7 +813,9 @@ def mentioned(text: str, names: list[str], *, any_word: bool = False) -> int | N
     return None
 
 
-_ASKS_WHEN = re.compile(r"\bquand\b|\bc.?est quand\b|\bdate\b|\bjour\b|\bpassage\b|ramass|\bwhen\b|\?")
+_ASKS_WHEN = re.compile(
+    r"\bquand\b|\bc.?est quand\b|\bdate\b|\bjour\b|\bpassage\b|ramass|\bwhen\b|\?"
+)
 
 
 def asks_when(text: str) -> bool:

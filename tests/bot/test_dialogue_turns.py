@@ -17,8 +17,8 @@ from bot.dialogue import (
     decide,
     due_at,
     on_silence,
+    reading,
 )
-from bot.dialogue import reading
 from bot.schedule import holiday_name, next_collection, region_of
 from tests.bot.test_dialogue import FAQ, FATOU, NADIA, TEXTS, TUESDAY_10AM, turn
 
@@ -85,7 +85,12 @@ def test_follow_ups(text: str, follow: str | None) -> None:
 
 def test_an_answer_that_is_an_emergency_gets_the_safety_text_and_on_call() -> None:
     first, second = chain(
-        ("le radiateur de la chambre est froid", "repair", ("object", "radiateur"), ("place", "chambre")),
+        (
+            "le radiateur de la chambre est froid",
+            "repair",
+            ("object", "radiateur"),
+            ("place", "chambre"),
+        ),
         ("ça sent le gaz maintenant", "repair"),
     )
     assert first.state["asked"] == "since"
@@ -124,7 +129,11 @@ def test_an_emergency_while_a_person_holds_the_conversation() -> None:
 
 
 def test_an_unknown_sender_in_an_emergency_is_asked_the_address() -> None:
-    first, second = chain(("au secours ça sent le gaz", "emergency"), ("12 rue des Lilas, 3e", "out_of_scope"), tenant=None)
+    first, second = chain(
+        ("au secours ça sent le gaz", "emergency"),
+        ("12 rue des Lilas, 3e", "out_of_scope"),
+        tenant=None,
+    )
     assert first.replies[0].startswith("URGENT") and "adresse" in first.replies[-1]
     assert second.alerts and "adresse" in second.replies[0]
 
@@ -156,8 +165,18 @@ def test_a_detail_instead_of_the_date_is_kept_and_the_question_asked_once_more()
 
 def test_a_new_problem_given_as_an_answer_is_a_second_request() -> None:
     a, b = chain(
-        ("la barrière du parking reste bloquée", "repair", ("object", "porte"), ("place", "parking")),
-        ("et la fenêtre de ma chambre ne ferme plus", "repair", ("object", "fenetre"), ("place", "chambre")),
+        (
+            "la barrière du parking reste bloquée",
+            "repair",
+            ("object", "porte"),
+            ("place", "parking"),
+        ),
+        (
+            "et la fenêtre de ma chambre ne ferme plus",
+            "repair",
+            ("object", "fenetre"),
+            ("place", "chambre"),
+        ),
     )
     assert a.state["asked"] == "since"
     assert len(b.requests) == 1 and b.requests[0].details["object"] == "porte"
@@ -217,13 +236,27 @@ def test_a_repeat_report_is_acknowledged_with_the_count_and_references() -> None
         open_request(reference="R-2026-000003", status="closed", details={"object": "porte"}),
         open_request(reference="R-2026-000001", status="closed", details={"object": "porte"}),
     )
-    d = run(turn("la porte du hall ferme plus", "repair", ("object", "porte"), ("place", "hall"), requests=earlier))
+    d = run(
+        turn(
+            "la porte du hall ferme plus",
+            "repair",
+            ("object", "porte"),
+            ("place", "hall"),
+            requests=earlier,
+        )
+    )
     said = " ".join(d.replies)
     assert "troisième fois" in said and "R-2026-000003" in said and "R-2026-000001" in said
 
 
 def test_anger_gets_an_apology_and_a_person() -> None:
-    d = run(turn("ça fait un mois, c'est inadmissible, vous faites rien !!!", "repair", ("object", "chauffage")))
+    d = run(
+        turn(
+            "ça fait un mois, c'est inadmissible, vous faites rien !!!",
+            "repair",
+            ("object", "chauffage"),
+        )
+    )
     assert "désolé" in d.replies[0] and d.handoff is not None and d.requests
 
 
@@ -231,8 +264,17 @@ def test_anger_gets_an_apology_and_a_person() -> None:
 
 
 def test_silence_turns_the_intake_into_a_request_and_says_the_reference() -> None:
-    first = run(turn("le robinet de la douche goutte", "repair", ("object", "robinet"), ("place", "salle_de_bain")))
-    assert due_at(first.state, TUESDAY_10AM, timedelta(minutes=30)) == TUESDAY_10AM + timedelta(minutes=30)
+    first = run(
+        turn(
+            "le robinet de la douche goutte",
+            "repair",
+            ("object", "robinet"),
+            ("place", "salle_de_bain"),
+        )
+    )
+    assert due_at(first.state, TUESDAY_10AM, timedelta(minutes=30)) == TUESDAY_10AM + timedelta(
+        minutes=30
+    )
     d = on_silence(turn("", "silence", state=first.state), TEXTS, FAQ)
     assert d.requests and "{reference}" in d.replies[0] and "Sans nouvelles" in d.replies[0]
     assert due_at(d.state, TUESDAY_10AM, timedelta(minutes=30)) is None
@@ -257,7 +299,9 @@ def test_silence_with_too_little_known_reaches_a_person() -> None:
         ("zh", "你好，我家厨房漏水", "您好"),
     ],
 )
-def test_other_languages_get_a_line_in_theirs_and_a_person(lang: str, text: str, start: str) -> None:
+def test_other_languages_get_a_line_in_theirs_and_a_person(
+    lang: str, text: str, start: str
+) -> None:
     d = run(turn(text, "out_of_scope", foreign_language=lang))
     assert d.replies[0].startswith(start) and d.handoff is not None
     assert d.handoff.language == lang and d.language == lang
@@ -295,7 +339,14 @@ def test_holidays_by_region() -> None:
 def test_a_public_unknown_question_about_a_named_residence() -> None:
     canal = FATOU.residence  # any residence view works for the lookup
     assert canal is not None
-    d = run(turn("c'est quand les encombrants à la Tour Horizon ?", "bulky_waste", tenant=None, residences=(canal,)))
+    d = run(
+        turn(
+            "c'est quand les encombrants à la Tour Horizon ?",
+            "bulky_waste",
+            tenant=None,
+            residences=(canal,),
+        )
+    )
     assert "Tour Horizon" in d.replies[0] and "numéro de locataire" not in d.replies[0]
 
 
