@@ -1080,10 +1080,12 @@ class Pipeline:
         )
         if parse.language in ("fr", "en") and words >= 3 and not foreign:
             return parse.language, False
+        # A short message ("merci", "ok") goes on in the language the conversation is in.
+        if conv.language in ("fr", "en"):
+            return conv.language, foreign
         if tenant is not None and tenant.language in ("fr", "en"):
             return tenant.language, foreign
-        known = conv.language if conv.language in ("fr", "en") else "fr"
-        return known, foreign
+        return "fr", foreign
 
     async def _identify(
         self, s: AsyncSession, conv: Conversation, batch: Prefetched

@@ -7,6 +7,7 @@ dialogue's clock fixed; one test runs the real command as a subprocess with RELA
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -409,3 +410,56 @@ async def test_a_batch_reads_what_its_earlier_turns_wrote(
     assert "déjà signalé" in said[CHANTAL][0] and second.reference in said[CHANTAL][0]
     assert first.reference in said[FATOU][-1]  # the status of the request made in the batch
     assert said[NADIA] and "Nadia" in said[NADIA][0]  # known by her phone, fetched for the batch
+
+
+def test_relais_chat_trace_prints_one_json_line_per_line(
+    tmp_path: Path, nlu_model_path: Path
+) -> None:
+    """The trace contract: one JSON object per stdin line, `/wait` runs what falls due."""
+    env = {
+        **os.environ,
+        "RELAIS_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'trace.sqlite3'}",
+        "RELAIS_NLU_MODEL_PATH": str(nlu_model_path),
+        "RELAIS_REDIS_URL": "",
+        "RELAIS_FAKE_NOW": "2026-03-03T10:00:00+01:00",
+    }
+    script = "le robinet de la douche goutte\n/wait 45m\nça sent le gaz dans l'entrée\n"
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "chat", "--phone", NADIA, "--trace"],
+        input=script,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO_ROOT,
+        timeout=180,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(lines) == 3
+    keys = {"text", "intent", "confidence", "language", "entities", "replies", "request"}
+    assert all(keys | {"handoff", "alerts"} <= set(line) for line in lines)
+    first, wait, gas = lines
+    assert first["intent"] == "repair" and first["request"] is None
+    assert first["replies"] == ["Depuis quand ?"]
+    # Silence: the intake became a request and the tenant was told its reference.
+    assert wait["text"] == "/wait 45m" and wait["request"]["kind"] == "repair"
+    assert wait["request"]["reference"] in wait["replies"][0]
+    assert wait["handoff"]["status"] == "queued" and "robinet" in wait["handoff"]["reason"]
+    # An emergency while the conversation already waits for a person: on-call at once.
+    assert gas["replies"][0].startswith("URGENT") and gas["handoff"]["priority"] == "urgent"
+    assert [a["to"] for a in gas["alerts"]] == ["oncall"]
+    assert gas["request"]["kind"] == "emergency"
+
+
+def test_relais_chat_help_lists_trace() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "chat", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=60,
+        check=False,
+        env={**os.environ, "COLUMNS": "120"},
+    )
+    assert result.returncode == 0 and "--trace" in result.stdout
