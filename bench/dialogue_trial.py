@@ -20,9 +20,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nlu.engine import build_engine  # noqa: E402
-from nlu.training import ensure_model  # noqa: E402
-from tests.story_runner import DATA_DIR, HELDOUT_DIR, Harness, Result, load_stories  # noqa: E402
+from nlu.engine import build_engine
+from nlu.training import ensure_model
+from tests.story_runner import DATA_DIR, HELDOUT_DIR, Harness, Result, load_stories
 
 MODEL = Path("var/nlu/model.pkl")
 

@@ -1,4 +1,4 @@
-"""FAQ retrieval measured on labelled tenant questions (tests/bot/data/faq_eval.tsv).
+"""FAQ retrieval measured on labelled tenant questions (tests/dialogue/data/faq_eval.tsv).
 
 For each method: top-1 accuracy on questions the FAQ covers, then, across thresholds, how many
 questions get the right answer, a wrong answer, or are passed to a person (the right outcome for
@@ -16,14 +16,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bot.faq import METHODS, Faq, read_entries  # noqa: E402
+from bot.dialogue.faq import METHODS, Faq, read_entries  # noqa: E402
 
 
 def load_eval(split: str | None = None) -> list[tuple[str, str]]:
     """Labelled questions; `split` "dev" (from data/nlu.yml, used to tune) or "test" (the
     held-out data/nlu_test.yml questions and ten unseen off-FAQ questions)."""
     rows = []
-    for line in (ROOT / "tests/bot/data/faq_eval.tsv").read_text(encoding="utf-8").splitlines():
+    eval_file = ROOT / "tests/dialogue/data/faq_eval.tsv"
+    for line in eval_file.read_text(encoding="utf-8").splitlines():
         if line and not line.startswith("#"):
             label, text, part = line.split("\t")
             if split is None or part == split:

@@ -334,8 +334,8 @@ async def count_db(database_url: str, tag: str) -> dict[str, Any]:
     """Inbound messages stored and replies sent, per address, for this run's addresses."""
     from sqlalchemy import func, select
 
-    from bot.db import Database
-    from bot.models import Conversation, Message, Outbox
+    from bot.storage.db import Database
+    from bot.storage.models import Conversation, Message, Outbox
 
     db = Database(database_url)
     try:

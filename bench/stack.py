@@ -81,7 +81,7 @@ async def _admin(sql: str, admin_url: str) -> None:
 
 async def create_database(admin_url: str = PG_ADMIN_URL, prefix: str = "relais_bench") -> str:
     """A fresh, migrated database; returns its URL."""
-    from bot.db import upgrade
+    from bot.storage.db import upgrade
 
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     await _admin(f'CREATE DATABASE "{name}"', admin_url)
@@ -283,14 +283,14 @@ class Stack:
         procs = []
         self.extra_ports = [free_port() for _ in range(self.gateways - 1)]
         for i, port in enumerate([self.gateway_port, *self.extra_ports]):
-            args = ["-m", "bot.cli", "serve", "--port", str(port), "--no-access-log",
+            args = ["-m", "bot.cli.main", "serve", "--port", str(port), "--no-access-log",
                     "--no-worker", "--log-level", "warning"]  # fmt: skip
             procs.append(self._spawn("gateway" if i == 0 else f"gateway{i}", args))
         for base, proc in zip(self.bases, procs, strict=True):
             wait_http(base + "/readyz", 90, proc)
 
     def start_worker(self, i: int) -> subprocess.Popen[bytes]:
-        args = ["-m", "bot.cli", "worker", "--log-level", "warning"]
+        args = ["-m", "bot.cli.main", "worker", "--log-level", "warning"]
         return self._spawn(f"worker{i}", args, nice=self.worker_nice)
 
     def start(self) -> Stack:
@@ -307,7 +307,7 @@ class Stack:
         for a second or two (bench/load.py once measured that instead of the stack)."""
         import redis
 
-        from bot.bus import workers_key
+        from bot.messaging.bus import workers_key
 
         client = redis.Redis.from_url(self.redis_url)
         deadline = time.monotonic() + timeout
@@ -441,8 +441,8 @@ async def settle(database_url: str, patience: float = 60.0) -> dict[str, int]:
     """Wait until every stored inbound message is processed and every reply is final."""
     from sqlalchemy import func, select
 
-    from bot.db import Database
-    from bot.models import Message, Outbox
+    from bot.storage.db import Database
+    from bot.storage.models import Message, Outbox
 
     db = Database(database_url)
     deadline = time.monotonic() + patience

@@ -15,9 +15,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nlu.engine import build_engine  # noqa: E402
-from nlu.training import ensure_model  # noqa: E402
-from tests.story_runner import DATA_DIR, Harness, load_stories  # noqa: E402
+from nlu.engine import build_engine
+from nlu.training import ensure_model
+from tests.story_runner import DATA_DIR, Harness, load_stories
 
 MODEL = Path("var/nlu/model.pkl")
 

@@ -29,13 +29,13 @@ from sqlalchemy import event
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.stack import PG_ADMIN_URL, create_database, drop_database
-from bot.batching import GroupCommit
-from bot.bus import BATCH
-from bot.demo import load_demo
-from bot.runtime import Runtime
-from bot.settings import Settings
-from bot.types import Inbound, Outbound, SendResult
-from channels.base import Channel
+from bot.app.runtime import Runtime
+from bot.core.channel import Channel
+from bot.core.settings import Settings
+from bot.core.types import Inbound, Outbound, SendResult
+from bot.messaging.batching import GroupCommit
+from bot.messaging.bus import BATCH
+from bot.ops.demo import load_demo
 from nlu.paths import default_data_dir
 from nlu.training import load_test_data
 
@@ -91,7 +91,7 @@ def passes(concurrency: int) -> list[tuple[str, int, int]]:
 async def tenant_phones(rt: Runtime) -> list[str]:
     from sqlalchemy import select
 
-    from bot.models import Tenant
+    from bot.storage.models import Tenant
 
     async with rt.db.session() as s:
         return [p for p in (await s.execute(select(Tenant.phone))).scalars() if p]
@@ -103,7 +103,7 @@ async def run(
     channel = InstantChannel()
     settings = Settings(_env_file=None, database_url=database_url)  # type: ignore[call-arg]
     rt = Runtime(settings, channels={"sms": channel, "telegram": channel, "webchat": channel})
-    await load_demo(rt.db, settings.data_dir)
+    await load_demo(rt.db, settings.data)
     engine = await rt.load_engine()
     await rt.bus.start()
     phones = await tenant_phones(rt)
@@ -175,7 +175,7 @@ async def main() -> int:
             await drop_database(url, args.pg_admin_url)
     else:
         with tempfile.TemporaryDirectory() as tmp:
-            from bot.db import upgrade
+            from bot.storage.db import upgrade
 
             url = f"sqlite+aiosqlite:///{tmp}/bench.sqlite3"
             await asyncio.to_thread(upgrade, url)

@@ -1,0 +1,1 @@
+"""Relais: a messaging gateway for social landlords (SMS, Telegram, web chat, caretakers)."""

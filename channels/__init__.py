@@ -1,0 +1,1 @@
+"""The channels: one module per provider (Twilio, Telegram, web chat, terminal)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from typing import Any
 
 # The GSM 03.38 basic character set (one septet each), LF and CR included.
 BASIC = frozenset(
@@ -27,17 +28,34 @@ FOLD = {
     "\u00a0": " ", "\u202f": " ", "\u2009": " ", "\u2007": " ", "\t": " ",
 }  # fmt: skip
 
-# Emoji and pictographs: dropped, they would turn the whole SMS into UCS-2 (70 characters).
-_EMOJI = re.compile(
-    "[\U0001f000-\U0001faff\U00002600-\U000027bf\U0001f1e6-\U0001f1ff"
-    "\U00002b00-\U00002bff\U00002190-\U000021ff\u2300-\u23ff\ufe0f\u200d\u20e3]"
-)
+# Emoji and pictographs (code point ranges): dropped, they would turn the whole SMS into
+# UCS-2 (70 characters).
+EMOJI_RANGES = (
+    (0x1F000, 0x1FAFF), (0x2600, 0x27BF), (0x1F1E6, 0x1F1FF), (0x2B00, 0x2BFF),
+    (0x2190, 0x21FF), (0x2300, 0x23FF), (0xFE0F, 0xFE0F), (0x200D, 0x200D), (0x20E3, 0x20E3),
+)  # fmt: skip
+_EMOJI = re.compile("[" + "".join(f"{chr(lo)}-{chr(hi)}" for lo, hi in EMOJI_RANGES) + "]")
 _SPACES = re.compile(r"[ ]{2,}")
 # French guillemets hold their text between spaces (« Nord »); straight quotes do not.
-_GUILLEMETS = re.compile("«[ \u00a0\u202f]*|[ \u00a0\u202f]*»")
+GUILLEMET_SPACES = " \u00a0\u202f"
+_GUILLEMETS = re.compile(f"«[{GUILLEMET_SPACES}]*|[{GUILLEMET_SPACES}]*»")
 
 GSM7_SINGLE, GSM7_PART = 160, 153
 UCS2_SINGLE, UCS2_PART = 70, 67
+
+
+def table() -> dict[str, Any]:
+    """The tables above for the console's segment counter (served as /console/gsm7.js), so
+    that the browser and the SMS sender count with the same alphabet and folding."""
+    return {
+        "basic": "".join(sorted(BASIC)),
+        "extended": "".join(sorted(EXTENDED)),
+        "fold": FOLD,
+        "emoji": [list(r) for r in EMOJI_RANGES],
+        "guillemet_spaces": GUILLEMET_SPACES,
+        "gsm7": [GSM7_SINGLE, GSM7_PART],
+        "ucs2": [UCS2_SINGLE, UCS2_PART],
+    }
 
 
 def is_gsm7(text: str) -> bool:

@@ -5,19 +5,21 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from channels.base import Channel, WebhookChannel
+from bot.core.channel import Channel, WebhookChannel
+from channels import sms, webchat
 from channels.routes import Endpoint, RelaisApp, install_posts, webhook_endpoint
+from channels.sms import TwilioChannel
+from channels.telegram import TelegramChannel
+from channels.webchat import WebChatChannel
 
 if TYPE_CHECKING:
-    from bot.runtime import Runtime
+    from bot.app.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 
 def install_channels(app: RelaisApp, runtime: Runtime) -> None:
     """Add every configured channel's sender to the runtime and its web routes to the app."""
-    from channels import sms, webchat
-
     for channel in build_channels(runtime):
         runtime.add_channel(channel)
     fast: dict[str, Endpoint] = {}
@@ -33,13 +35,9 @@ def install_channels(app: RelaisApp, runtime: Runtime) -> None:
 
 def build_channels(runtime: Runtime) -> list[Channel]:
     """Web chat always; Twilio when its account and token are set; Telegram when its token is."""
-    from channels.webchat import WebChatChannel
-
     s = runtime.settings
     channels: list[Channel] = [WebChatChannel.from_settings(s, bus=runtime.bus, db=runtime.db)]
     if s.twilio_account_sid and s.twilio_auth_token:
-        from channels.sms import TwilioChannel
-
         if not s.twilio_from:
             log.warning("RELAIS_TWILIO_FROM is not set: SMS replies will be refused by Twilio")
         channels.append(
@@ -52,8 +50,6 @@ def build_channels(runtime: Runtime) -> list[Channel]:
             )
         )
     if s.telegram_token:
-        from channels.telegram import TelegramChannel
-
         if not s.telegram_secret:
             log.warning(
                 "RELAIS_TELEGRAM_SECRET is not set: the Telegram webhook refuses every update "

@@ -10,11 +10,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from bot.errors import RelaisError, TooLarge, Unsupported
-from channels.base import WebhookChannel, WebhookRequest
+from bot.core.channel import WebhookChannel, WebhookRequest
+from bot.core.errors import RelaisError, TooLarge, Unsupported
 
 if TYPE_CHECKING:
-    from bot.runtime import Runtime
+    from bot.app.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

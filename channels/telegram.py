@@ -1,22 +1,18 @@
-"""Telegram: the secret-checked webhook, the sender (aiogram), file download and the CLI."""
+"""Telegram: the secret-checked webhook, the sender (aiogram), file download and long polling."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import mimetypes
 import secrets
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import aiohttp
-import typer
-import uvicorn
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import (
-    AiogramError,
     ClientDecodeError,
     TelegramAPIError,
     TelegramBadRequest,
@@ -31,7 +27,8 @@ from aiogram.exceptions import (
 from aiogram.methods.base import Response
 from aiogram.types import File, KeyboardButton, Message, ReplyKeyboardMarkup
 
-from bot.errors import (
+from bot.core.channel import WebhookChannel, WebhookRequest
+from bot.core.errors import (
     BadSecret,
     Malformed,
     PermanentSendError,
@@ -39,11 +36,11 @@ from bot.errors import (
     TransientSendError,
     Unsupported,
 )
-from bot.types import Inbound, Media, Outbound, SendResult
-from channels.base import WebhookChannel, WebhookRequest
+from bot.core.status import DeliveryStatus
+from bot.core.types import Inbound, Media, Outbound, SendResult
 
 if TYPE_CHECKING:
-    from bot.runtime import Runtime
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +49,7 @@ ALLOWED_UPDATES = ["message"]
 FILE_KINDS = ("document", "voice", "audio", "video", "video_note")
 
 # aiogram reads every answer as `Response[<return type>]`; pydantic keeps such generic classes
-# only while something refers to them, and builds one again (about 4 ms) after each full garbage
+# only while something refers to them, and builds one again (milliseconds) after each full garbage
 # collection. Held here, the classes for the calls Relais makes are built once.
 _RESPONSE_TYPES = (Response[Message], Response[File], Response[bool])
 
@@ -125,7 +122,7 @@ class TelegramChannel(WebhookChannel):
             raise TransientSendError(f"Telegram unavailable ({type(exc).__name__})") from exc
         except TelegramAPIError as exc:  # another status: better retried than lost
             raise TransientSendError(f"Telegram error: {exc.message}") from exc
-        return SendResult(provider_id=str(sent.message_id), status="sent")
+        return SendResult(provider_id=str(sent.message_id), status=DeliveryStatus.SENT)
 
     async def download_file(self, file_id: str) -> tuple[bytes, str]:
         """The bytes and content type of a file a tenant sent (a photo's `file_id`).
@@ -228,109 +225,6 @@ def e164(phone: str) -> str:
     """Telegram gives contacts' numbers without '+' ("33612345600"); tenants are stored E.164."""
     digits = "".join(c for c in phone if c.isdigit())
     return "+" + digits
-
-
-# -- command line -------------------------------------------------------------------------
-
-cli = typer.Typer(help="Telegram webhook and long polling.", no_args_is_help=True)
-
-
-def _settings_with_token() -> Any:
-    from bot.settings import Settings
-
-    settings = Settings()
-    if not settings.telegram_token:
-        typer.echo("RELAIS_TELEGRAM_TOKEN is missing: the bot's token from @BotFather.", err=True)
-        raise typer.Exit(2)
-    return settings
-
-
-def _bot(settings: Any) -> Bot:
-    return Bot(
-        settings.telegram_token.get_secret_value(),
-        session=AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_base)),
-    )
-
-
-@cli.command("set-webhook")
-def set_webhook() -> None:
-    """Point Telegram at RELAIS_PUBLIC_URL/channels/telegram, with the secret token."""
-    settings = _settings_with_token()
-    if not settings.telegram_secret:
-        typer.echo(
-            "RELAIS_TELEGRAM_SECRET is missing: Telegram must send it with every update "
-            "(1-256 characters A-Z, a-z, 0-9, _ and -).",
-            err=True,
-        )
-        raise typer.Exit(2)
-    url = settings.public_url.rstrip("/") + TelegramChannel.path
-
-    async def run() -> None:
-        bot = _bot(settings)
-        try:
-            await bot.set_webhook(
-                url=url,
-                secret_token=settings.telegram_secret.get_secret_value(),
-                allowed_updates=ALLOWED_UPDATES,
-            )
-        finally:
-            await bot.session.close()
-
-    try:
-        asyncio.run(run())
-    except (AiogramError, aiohttp.ClientError) as exc:
-        typer.echo(f"setWebhook failed: {exc}", err=True)
-        raise typer.Exit(1) from exc
-    typer.echo(f"Telegram will deliver updates to {url}")
-
-
-@cli.command()
-def poll(
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port for the web chat and console.")] = 8000,
-    log_level: Annotated[str, typer.Option(help="Log level.")] = "info",
-) -> None:
-    """Run the gateway like `relais serve`, fetching Telegram updates by long polling.
-
-    For a landlord without a public URL: the webhook is removed first (Telegram allows one
-    or the other), then updates are fetched with getUpdates and stored like webhook ones.
-    """
-    from bot.app import create_app
-    from bot.cli import setup_logging
-
-    settings = _settings_with_token()
-    setup_logging(log_level)
-    app = create_app(settings)
-    runtime: Runtime = app.state.runtime
-    channel = runtime.channels.get("telegram")
-    assert isinstance(channel, TelegramChannel)
-    server = _PollingServer(uvicorn.Config(app, host=host, port=port, log_level=log_level.lower()))
-
-    async def run() -> None:
-        serving = asyncio.create_task(server.serve())
-        while not server.started and not serving.done():  # noqa: ASYNC110 - uvicorn has no event
-            await asyncio.sleep(0.05)
-        if serving.done():
-            return await serving
-        server.polling = asyncio.create_task(poll_updates(channel.bot, runtime.ingest))
-        await serving  # until Ctrl-C: uvicorn handles the signals
-        polling = server.polling
-        polling.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await polling
-
-    asyncio.run(run())
-
-
-class _PollingServer(uvicorn.Server):
-    """Stops polling first on Ctrl-C, before the runtime (and the bot's session) shut down."""
-
-    polling: asyncio.Task[None] | None = None
-
-    def handle_exit(self, sig: int, frame: Any) -> None:
-        if self.polling is not None:
-            self.polling.cancel()
-        super().handle_exit(sig, frame)
 
 
 async def poll_updates(bot: Bot, ingest: Any, *, wait: int = 25) -> None:

@@ -6,8 +6,8 @@ import asyncio
 import sys
 from typing import ClassVar, TextIO
 
-from bot.types import Outbound, SendResult
-from channels.base import Channel
+from bot.core.channel import Channel
+from bot.core.types import Outbound, SendResult
 
 
 class TerminalChannel(Channel):

@@ -18,17 +18,17 @@ from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse, JSONResponse, Response
 from sqlalchemy import select
 
-from bot.errors import RelaisError, TooLarge, Unavailable
-from bot.models import Conversation, Direction, Message
-from bot.types import Inbound, Media, Outbound, SendResult
-from channels.base import Channel
+from bot.core.channel import Channel
+from bot.core.errors import RelaisError, TooLarge, Unavailable
+from bot.core.types import Inbound, Media, Outbound, SendResult
+from bot.storage.models import Conversation, Direction, Message
 from channels.routes import read_limited
 
 if TYPE_CHECKING:
-    from bot.bus import Bus
-    from bot.db import Database
-    from bot.runtime import Runtime
-    from bot.settings import Settings
+    from bot.app.runtime import Runtime
+    from bot.core.settings import Settings
+    from bot.messaging.bus import Bus
+    from bot.storage.db import Database
 
 log = logging.getLogger(__name__)
 

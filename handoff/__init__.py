@@ -1,0 +1,1 @@
+"""The caretakers' console and the managers' pages."""

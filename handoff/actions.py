@@ -7,8 +7,6 @@ conditional UPDATEs, never a read followed by a write.
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import logging
 import uuid
 from dataclasses import dataclass
@@ -18,7 +16,9 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.models import (
+from bot.core.status import CaseStatus
+from bot.dialogue.hooks import on_closed, on_incident_closed
+from bot.storage.models import (
     Author,
     Conversation,
     ConversationState,
@@ -29,12 +29,13 @@ from bot.models import (
     Request,
     StaffUser,
 )
-from bot.store import add_outbound, audit, clean_text
+from bot.storage.store import add_outbound, audit, clean_text
 from handoff.auth import can_act, can_see
+from handoff.escalation import notify_staff
 from handoff.queue import WAITING, colleagues_of, load_conversation, staff_names
 
 if TYPE_CHECKING:
-    from bot.runtime import Runtime
+    from bot.app.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -286,8 +287,6 @@ async def transfer(rt: Runtime, staff: StaffUser, conv_id: int, to_staff_id: int
             .values(taken_at=now, taken_by=target.id)
         )
         await _audit(s, staff, "transfer", conv_id, to=target.login)
-        from handoff.escalation import notify_staff
-
         await notify_staff(
             s,
             rt,
@@ -314,8 +313,6 @@ async def close(rt: Runtime, staff: StaffUser, conv_id: int, resolution: str) ->
 
 async def close_incident(rt: Runtime, staff: StaffUser, conv_id: int, incident_id: int) -> Done:
     """A shared building problem is fixed: close it and tell every tenant who reported it."""
-    from bot.dialogue_hooks import on_incident_closed
-
     conv = await _check(rt, staff, conv_id)
     async with rt.db.transaction() as s:
         incident = await s.get(Incident, incident_id)
@@ -328,7 +325,7 @@ async def close_incident(rt: Runtime, staff: StaffUser, conv_id: int, incident_i
         ).first()
         if incident is None or linked is None or incident.residence_id != conv.residence_id:
             raise Refused(404, "error.not_found")
-        if incident.status == "closed":
+        if incident.status == CaseStatus.CLOSED:
             raise Refused(409, "action.incident_closed")
         told = await on_incident_closed(s, incident, rt.texts, now=rt.clock())
         await _audit(s, staff, "close_incident", conv.id, incident_id=incident_id, told=told)
@@ -378,15 +375,4 @@ async def _finish(
 
 async def _on_closed(s: AsyncSession, conv: Conversation, rt: Runtime) -> None:
     """The dialogue's hook (it queues the satisfaction question), in the closing transaction."""
-    try:
-        hooks = importlib.import_module("bot.dialogue_hooks")
-    except ModuleNotFoundError as exc:
-        if exc.name != "bot.dialogue_hooks":
-            raise
-        return
-    hook = getattr(hooks, "on_closed", None)
-    if hook is None:
-        return
-    result = hook(s, conv, rt.texts)
-    if inspect.isawaitable(result):
-        await result
+    await on_closed(s, conv, rt.texts)

@@ -33,11 +33,12 @@ from fastapi import Depends, HTTPException, Request
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.models import Conversation, Role, StaffSession, StaffUser
-from bot.passwords import hash_password, verify_password
+from bot.core.passwords import hash_password, verify_password
+from bot.storage.models import Conversation, Role, StaffSession, StaffUser
+from bot.storage.store import audit
 
 if TYPE_CHECKING:
-    from bot.runtime import Runtime
+    from bot.app.runtime import Runtime
 
 SESSION_COOKIE = "relais_session"
 LOGIN_CSRF_COOKIE = "relais_login_csrf"
@@ -220,8 +221,6 @@ async def sign_out(rt: Runtime, session_id: str, staff: StaffUser) -> None:
 
 
 async def _audit(s: AsyncSession, staff: StaffUser, action: str, detail: dict[str, Any]) -> None:
-    from bot.store import audit
-
     await audit(
         s,
         action,

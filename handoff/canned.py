@@ -8,6 +8,8 @@ from pathlib import Path
 
 import yaml
 
+from bot.core.datadir import DataDir
+
 
 @dataclass(frozen=True, slots=True)
 class Canned:
@@ -28,9 +30,9 @@ def _load(path: Path) -> list[dict[str, object]]:
     return replies
 
 
-def canned_replies(data_dir: Path, *, staff_lang: str, tenant_lang: str) -> list[Canned]:
+def canned_replies(data_dir: DataDir, *, staff_lang: str, tenant_lang: str) -> list[Canned]:
     out = []
-    for r in _load(data_dir / "canned_replies.yml"):
+    for r in _load(data_dir.file("canned_replies.yml")):
         labels = r.get("label") or {}
         assert isinstance(labels, dict)
         text = r.get(tenant_lang) or r.get("fr") or ""

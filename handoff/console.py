@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 
-from bot.models import ConversationState, StaffUser
+from bot.storage.models import ConversationState, StaffUser
 from handoff import actions
 from handoff.auth import can_act, can_see, csrf_protect, current_staff, runtime_of
 from handoff.canned import canned_replies
@@ -101,7 +101,7 @@ async def _conversation_context(request: Request, staff: StaffUser, conv_id: int
         "can_reply": acting and waiting and (mine or conv.assigned_to is None),
         "mine": mine,
         "is_sms": conv.channel in SMS_CHANNELS,
-        "canned": canned_replies(rt.settings.data_dir, staff_lang=lang, tenant_lang=conv.language),
+        "canned": canned_replies(rt.settings.data, staff_lang=lang, tenant_lang=conv.language),
         "nonce": uuid.uuid4().hex,
         "telegram_media": _telegram_download(rt) is not None,
     }

@@ -13,7 +13,6 @@ idempotency keys (`escalate:{handoff}:{level}:{staff}`) make a repeated alert im
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -22,7 +21,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.models import (
+from bot.core import periodic
+from bot.core.status import OutboxStatus
+from bot.dialogue.schedule import is_open
+from bot.storage.models import (
     Conversation,
     ConversationState,
     Handoff,
@@ -31,56 +33,17 @@ from bot.models import (
     Role,
     StaffUser,
 )
-from bot.schedule import is_open
-from bot.store import audit
+from bot.storage.store import audit
 from handoff.auth import EMERGENCY
+from handoff.i18n import MESSAGES, translate
 
 if TYPE_CHECKING:
-    from bot.runtime import Runtime
+    from bot.app.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 CARETAKER, ONCALL = 1, 2
 EVERY_SECONDS = 15.0
-
-INTENTS = {
-    "fr": {
-        "emergency": "URGENCE",
-        "repair": "réparation",
-        "nuisance": "trouble de voisinage",
-        "bulky_waste": "encombrants",
-        "question": "question",
-        "human_request": "demande de contact",
-        "out_of_scope": "message non compris",
-    },
-    "en": {
-        "emergency": "EMERGENCY",
-        "repair": "repair",
-        "nuisance": "nuisance",
-        "bulky_waste": "bulky waste",
-        "question": "question",
-        "human_request": "asks for a person",
-        "out_of_scope": "message not understood",
-    },
-}
-
-TEXTS = {
-    "escalate": {
-        "fr": "Relais : {intent} en attente depuis {minutes} min, personne ne l'a prise "
-        "({where}). {url}",
-        "en": "Relais: {intent} waiting for {minutes} min, nobody has taken it ({where}). {url}",
-    },
-    "transfer": {
-        "fr": "Relais : {by} vous a transféré une conversation ({intent}, {where}). {url}",
-        "en": "Relais: {by} transferred a conversation to you ({intent}, {where}). {url}",
-    },
-    # Sent at once by the dialogue (an emergency, a report getting worse): `reason` is a
-    # short fixed label, never the tenant's words.
-    "alert": {
-        "fr": "Relais : {reason} ({where}). {url}",
-        "en": "Relais: {reason} ({where}). {url}",
-    },
-}
 
 
 def contact_of(rt: Runtime, staff: StaffUser) -> tuple[str, str] | None:
@@ -110,21 +73,28 @@ async def notify_staff(
     if contact is None:
         log.warning("staff %s has no phone nor Telegram: alert not sent", staff.login)
         return False
-    lang = staff.language if staff.language in TEXTS[kind] else "fr"
+    lang = staff.language or "fr"
     where = ""
     if conv.residence_id:
         residence = await s.get(Residence, conv.residence_id)
         where = residence.name if residence else ""
     if conv.tenant is not None and conv.tenant.building:
-        where += (
-            (" " if where else "") + ("bât. " if lang == "fr" else "bldg ") + (conv.tenant.building)
-        )
+        building = translate(lang, "alert.building", building=conv.tenant.building)
+        where += (" " if where else "") + building
     if not where:
-        where = "locataire non identifié" if lang == "fr" else "unidentified tenant"
-    intent = INTENTS[lang].get(conv.intent or "", conv.intent or "?")
+        where = translate(lang, "alert.unidentified")
+    intent_key = f"alert.intent.{conv.intent}"
+    intent = translate(lang, intent_key) if intent_key in MESSAGES else (conv.intent or "?")
     url = f"{rt.settings.public_url.rstrip('/')}/console/c/{conv.id}"
-    text = TEXTS[kind][lang].format(
-        intent=intent, minutes=minutes, where=where, url=url, by=by, reason=reason or intent
+    text = translate(
+        lang,
+        f"alert.{kind}",
+        intent=intent,
+        minutes=minutes,
+        where=where,
+        url=url,
+        by=by,
+        reason=reason or intent,
     )
     channel, address = contact
     s.add(
@@ -141,7 +111,7 @@ async def notify_staff(
                 "reason": reason or kind,
             },
             idempotency_key=key[:128],
-            status="pending",
+            status=OutboxStatus.PENDING,
             next_attempt_at=rt.clock(),
         )
     )
@@ -311,14 +281,6 @@ async def _escalate(rt: Runtime, h: Handoff, now: datetime, tz: ZoneInfo) -> int
 
 async def run_escalation(rt: Runtime, stop: asyncio.Event, every: float = EVERY_SECONDS) -> None:
     """The runtime's loop: look for handoffs to push every `every` seconds until stopped."""
-    while not stop.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=every)
-        if stop.is_set():
-            return
-        try:
-            await escalate_due(rt)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.warning("escalation round failed (%s)", type(exc).__name__)
+    await periodic.every(
+        stop, every, lambda: escalate_due(rt), name="escalation round", first=every
+    )

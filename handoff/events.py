@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from bot.models import Conversation, StaffUser
+from bot.storage.models import Conversation, StaffUser
 from handoff.auth import EMERGENCY, can_see, load_session, visible_residence_ids
 
 if TYPE_CHECKING:
     from fastapi import Request
 
-    from bot.runtime import Runtime
+    from bot.app.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

@@ -10,14 +10,15 @@ from __future__ import annotations
 import json
 from datetime import date, datetime, timedelta
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
+from markupsafe import Markup
 from sqlalchemy import select
 
-from bot.models import (
+from bot.storage.models import (
     Author,
     Conversation,
     ConversationState,
@@ -28,11 +29,11 @@ from bot.models import (
     StaffUser,
     Tenant,
 )
-from bot.models import Request as Ticket
-from bot.store import audit
+from bot.storage.models import Request as Ticket
+from bot.storage.store import audit
 from handoff import charts, reports
 from handoff.auth import csrf_protect, require_role, runtime_of, safe_next
-from handoff.i18n import MESSAGES, register, request_language, translate
+from handoff.i18n import MESSAGES, request_language, translate
 from handoff.templating import render
 from nlu.types import INTENTS, TOPIC_INTENTS
 
@@ -47,160 +48,6 @@ PAGE_SIZE = 50
 CHANNELS = ("sms", "telegram", "webchat", "terminal")
 STATES = tuple(s.value for s in ConversationState)
 MAX_DAYS = 3 * 366
-
-register(
-    {
-        "mgr.nav.dashboard": {"fr": "Tableau de bord", "en": "Dashboard"},
-        "mgr.nav.conversations": {"fr": "Conversations", "en": "Conversations"},
-        "mgr.nav.nlu": {"fr": "Relecture NLU", "en": "NLU review"},
-        "mgr.nav.audit": {"fr": "Journal", "en": "Audit log"},
-        "mgr.period.from": {"fr": "Du", "en": "From"},
-        "mgr.period.to": {"fr": "Au", "en": "To"},
-        "mgr.period.apply": {"fr": "Afficher", "en": "Show"},
-        "mgr.period.days": {"fr": "{days} jours", "en": "{days} days"},
-        "mgr.all": {"fr": "Tous", "en": "All"},
-        "mgr.none": {"fr": "aucun", "en": "none"},
-        "mgr.no_residence": {"fr": "Sans résidence", "en": "No residence"},
-        "mgr.prev": {"fr": "← Précédents", "en": "← Previous"},
-        "mgr.next": {"fr": "Suivants →", "en": "Next →"},
-        "mgr.page": {"fr": "{first}–{last} sur {total}", "en": "{first}–{last} of {total}"},
-        # Dashboard
-        "mgr.dash.title": {"fr": "Tableau de bord", "en": "Dashboard"},
-        "mgr.kpi.messages": {"fr": "Messages reçus", "en": "Messages received"},
-        "mgr.kpi.conversations": {"fr": "Conversations", "en": "Conversations"},
-        "mgr.kpi.automation": {"fr": "Réglées par le robot", "en": "Answered by the bot"},
-        "mgr.kpi.handoffs": {"fr": "Passages à un humain", "en": "Handoffs"},
-        "mgr.kpi.median_wait": {"fr": "Attente médiane", "en": "Median wait"},
-        "mgr.kpi.p90_wait": {"fr": "Attente 90 %", "en": "90th pct wait"},
-        "mgr.kpi.satisfaction": {"fr": "Satisfaction", "en": "Satisfaction"},
-        "mgr.kpi.open_requests": {"fr": "Demandes ouvertes", "en": "Open requests"},
-        "mgr.chart.volume": {"fr": "Messages reçus par jour", "en": "Messages received per day"},
-        "mgr.chart.automation": {
-            "fr": "Conversations réglées par le robot seul",
-            "en": "Conversations answered by the bot alone",
-        },
-        "mgr.chart.automation_caption": {
-            "fr": "{bot} sur {total} sans passage à un humain ({handed} transmises).",
-            "en": "{bot} of {total} with no handoff ({handed} handed over).",
-        },
-        "mgr.chart.by_intent": {
-            "fr": "Passages à un humain par motif",
-            "en": "Handoffs by intent",
-        },
-        "mgr.chart.by_residence": {
-            "fr": "Passages à un humain par résidence",
-            "en": "Handoffs by residence",
-        },
-        "mgr.chart.wait": {
-            "fr": "Attente avant la première réponse d'un humain",
-            "en": "Wait before a person's first reply",
-        },
-        "mgr.chart.wait_caption": {
-            "fr": "Médiane {median}, 90 % en moins de {p90} ; {answered} répondues, "
-            "{unanswered} sans réponse.",
-            "en": "Median {median}, 90% within {p90}; {answered} answered, "
-            "{unanswered} without a reply.",
-        },
-        "mgr.chart.satisfaction": {
-            "fr": "Satisfaction des locataires (1 à 5)",
-            "en": "Tenant satisfaction (1 to 5)",
-        },
-        "mgr.chart.satisfaction_caption": {
-            "fr": "Moyenne {mean} / 5 sur {n} notes.",
-            "en": "Mean {mean} / 5 over {n} scores.",
-        },
-        "mgr.chart.requests": {
-            "fr": "Demandes ouvertes par ancienneté (aujourd'hui)",
-            "en": "Open requests by age (today)",
-        },
-        "mgr.chart.empty": {"fr": "Rien sur la période.", "en": "Nothing in this period."},
-        "mgr.age.lt1": {"fr": "< 1 j", "en": "< 1 d"},
-        "mgr.age.1to3": {"fr": "1–3 j", "en": "1–3 d"},
-        "mgr.age.3to7": {"fr": "3–7 j", "en": "3–7 d"},
-        "mgr.age.7to30": {"fr": "7–30 j", "en": "7–30 d"},
-        "mgr.age.gt30": {"fr": "> 30 j", "en": "> 30 d"},
-        "mgr.wait.lt5m": {"fr": "< 5 min", "en": "< 5 min"},
-        "mgr.wait.5to15m": {"fr": "5–15 min", "en": "5–15 min"},
-        "mgr.wait.15to60m": {"fr": "15–60 min", "en": "15–60 min"},
-        "mgr.wait.1to4h": {"fr": "1–4 h", "en": "1–4 h"},
-        "mgr.wait.4to24h": {"fr": "4–24 h", "en": "4–24 h"},
-        "mgr.wait.gt24h": {"fr": "> 24 h", "en": "> 24 h"},
-        # Transcripts
-        "mgr.search.title": {"fr": "Conversations", "en": "Conversations"},
-        "mgr.search.text": {"fr": "Texte", "en": "Text"},
-        "mgr.search.text_hint": {"fr": "mot, référence, téléphone…", "en": "word, reference…"},
-        "mgr.search.intent": {"fr": "Motif", "en": "Intent"},
-        "mgr.search.channel": {"fr": "Canal", "en": "Channel"},
-        "mgr.search.residence": {"fr": "Résidence", "en": "Residence"},
-        "mgr.search.state": {"fr": "Statut", "en": "Status"},
-        "mgr.search.submit": {"fr": "Rechercher", "en": "Search"},
-        "mgr.search.reset": {"fr": "Effacer", "en": "Clear"},
-        "mgr.search.export": {"fr": "Exporter en CSV", "en": "Export as CSV"},
-        "mgr.search.found": {"fr": "{n} conversation(s)", "en": "{n} conversation(s)"},
-        "mgr.search.none": {
-            "fr": "Aucune conversation ne correspond.",
-            "en": "No conversation matches.",
-        },
-        "mgr.search.messages": {"fr": "{n} msg", "en": "{n} msg"},
-        "mgr.search.unknown_tenant": {"fr": "locataire non identifié", "en": "unknown tenant"},
-        # One conversation
-        "mgr.conv.back": {"fr": "← Conversations", "en": "← Conversations"},
-        "mgr.conv.title": {"fr": "Conversation n° {id}", "en": "Conversation #{id}"},
-        "mgr.conv.readonly": {
-            "fr": "Lecture seule : votre consultation est enregistrée au journal.",
-            "en": "Read-only: your reading is recorded in the audit log.",
-        },
-        "mgr.conv.tenant": {"fr": "Locataire", "en": "Tenant"},
-        "mgr.conv.address": {"fr": "Adresse", "en": "Address"},
-        "mgr.conv.started": {"fr": "Ouverte le", "en": "Started"},
-        "mgr.conv.closed": {"fr": "Close le", "en": "Closed"},
-        "mgr.conv.priority": {"fr": "Priorité", "en": "Priority"},
-        "mgr.conv.satisfaction": {"fr": "Satisfaction", "en": "Satisfaction"},
-        "mgr.conv.handoffs": {"fr": "Passages à un humain", "en": "Handoffs"},
-        "mgr.conv.requests": {"fr": "Demandes", "en": "Requests"},
-        "mgr.conv.queued": {"fr": "Mise en file", "en": "Queued"},
-        "mgr.conv.taken": {"fr": "Prise", "en": "Taken"},
-        "mgr.conv.first_reply": {"fr": "1re réponse", "en": "First reply"},
-        "mgr.conv.wait": {"fr": "attente", "en": "wait"},
-        "mgr.conv.note": {"fr": "note interne", "en": "internal note"},
-        "mgr.conv.tenant_author": {"fr": "Locataire", "en": "Tenant"},
-        "mgr.conv.bot_author": {"fr": "Robot", "en": "Bot"},
-        "mgr.conv.system_author": {"fr": "Système", "en": "System"},
-        "mgr.conv.relabelled": {"fr": "corrigé en {intent}", "en": "relabelled {intent}"},
-        # NLU review
-        "mgr.nlu.title": {"fr": "Relecture de la compréhension", "en": "NLU review"},
-        "mgr.nlu.intro": {
-            "fr": "Messages compris avec moins de {pct} % de confiance ou non compris, et "
-            "ceux qu'une personne a corrigés. Un clic corrige le motif ; l'export donne des "
-            "exemples à ajouter à data/nlu.yml.",
-            "en": "Messages understood with less than {pct}% confidence or not understood, "
-            "and those a person relabelled. One click corrects the intent; the export gives "
-            "examples to add to data/nlu.yml.",
-        },
-        "mgr.nlu.todo": {"fr": "À relire", "en": "To review"},
-        "mgr.nlu.labelled": {"fr": "Corrigés", "en": "Relabelled"},
-        "mgr.nlu.all": {"fr": "Tous", "en": "All"},
-        "mgr.nlu.export": {"fr": "Exporter (YAML Rasa)", "en": "Export (Rasa YAML)"},
-        "mgr.nlu.read_as": {"fr": "Lu comme", "en": "Read as"},
-        "mgr.nlu.corrected": {"fr": "Corrigé : {intent}", "en": "Relabelled: {intent}"},
-        "mgr.nlu.confirm": {"fr": "✓ {intent}", "en": "✓ {intent}"},
-        "mgr.nlu.other": {"fr": "Autre motif", "en": "Other intent"},
-        "mgr.nlu.apply": {"fr": "Corriger", "en": "Relabel"},
-        "mgr.nlu.undo": {"fr": "Annuler la correction", "en": "Undo the relabel"},
-        "mgr.nlu.none": {"fr": "Rien à relire.", "en": "Nothing to review."},
-        "mgr.nlu.count": {"fr": "{n} message(s)", "en": "{n} message(s)"},
-        "mgr.nlu.open": {"fr": "voir la conversation", "en": "open the conversation"},
-        # Audit
-        "mgr.audit.title": {"fr": "Journal des actions", "en": "Audit log"},
-        "mgr.audit.staff": {"fr": "Personne", "en": "Staff"},
-        "mgr.audit.action": {"fr": "Action", "en": "Action"},
-        "mgr.audit.target": {"fr": "Objet", "en": "Target"},
-        "mgr.audit.when": {"fr": "Quand", "en": "When"},
-        "mgr.audit.none": {"fr": "Aucune entrée.", "en": "No entry."},
-        "mgr.audit.count": {"fr": "{n} entrée(s)", "en": "{n} entry(ies)"},
-        "mgr.audit.system": {"fr": "système", "en": "system"},
-    }
-)
 
 
 # -- helpers ----------------------------------------------------------------------------
@@ -350,9 +197,19 @@ def _dashboard_charts(
     sat: reports.Satisfaction,
     ages: list[tuple[str, int]],
 ) -> dict[str, Any]:
-    def tr(key: str, **values: Any) -> str:
-        return translate(lang, key, **values)
+    """Every drawing of the dashboard (SVG), with the legends the page shows beside them."""
+    return {
+        **_volume_charts(lang, volume),
+        "automation": charts.share_bar(auto.share, label=translate(lang, "mgr.chart.automation")),
+        **_handoff_charts(lang, handoffs),
+        "wait": _wait_chart(lang, waits),
+        "satisfaction": _satisfaction_chart(lang, sat),
+        "requests": _age_chart(lang, ages),
+    }
 
+
+def _volume_charts(lang: str, volume: reports.DailyVolume) -> dict[str, Any]:
+    """Messages per day, stacked by channel."""
     channel_colors = {c: charts.color(i) for i, c in enumerate(volume.channels)}
     day_fmt = "%d/%m" if lang == "fr" else "%m/%d"
     day_labels = [d.strftime(day_fmt) for d in volume.days]
@@ -364,75 +221,87 @@ def _dashboard_charts(
         )
         for c in volume.channels
     ]
+    label = translate(lang, "mgr.chart.volume")
     # Two drawings of the same figure, one shown by the stylesheet: a phone-sized one and a
     # wide one (text stays the same size in both, which one scaled drawing cannot do).
-    volume_chart = charts.stacked_columns(
+    narrow = charts.stacked_columns(
         day_labels,
         series,
-        label=tr("mgr.chart.volume"),
+        label=label,
         label_every=max(1, len(volume.days) // 5),
         css="narrow-only",
-    ) + charts.stacked_columns(
+    )
+    wide = charts.stacked_columns(
         day_labels,
         series,
-        label=tr("mgr.chart.volume"),
+        label=label,
         label_every=max(1, len(volume.days) // 10),
         width=1000,
         height=240,
         css="wide-only",
     )
-    residences = [name for name, _ in handoffs.residences()]
-    residence_colors = {r: charts.color(i) for i, r in enumerate(residences)}
+    return {
+        "volume": narrow + wide,
+        "volume_legend": [(_label(lang, "channel", c), channel_colors[c]) for c in volume.channels],
+    }
 
-    def residence_name(r: str) -> str:
-        return r or tr("mgr.no_residence")
+
+def _handoff_charts(lang: str, handoffs: reports.HandoffCounts) -> dict[str, Any]:
+    """Handoffs by need (stacked by residence) and by residence, one colour per residence."""
+    residences = [name for name, _ in handoffs.residences()]
+    colors = {r: charts.color(i) for i, r in enumerate(residences)}
+
+    def name(r: str) -> str:
+        return r or translate(lang, "mgr.no_residence")
 
     by_intent = charts.horizontal_bars(
         [
             charts.Bar(
                 _label(lang, "intent", intent),
-                [
-                    (residence_name(r), handoffs.cells.get((intent, r), 0), residence_colors[r])
-                    for r in residences
-                ],
+                [(name(r), handoffs.cells.get((intent, r), 0), colors[r]) for r in residences],
             )
             for intent, _ in handoffs.intents()
         ],
-        label=tr("mgr.chart.by_intent"),
+        label=translate(lang, "mgr.chart.by_intent"),
     )
     by_residence = charts.horizontal_bars(
-        [
-            charts.Bar(residence_name(r), [(residence_name(r), n, residence_colors[r])])
-            for r, n in handoffs.residences()
-        ],
-        label=tr("mgr.chart.by_residence"),
-    )
-    wait_chart = charts.horizontal_bars(
-        [charts.Bar(tr(f"mgr.wait.{k}"), [("", n, "#0072B2")]) for k, n in waits.buckets],
-        label=tr("mgr.chart.wait"),
-    )
-    # Red for unhappy, green for happy: the colours say which way is good.
-    score_colors = ("#D55E00", "#E69F00", "#b8b8b8", "#56B4E9", "#009E73")
-    sat_chart = charts.columns(
-        [(str(score), sat.counts[score], score_colors[score - 1]) for score in range(1, 6)],
-        label=tr("mgr.chart.satisfaction"),
-    )
-    age_colors = ("#009E73", "#56B4E9", "#E69F00", "#D55E00", "#8b1a1a")
-    age_chart = charts.columns(
-        [(tr(f"mgr.age.{k}"), n, age_colors[i]) for i, (k, n) in enumerate(ages)],
-        label=tr("mgr.chart.requests"),
+        [charts.Bar(name(r), [(name(r), n, colors[r])]) for r, n in handoffs.residences()],
+        label=translate(lang, "mgr.chart.by_residence"),
     )
     return {
-        "volume": volume_chart,
-        "volume_legend": [(_label(lang, "channel", c), channel_colors[c]) for c in volume.channels],
-        "automation": charts.share_bar(auto.share, label=tr("mgr.chart.automation")),
         "by_intent": by_intent,
-        "residence_legend": [(residence_name(r), residence_colors[r]) for r in residences],
+        "residence_legend": [(name(r), colors[r]) for r in residences],
         "by_residence": by_residence,
-        "wait": wait_chart,
-        "satisfaction": sat_chart,
-        "requests": age_chart,
     }
+
+
+def _wait_chart(lang: str, waits: reports.WaitStats) -> Markup:
+    return charts.horizontal_bars(
+        [
+            charts.Bar(translate(lang, f"mgr.wait.{k}"), [("", n, "#0072B2")])
+            for k, n in waits.buckets
+        ],
+        label=translate(lang, "mgr.chart.wait"),
+    )
+
+
+# Red for unhappy, green for happy: the colours say which way is good.
+SCORE_COLORS = ("#D55E00", "#E69F00", "#b8b8b8", "#56B4E9", "#009E73")
+AGE_COLORS = ("#009E73", "#56B4E9", "#E69F00", "#D55E00", "#8b1a1a")
+
+
+def _satisfaction_chart(lang: str, sat: reports.Satisfaction) -> Markup:
+    return charts.columns(
+        [(str(score), sat.counts[score], SCORE_COLORS[score - 1]) for score in range(1, 6)],
+        label=translate(lang, "mgr.chart.satisfaction"),
+    )
+
+
+def _age_chart(lang: str, ages: list[tuple[str, int]]) -> Markup:
+    return charts.columns(
+        [(translate(lang, f"mgr.age.{k}"), n, AGE_COLORS[i]) for i, (k, n) in enumerate(ages)],
+        label=translate(lang, "mgr.chart.requests"),
+    )
 
 
 # -- transcripts ----------------------------------------------------------------------------
@@ -600,8 +469,6 @@ async def transcript(
 
 def _query_of(back: str) -> str:
     """A search query string carried back from a conversation, re-encoded (never a URL)."""
-    from urllib.parse import parse_qsl
-
     return urlencode(parse_qsl(back)[:20])
 
 

@@ -11,7 +11,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.models import (
+from bot.core.status import CaseStatus
+from bot.dialogue.schedule import is_open, next_opening
+from bot.storage.models import (
     Attachment,
     Author,
     Conversation,
@@ -25,7 +27,6 @@ from bot.models import (
     StaffUser,
     Tenant,
 )
-from bot.schedule import is_open, next_opening
 from handoff.auth import EMERGENCY, visible_clause, visible_residence_ids
 
 WAITING = (ConversationState.QUEUED.value, ConversationState.ASSIGNED.value)
@@ -279,7 +280,7 @@ async def load_view(s: AsyncSession, conv: Conversation, me: StaffUser) -> Conve
             (
                 await s.execute(
                     select(Request)
-                    .where(Request.tenant_id == tenant.id, Request.status == "open")
+                    .where(Request.tenant_id == tenant.id, Request.status == CaseStatus.OPEN)
                     .order_by(Request.id.desc())
                     .limit(10)
                 )

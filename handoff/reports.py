@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.models import (
+from bot.storage.models import (
     AuditLog,
     Author,
     Conversation,
@@ -118,9 +118,6 @@ class DailyVolume:
 
     def total(self) -> int:
         return sum(self.counts.values())
-
-    def of_day(self, day: date) -> int:
-        return sum(self.counts.get((day, c), 0) for c in self.channels)
 
 
 async def messages_per_day(s: AsyncSession, period: Period) -> DailyVolume:

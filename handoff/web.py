@@ -7,7 +7,7 @@ routes start with /console/manager) or `install_manager(app, runtime)`.
 
 from __future__ import annotations
 
-import importlib
+import json
 import logging
 import secrets
 from typing import TYPE_CHECKING
@@ -17,10 +17,13 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from channels import gsm7
 from handoff.auth import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
     SignInRequired,
+    csrf_protect,
+    current_staff,
     is_api,
     login_url,
     runtime_of,
@@ -29,11 +32,13 @@ from handoff.auth import (
     sign_in,
     sign_out,
 )
+from handoff.console import router as console_router
 from handoff.i18n import LANG_COOKIE, LANGUAGES, request_language, translate
+from handoff.manager import router as manager_router
 from handoff.templating import STATIC_DIR, render
 
 if TYPE_CHECKING:
-    from bot.runtime import Runtime
+    from bot.app.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +48,8 @@ router = APIRouter(include_in_schema=False)
 def install_console(app: FastAPI, runtime: Runtime) -> None:
     app.mount("/console/static", StaticFiles(directory=STATIC_DIR), name="console-static")
     app.include_router(router)
-    from handoff.console import router as console_router
-
     app.include_router(console_router)
-    _install_manager(app, runtime)
+    app.include_router(manager_router)
 
     @app.exception_handler(SignInRequired)
     async def signed_out(request: Request, exc: SignInRequired) -> Response:
@@ -72,19 +75,6 @@ def install_console(app: FastAPI, runtime: Runtime) -> None:
             {"message": message, "status": exc.status_code},
             status_code=exc.status_code,
         )
-
-
-def _install_manager(app: FastAPI, runtime: Runtime) -> None:
-    try:
-        manager = importlib.import_module("handoff.manager")
-    except ModuleNotFoundError as exc:
-        if exc.name != "handoff.manager":
-            raise  # the module exists but something it imports is missing: say so
-        return
-    if hasattr(manager, "install_manager"):
-        manager.install_manager(app, runtime)
-    elif hasattr(manager, "router"):
-        app.include_router(manager.router)
 
 
 # -- sign-in ------------------------------------------------------------------------------
@@ -117,6 +107,19 @@ def _login_page(
         max_age=3600,
     )
     return response
+
+
+# The SMS alphabet for the reply box's segment counter, from the module the SMS sender uses.
+GSM7_JS = f"window.RELAIS_GSM7 = {json.dumps(gsm7.table(), ensure_ascii=True)};\n"
+
+
+@router.get("/console/gsm7.js")
+async def gsm7_table() -> Response:
+    return Response(
+        GSM7_JS,
+        media_type="text/javascript",
+        headers={"Cache-Control": "public, max-age=3600"},
+    )
 
 
 @router.get("/console/login")
@@ -164,8 +167,6 @@ async def login_submit(
 
 @router.post("/console/logout")
 async def logout(request: Request) -> Response:
-    from handoff.auth import csrf_protect, current_staff
-
     staff = await current_staff(request)
     await csrf_protect(request, staff)
     rt = runtime_of(request)

@@ -10,28 +10,43 @@ from pathlib import Path
 
 import typer
 
-from nlu.paths import default_data_dir, default_model_path
+from bot.core.datadir import DataDir
+from bot.core.settings import Settings
+from nlu.embedded import EmbeddedEngine
+from nlu.normalize import normalize
+from nlu.paths import default_model_path
+from nlu.training import (
+    apply_threshold,
+    choose_threshold,
+    cross_val_proba,
+    ensure_model,
+    group_label,
+    grouped_macro_f1,
+    load_test_data,
+    load_training_data,
+)
+from nlu.training import train as train_model
 
 app = typer.Typer(
     help="Train, evaluate and query the embedded NLU (intents, entities, emergency rules).",
     no_args_is_help=True,
 )
 
-DataDirOption = typer.Option(None, "--data-dir", help="Folder holding nlu*.yml (default: data/).")
+DataDirOption = typer.Option(
+    None, "--data-dir", help="Folder of nlu*.yml (default: RELAIS_DATA_DIR, then the shipped data)."
+)
 ModelOption = typer.Option(
     None, "--model", help="Model artifact (default: RELAIS_NLU_MODEL_PATH or var/nlu/model.pkl)."
 )
 
 
-def _paths(data_dir: Path | None, model: Path | None) -> tuple[Path, Path]:
-    return data_dir or default_data_dir(), model or default_model_path()
+def _paths(data_dir: Path | None, model: Path | None) -> tuple[DataDir, Path]:
+    return DataDir(data_dir or Settings().data_dir), model or default_model_path()
 
 
 @app.command()
 def train(data_dir: Path | None = DataDirOption, model: Path | None = ModelOption) -> None:
     """Train the classifier on data/nlu*.yml and write the model artifact."""
-    from nlu.training import train as train_model
-
     data, model_path = _paths(data_dir, model)
     train_model(data, model_path, progress=lambda msg: typer.echo(f"[train] {msg}", err=True))
 
@@ -39,9 +54,6 @@ def train(data_dir: Path | None = DataDirOption, model: Path | None = ModelOptio
 @app.command()
 def predict(data_dir: Path | None = DataDirOption, model: Path | None = ModelOption) -> None:
     """Read one message per line on stdin, write one JSON object per line on stdout."""
-    from nlu.embedded import EmbeddedEngine
-    from nlu.training import ensure_model
-
     data, model_path = _paths(data_dir, model)
     ensure_model(data, model_path, progress=lambda msg: typer.echo(f"[train] {msg}", err=True))
     engine = EmbeddedEngine.load(model_path)
@@ -63,8 +75,6 @@ def _report(
     title: str, true: Sequence[str], pred: Sequence[str], texts: Sequence[str], max_errors: int
 ) -> float:
     from sklearn.metrics import classification_report, confusion_matrix
-
-    from nlu.training import group_label, grouped_macro_f1
 
     typer.echo(f"\n=== {title} ({len(true)} examples) ===")
     labels = sorted(set(true) | set(pred))
@@ -97,17 +107,6 @@ def evaluate(
     skip_cv: bool = typer.Option(False, "--skip-cv", help="Only the held-out test set."),
 ) -> None:
     """Stratified k-fold cross-validation on nlu.yml, then the held-out nlu_test.yml."""
-    from nlu.embedded import EmbeddedEngine
-    from nlu.normalize import normalize
-    from nlu.training import (
-        apply_threshold,
-        choose_threshold,
-        cross_val_proba,
-        load_test_data,
-        load_training_data,
-    )
-    from nlu.training import train as train_model
-
     data, model_path = _paths(data_dir, model)
     training = load_training_data(data)
     if not skip_cv:
@@ -122,7 +121,7 @@ def evaluate(
             training.texts,
             max_errors,
         )
-    test_path = data / "nlu_test.yml"
+    test_path = data.file("nlu_test.yml")
     if not test_path.exists():
         typer.echo(f"no held-out set at {test_path}", err=True)
         raise typer.Exit(1)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from pathlib import Path
 
 from nlu.entities import extract_entities
 from nlu.language import detect_language
 from nlu.normalize import MAX_CHARS, fold, normalize
-from nlu.rules import emergency_rule, look_alike
+from nlu.rules import decide, emergency_rule
 from nlu.training import Model, load_model
 from nlu.types import TOPIC_INTENTS, Parse
 
@@ -24,32 +23,6 @@ EXTRA_MIN_CONFIDENCE = 0.5
 EXTRA_MIN_WORDS = 3
 # Each part costs a classification; a tenant rarely has more than a few needs in one message.
 EXTRA_MAX_PARTS = 8
-
-
-def decide(
-    ranking: Sequence[tuple[str, float]],
-    normalized: str,
-    threshold: float,
-    *,
-    emergency: bool | None = None,
-) -> tuple[str, float]:
-    """Turn the classifier's ranking into the intent, after the emergency rules and threshold.
-
-    `emergency` is the rules' verdict when the caller already has it (e.g. from the parts of a
-    long message); otherwise the rules run on `normalized`.
-    """
-    intent, confidence = ranking[0] if ranking else ("out_of_scope", 0.0)
-    if emergency is None:
-        emergency = emergency_rule(normalized) is not None
-    if emergency:
-        return "emergency", max(confidence if intent == "emergency" else 0.0, 0.99)
-    if intent == "emergency" and look_alike(normalized):
-        # "le détecteur de fumée bipe": the rules judged the context harmless, so the
-        # classifier's second choice is the better reading.
-        intent, confidence = ranking[1] if len(ranking) > 1 else ("out_of_scope", 0.0)
-    if confidence < threshold:
-        return "out_of_scope", confidence
-    return intent, confidence
 
 
 class EmbeddedEngine:

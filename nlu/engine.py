@@ -5,6 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from bot.core.datadir import DataDir
+from nlu.embedded import EmbeddedEngine
+from nlu.rasa import RasaEngine
+from nlu.training import ensure_model
 from nlu.types import Parse
 
 ENGINE_KINDS = ("embedded", "rasa")
@@ -25,7 +29,7 @@ def build_engine(
     *,
     kind: str,
     model_path: Path,
-    data_dir: Path,
+    data_dir: DataDir,
     rasa_url: str | None = None,
     threshold: float | None = None,
 ) -> Engine:
@@ -35,9 +39,6 @@ def build_engine(
     version, so a fresh checkout works with no setup.
     """
     if kind == "embedded":
-        from nlu.embedded import EmbeddedEngine
-        from nlu.training import ensure_model
-
         ensure_model(data_dir, model_path)
         return EmbeddedEngine.load(model_path, threshold=threshold)
     if kind == "rasa":
@@ -45,9 +46,6 @@ def build_engine(
             raise ValueError(
                 "NLU engine 'rasa' needs a server URL (RELAIS_RASA_URL), and none is set"
             )
-        # Imported here: the Rasa backend needs httpx and a server, the embedded one needs neither.
-        from nlu.rasa import RasaEngine
-
         engine: Engine = RasaEngine(rasa_url)
         return engine
     raise ValueError(f"Unknown NLU engine {kind!r}; expected one of {', '.join(ENGINE_KINDS)}")

@@ -200,21 +200,119 @@ _STOP_WORDS: dict[str, frozenset[str]] = {
 # Languages tenants write besides French and English (stop words and greetings, accents folded).
 _MORE_STOP_WORDS: dict[str, frozenset[str]] = {
     "it": frozenset(
-        "lo gli della delle nel nella che sono ho hai abbiamo buongiorno buonasera "
-        "grazie uno mio mia casa acqua riscaldamento problema perdita funziona "
-        "c'e cucina bagno salve ciao".split()
+        [
+            "lo",
+            "gli",
+            "della",
+            "delle",
+            "nel",
+            "nella",
+            "che",
+            "sono",
+            "ho",
+            "hai",
+            "abbiamo",
+            "buongiorno",
+            "buonasera",
+            "grazie",
+            "uno",
+            "mio",
+            "mia",
+            "casa",
+            "acqua",
+            "riscaldamento",
+            "problema",
+            "perdita",
+            "funziona",
+            "c'e",
+            "cucina",
+            "bagno",
+            "salve",
+            "ciao",
+        ]
     ),
     "tr": frozenset(
-        "merhaba ve bir bu icin cok var yok ben biz evde su musluk sorun tesekkurler lutfen "
-        "iyi gunler calismiyor mutfak banyo kapi asansor selam ediyor degil".split()
+        [
+            "merhaba",
+            "ve",
+            "bir",
+            "bu",
+            "icin",
+            "cok",
+            "var",
+            "yok",
+            "ben",
+            "biz",
+            "evde",
+            "su",
+            "musluk",
+            "sorun",
+            "tesekkurler",
+            "lutfen",
+            "iyi",
+            "gunler",
+            "calismiyor",
+            "mutfak",
+            "banyo",
+            "kapi",
+            "asansor",
+            "selam",
+            "ediyor",
+            "degil",
+        ]
     ),
     "ro": frozenset(
-        "buna ziua si este sunt nu avem cu pentru apa caldura problema multumesc va rog "
-        "bucatarie baie usa liftul ziua dimineata seara casa meu mea".split()
+        [
+            "buna",
+            "ziua",
+            "si",
+            "este",
+            "sunt",
+            "nu",
+            "avem",
+            "cu",
+            "pentru",
+            "apa",
+            "caldura",
+            "problema",
+            "multumesc",
+            "va",
+            "rog",
+            "bucatarie",
+            "baie",
+            "usa",
+            "liftul",
+            "ziua",
+            "dimineata",
+            "seara",
+            "casa",
+            "meu",
+            "mea",
+        ]
     ),
     "pl": frozenset(
-        "dzien dobry nie mam jest sa ze prosze dziekuje woda wody cieplej "
-        "ogrzewanie kuchni lazience drzwi winda od wczoraj mieszkaniu".split()
+        [
+            "dzien",
+            "dobry",
+            "nie",
+            "mam",
+            "jest",
+            "sa",
+            "ze",
+            "prosze",
+            "dziekuje",
+            "woda",
+            "wody",
+            "cieplej",
+            "ogrzewanie",
+            "kuchni",
+            "lazience",
+            "drzwi",
+            "winda",
+            "od",
+            "wczoraj",
+            "mieszkaniu",
+        ]
     ),
 }
 # Letters that tell a language apart from French and English on their own.

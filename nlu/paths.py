@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from bot.core.datadir import DataDir
 
-def default_data_dir() -> Path:
-    """The repository's `data/` folder, where `nlu.yml` lives."""
-    return Path(__file__).resolve().parents[1] / "data"
+
+def default_data_dir() -> DataDir:
+    """The data shipped with Relais (package `bot.data`), where `nlu.yml` lives."""
+    return DataDir()
 
 
 def default_model_path() -> Path:

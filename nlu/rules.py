@@ -8,6 +8,7 @@ beeping, a neighbour's cigarette smoke, a lift that is merely broken).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 _PERSON = (
@@ -225,3 +226,29 @@ def emergency_rule(normalized: str) -> str | None:
         if rule.fires(normalized):
             return rule.name
     return None
+
+
+def decide(
+    ranking: Sequence[tuple[str, float]],
+    normalized: str,
+    threshold: float,
+    *,
+    emergency: bool | None = None,
+) -> tuple[str, float]:
+    """Turn the classifier's ranking into the intent, after the emergency rules and threshold.
+
+    `emergency` is the rules' verdict when the caller already has it (e.g. from the parts of a
+    long message); otherwise the rules run on `normalized`.
+    """
+    intent, confidence = ranking[0] if ranking else ("out_of_scope", 0.0)
+    if emergency is None:
+        emergency = emergency_rule(normalized) is not None
+    if emergency:
+        return "emergency", max(confidence if intent == "emergency" else 0.0, 0.99)
+    if intent == "emergency" and look_alike(normalized):
+        # "le détecteur de fumée bipe": the rules judged the context harmless, so the
+        # classifier's second choice is the better reading.
+        intent, confidence = ranking[1] if len(ranking) > 1 else ("out_of_scope", 0.0)
+    if confidence < threshold:
+        return "out_of_scope", confidence
+    return intent, confidence

@@ -17,8 +17,10 @@ import numpy as np
 import sklearn
 import yaml
 
+from bot.core.datadir import DataDir
 from nlu.classifier import IntentClassifier
 from nlu.normalize import normalize
+from nlu.rules import decide
 from nlu.types import TOPIC_INTENTS
 
 log = logging.getLogger(__name__)
@@ -119,12 +121,12 @@ def load_training_file(path: Path) -> TrainingData:
     return data
 
 
-def training_files(data_dir: Path) -> list[Path]:
-    """`data/nlu*.yml`, except the held-out test file."""
-    return sorted(p for p in data_dir.glob("nlu*.yml") if p.name != TEST_FILE)
+def training_files(data_dir: DataDir) -> list[Path]:
+    """`nlu*.yml` of the data folder, except the held-out test file."""
+    return [p for p in data_dir.glob("nlu*.yml") if p.name != TEST_FILE]
 
 
-def load_training_data(data_dir: Path) -> TrainingData:
+def load_training_data(data_dir: DataDir) -> TrainingData:
     files = training_files(data_dir)
     if not files:
         raise FileNotFoundError(f"No NLU training file (nlu*.yml) in {data_dir}")
@@ -134,8 +136,8 @@ def load_training_data(data_dir: Path) -> TrainingData:
     return data
 
 
-def load_test_data(data_dir: Path) -> TrainingData:
-    return load_training_file(data_dir / TEST_FILE)
+def load_test_data(data_dir: DataDir) -> TrainingData:
+    return load_training_file(data_dir.file(TEST_FILE))
 
 
 def group_label(intent: str) -> str:
@@ -156,8 +158,6 @@ def apply_threshold(
     classes: Sequence[str], proba: np.ndarray, threshold: float, texts: Sequence[str] | None = None
 ) -> list[str]:
     """Intents from probabilities; with the normalised `texts`, the emergency rules apply too."""
-    from nlu.embedded import decide  # the engine module imports this one
-
     predicted = []
     for i, row in enumerate(proba):
         order = row.argsort()[::-1]
@@ -208,7 +208,7 @@ def cross_val_proba(
 
 
 def train(
-    data_dir: Path,
+    data_dir: DataDir,
     model_path: Path,
     *,
     progress: Progress | None = None,
@@ -290,7 +290,7 @@ def _artifact_version(model_path: Path) -> str | None:
     return payload.get("version") if isinstance(payload, dict) else None
 
 
-def is_stale(data_dir: Path, model_path: Path) -> bool:
+def is_stale(data_dir: DataDir, model_path: Path) -> bool:
     """True when the artifact is missing, older than a training file, or of another version."""
     if not model_path.exists():
         return True
@@ -300,7 +300,7 @@ def is_stale(data_dir: Path, model_path: Path) -> bool:
     return _artifact_version(model_path) != ARTIFACT_VERSION
 
 
-def ensure_model(data_dir: Path, model_path: Path, *, progress: Progress | None = None) -> bool:
+def ensure_model(data_dir: DataDir, model_path: Path, *, progress: Progress | None = None) -> bool:
     """Train when the artifact is missing, stale or foreign; return whether it trained."""
     if not is_stale(data_dir, model_path):
         return False

@@ -17,8 +17,8 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from bot.runtime import Runtime
-from bot.settings import REPO_ROOT
+from bot.app.runtime import Runtime
+from tests.paths import REPO_ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Without the background-networking flags Chromium keeps dialling out, which this network refuses.

@@ -14,15 +14,16 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bot.db import Database, upgrade
-from bot.demo import load_demo
-from bot.models import Base
-from bot.runtime import Roles, Runtime
-from bot.settings import REPO_ROOT, Settings
+from bot.app.runtime import Roles, Runtime
+from bot.core.datadir import DataDir
+from bot.core.settings import Settings
+from bot.ops.demo import load_demo
+from bot.storage.db import Database, upgrade
+from bot.storage.models import Base
 from tests import services
 from tests.fakes import KeywordEngine, RecordingChannel
 
-DATA_DIR = REPO_ROOT / "data"
+DATA_DIR = DataDir()  # the shipped data (the repository's data/ folder)
 
 
 def in_thread(fn: Any, *args: Any) -> Any:
@@ -111,7 +112,6 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
     return Settings(
         _env_file=None,  # type: ignore[call-arg]
         database_url=database_url,
-        data_dir=DATA_DIR,
         outbox_backoff_seconds=0.01,
         **overrides,
     )

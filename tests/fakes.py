@@ -10,9 +10,9 @@ import asyncio
 import re
 from typing import ClassVar
 
-from bot.errors import PermanentSendError, TransientSendError
-from bot.types import Outbound, SendResult
-from channels.base import Channel
+from bot.core.channel import Channel
+from bot.core.errors import PermanentSendError, TransientSendError
+from bot.core.types import Outbound, SendResult
 from nlu.types import Entity, Parse
 
 KEYWORDS: list[tuple[str, str]] = [

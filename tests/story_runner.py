@@ -1,7 +1,7 @@
 """The story suite's runner: YAML conversations (tests/stories/*.yml) played through the same
 `TraceSession` as `relais chat --trace`, with the state after each turn checked.
 
-Used by tests/bot/test_stories.py (pytest), bench/stories.py (figures by kind) and
+Used by tests/dialogue/test_stories.py (pytest), bench/stories.py (figures by kind) and
 bench/dialogue_trial.py (held-out contacts). The format is tests/stories/README.md.
 """
 
@@ -19,17 +19,20 @@ from typing import Any
 
 import yaml
 
-from bot.app import prepare_database
-from bot.bus import InProcessBus
-from bot.chat import MovableClock, TraceSession, parse_wait
-from bot.runtime import Roles, Runtime
-from bot.settings import REPO_ROOT, Settings
+from bot.app.chat import MovableClock, TraceSession, parse_wait
+from bot.app.factory import prepare_database
+from bot.app.runtime import Roles, Runtime
+from bot.app.wiring import attach_handoff
+from bot.core.datadir import DataDir
+from bot.core.settings import Settings
+from bot.messaging.bus import InProcessBus
 from nlu.engine import Engine
+from tests.paths import REPO_ROOT
 
 STORIES_DIR = REPO_ROOT / "tests" / "stories"
 HELDOUT_DIR = STORIES_DIR / "heldout"
 DEFAULT_NOW = "2026-03-03T10:00:00+01:00"  # a Tuesday, 10:00 in Paris
-DATA_DIR = REPO_ROOT / "data"
+DATA_DIR = DataDir()  # the shipped data
 
 
 @dataclass
@@ -104,14 +107,15 @@ class Harness:
             _env_file=None,  # type: ignore[call-arg]
             database_url=f"sqlite+aiosqlite:///{path}",
             redis_url="",
-            data_dir=DATA_DIR,
             load_demo=True,
         )
 
     async def prepare(self) -> None:
         if self._ready:
             return
-        rt = Runtime(self.settings(self.template), engine=self.engine, bus=InProcessBus(partitions=1))
+        rt = Runtime(
+            self.settings(self.template), engine=self.engine, bus=InProcessBus(partitions=1)
+        )
         await prepare_database(rt)
         await rt.db.dispose()
         self._ready = True
@@ -124,6 +128,7 @@ class Harness:
         rt = Runtime(
             self.settings(path), engine=self.engine, bus=InProcessBus(partitions=1), clock=clock
         )
+        attach_handoff(rt)
         await rt.start(
             Roles(consume=False, outbox=False, recover=False, retention=False, escalate=False)
         )

@@ -22,7 +22,16 @@ import re
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.dialogue import reading
+import bot.dialogue.reading as reading
+from bot.dialogue.faq import DEFAULT_THRESHOLD, SUGGEST_THRESHOLD, Faq, FaqEntry, render
+from bot.dialogue.schedule import (
+    holiday_name,
+    is_open,
+    next_collection,
+    next_opening,
+    residence_region,
+)
+from bot.dialogue.texts import Texts
 from bot.dialogue.types import (
     PRIORITY_EMERGENCY,
     PRIORITY_NORMAL,
@@ -37,9 +46,6 @@ from bot.dialogue.types import (
     ResidenceView,
     Turn,
 )
-from bot.faq import DEFAULT_THRESHOLD, SUGGEST_THRESHOLD, Faq, FaqEntry, render
-from bot.schedule import holiday_name, is_open, next_collection, next_opening, residence_region
-from bot.texts import Texts
 from nlu.types import Entity, Parse
 
 # The bot gives up after this many misunderstandings in a row and hands off.

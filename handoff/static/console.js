@@ -6,23 +6,16 @@
   // -- SMS segments: channels/gsm7.py's rules, folding included ----------------------------
   // The SMS sender folds a reply to GSM-7 when only accents, quotes, dashes or emoji stand in
   // the way, then the carrier counts septets (160, or 153 per part) or UTF-16 units (70/67).
-  var BASIC = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?" +
-    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
-  var EXTENDED = "^{}\\[~]|€\f";
-  var FOLD = {
-    "ê": "e", "ë": "e", "ç": "c", "â": "a", "î": "i", "ï": "i", "ô": "o", "û": "u", "ÿ": "y",
-    "á": "a", "í": "i", "ó": "o", "ú": "u", "ã": "a", "õ": "o",
-    "À": "A", "Â": "A", "È": "E", "Ê": "E", "Ë": "E", "Î": "I", "Ï": "I", "Ô": "O",
-    "Ù": "U", "Û": "U", "Ÿ": "Y", "Á": "A", "Í": "I", "Ó": "O", "Ú": "U",
-    "œ": "oe", "Œ": "OE",
-    "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'", "`": "'",
-    "\u201c": "\"", "\u201d": "\"", "\u201e": "\"", "«": "\"", "»": "\"", "\u2033": "\"",
-    "\u2013": "-", "\u2014": "-", "\u2010": "-", "\u2011": "-", "\u2212": "-", "\u2022": "-", "·": "-",
-    "\u2026": "...",
-    "\u00a0": " ", "\u202f": " ", "\u2009": " ", "\u2007": " ", "\t": " "
-  };
-  var EMOJI = /[\u{1F000}-\u{1FAFF}\u{2600}-\u{27BF}\u{1F1E6}-\u{1F1FF}\u{2B00}-\u{2BFF}\u{2190}-\u{21FF}\u{2300}-\u{23FF}\uFE0F\u200D\u20E3]/gu;
-  var GUILLEMETS = /«[ \u00a0\u202f]*|[ \u00a0\u202f]*»/g;
+  // The tables come from channels/gsm7.py itself (served as /console/gsm7.js).
+  var GSM7 = window.RELAIS_GSM7;
+  var BASIC = GSM7.basic;
+  var EXTENDED = GSM7.extended;
+  var FOLD = GSM7.fold;
+  var EMOJI = new RegExp("[" + GSM7.emoji.map(function (r) {
+    return "\\u{" + r[0].toString(16) + "}-\\u{" + r[1].toString(16) + "}";
+  }).join("") + "]", "gu");
+  var GUILLEMETS = new RegExp(
+    "«[" + GSM7.guillemet_spaces + "]*|[" + GSM7.guillemet_spaces + "]*»", "g");
 
   function isGsm7(text) {
     for (var i = 0; i < text.length; i++) {
@@ -67,7 +60,7 @@
       return c.codePointAt(0) > 0xFFFF ? 2 : 1;
     });
     var units = sizes.reduce(function (a, b) { return a + b; }, 0);
-    var single = gsm ? 160 : 70, part = gsm ? 153 : 67;
+    var single = gsm ? GSM7.gsm7[0] : GSM7.ucs2[0], part = gsm ? GSM7.gsm7[1] : GSM7.ucs2[1];
     var count = units === 0 ? 0 : (units <= single ? 1 : parts(sizes, part));
     return { encoding: gsm ? "gsm7" : "ucs2", units: units, segments: count, text: text };
   }

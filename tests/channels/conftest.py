@@ -19,14 +19,14 @@ from fastapi import FastAPI
 from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
-from bot.models import Message
-from bot.runtime import Roles, Runtime
+from bot.app.runtime import Roles, Runtime
+from bot.storage.models import Message
 from channels.registry import install_channels
 from channels.routes import RelaisApp
-from tests.bot.test_pipeline import settled
 from tests.channels.fakes import FakeProviders
 from tests.conftest import make_settings
 from tests.fakes import KeywordEngine
+from tests.worker.test_pipeline import settled
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PUBLIC_URL = "https://relais.habitat-nord.example"

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import pytest
 from sqlalchemy import select
 
-from bot.models import Attachment, Message, Outbox
+from bot.storage.models import Attachment, Message, Outbox
 from channels import gsm7
 from tests.channels.conftest import PUBLIC_URL, Gateway, twilio_form
 
@@ -120,7 +119,7 @@ async def test_stop_then_start(gateway: Gateway) -> None:
 async def test_a_retried_message_sid_is_stored_and_answered_once(gateway: Gateway) -> None:
     await gateway.check_webhook("twilio/sms_text")
     await gateway.check_webhook("twilio/sms_text")
-    await asyncio.sleep(0.2)
+    await gateway.settled()  # processed and delivered: a second reply would be there by now
     assert len(await gateway.messages("in")) == 1
     assert len(gateway.providers.twilio_sent()) == 1
 
@@ -181,7 +180,7 @@ async def test_twilio_down_is_retried_then_marked_failed(gateway: Gateway) -> No
 
 
 async def _address(gateway: Gateway, message: Message) -> str:
-    from bot.models import Conversation
+    from bot.storage.models import Conversation
 
     async with gateway.runtime.db.session() as s:
         conv = await s.get(Conversation, message.conversation_id)

@@ -20,11 +20,11 @@ import websockets
 from fastapi import FastAPI
 from websockets.asyncio.client import ClientConnection
 
-from bot.bus import InProcessBus, RedisBus
-from bot.models import Attachment, Conversation, Message
-from bot.runtime import Roles, Runtime
-from bot.store import outbox_row
-from bot.types import Outbound
+from bot.app.runtime import Roles, Runtime
+from bot.core.types import Outbound
+from bot.messaging.bus import InProcessBus, RedisBus
+from bot.storage.models import Attachment, Conversation, Message
+from bot.storage.store import outbox_row
 from channels.registry import build_channels, install_channels
 from channels.routes import RelaisApp
 from channels.webchat import WebChatChannel

@@ -40,14 +40,18 @@ class Faulty:
     counter: int = field(default=0)
 
 
-@pytest.fixture(scope="module")
-def faulty(nlu_model_path: Path) -> Iterator[Faulty]:
+def need_redis_server() -> None:
     services.need_postgres()
     if shutil.which("redis-server") is None:
         reason = "redis-server is not on the PATH (the fault tests start and restart their own)"
         if services.required():
             pytest.fail(reason)
         pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def faulty(nlu_model_path: Path) -> Iterator[Faulty]:
+    need_redis_server()
     url = in_thread(asyncio.run, create_database(services.PG_ADMIN_URL, "relais_faults"))
     host_port = url.split("@", 1)[1].split("/", 1)[0]
     host, _, port = host_port.partition(":")
@@ -142,8 +146,8 @@ async def assert_once(
     expires: at least once, never lost. Only rows claimed again after a lease count."""
     from sqlalchemy import func, select
 
-    from bot.db import Database
-    from bot.models import Conversation, Message, Outbox
+    from bot.storage.db import Database
+    from bot.storage.models import Conversation, Message, Outbox
 
     left = await settle(f.database_url, timeout)
     assert left == {"unprocessed": 0, "pending": 0}, f"not settled: {left}\n{f.stack.log_tail()}"

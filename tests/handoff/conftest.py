@@ -9,8 +9,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from bot.app import create_app
-from bot.runtime import Runtime
+from bot.app.factory import create_app
+from bot.app.runtime import Runtime
 
 PASSWORD = "relais-demo"
 CSRF_FIELD = re.compile(r'name="csrf" value="([^"]+)"')

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.models import Conversation, Residence, StaffUser
+from bot.storage.models import Conversation, Residence, StaffUser
 from handoff.auth import can_act, can_see, visible_residence_ids
 
 FLEURS, CANAL = Residence(id=1, code="FLEURS", name="F"), Residence(id=2, code="CANAL", name="C")

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
-from bot.models import AuditLog, StaffSession, StaffUser
-from bot.runtime import Runtime
+from bot.app.runtime import Runtime
+from bot.storage.models import AuditLog, StaffSession, StaffUser
 from tests.handoff.conftest import ClientFactory, csrf_for, sign_in
 
 

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from bot.app import create_app
-from bot.runtime import Runtime
-from bot.types import Inbound, Media
+from bot.app.factory import create_app
+from bot.app.runtime import Runtime
+from bot.core.types import Inbound, Media
 from channels.gsm7 import fold, segments
 from tests.browser import DESKTOP, PHONE, SHOTS, launch, need_chromium, serve_in_thread
 from tests.browser import Server as LiveServer

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime
 
 import httpx
 from sqlalchemy import func, select
 
-from bot.models import Attachment, AuditLog, Conversation, Handoff, Message, Outbox
-from bot.runtime import Runtime
-from bot.types import Media
-from tests.bot.test_pipeline import send, settled
+from bot.app.runtime import Runtime
+from bot.core.types import Media
+from bot.storage.models import Attachment, AuditLog, Conversation, Handoff, Message, Outbox
+from channels import gsm7
 from tests.fakes import RecordingChannel
 from tests.handoff.conftest import ClientFactory, csrf_for
+from tests.worker.test_pipeline import send, settled
 
 HUMAN = "je veux parler à une personne"  # queued at once, whatever the dialogue asks for needs
 NADIA = "+33612345600"  # FLEURS, building A: Karim's residence
@@ -193,7 +195,7 @@ async def test_transfer_to_a_colleague_of_the_residence_only(
     karim = await client_for("karim")
     await post(karim, f"/console/c/{conv}/take")
     async with runtime.db.session() as s:
-        from bot.models import StaffUser
+        from bot.storage.models import StaffUser
 
         ids = dict((await s.execute(select(StaffUser.login, StaffUser.id))).tuples().all())
     r = await post(karim, f"/console/c/{conv}/transfer", to=str(ids["sophie"]))  # CANAL
@@ -285,3 +287,21 @@ async def test_outside_lodge_hours_the_queue_shows_who_is_on_call(
     assert "Loge fermée : Résidence Les Fleurs" in page
     assert 'Astreinte technique <a href="tel:+33611000009">' in page
     assert "02/12 08:00" in page  # when the lodge opens again
+
+
+async def test_the_console_counts_sms_with_the_senders_gsm7_table(
+    client_for: ClientFactory,
+) -> None:
+    """One table: the script the console loads is channels/gsm7.py's, loaded before the
+    console's own script (which has no copy of it)."""
+    anonymous = await client_for()
+    r = await anonymous.get("/console/gsm7.js")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/javascript")
+    prefix, _, rest = r.text.partition(" = ")
+    assert prefix == "window.RELAIS_GSM7"
+    assert json.loads(rest.rstrip().rstrip(";")) == json.loads(json.dumps(gsm7.table()))
+    karim = await client_for("karim")
+    page = (await karim.get("/console")).text
+    assert page.index('src="/console/gsm7.js"') < page.index('src="/console/static/console.js"')
+    script = (await karim.get("/console/static/console.js")).text
+    assert "RELAIS_GSM7" in script and "ΦΓΛΩ" not in script

@@ -8,13 +8,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from bot.models import Conversation, Handoff, Outbox, Residence, StaffUser
-from bot.runtime import Roles, Runtime
+from bot.app.runtime import Roles, Runtime
+from bot.storage.models import Conversation, Handoff, Outbox, Residence, StaffUser
 from handoff import actions
 from handoff.escalation import escalate_due
-from tests.bot.test_pipeline import send, settled
 from tests.conftest import make_settings
 from tests.fakes import KeywordEngine, RecordingChannel
+from tests.worker.test_pipeline import send, settled
 
 HUMAN = "je veux parler à une personne"
 NADIA = "+33612345600"  # FLEURS

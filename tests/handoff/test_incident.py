@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from bot.models import AuditLog, Conversation, Handoff, Incident, Outbox, Request, Residence
-from bot.runtime import Runtime
-from tests.bot.test_pipeline import settled
+from bot.app.runtime import Runtime
+from bot.storage.models import AuditLog, Conversation, Handoff, Incident, Outbox, Request, Residence
 from tests.fakes import RecordingChannel
 from tests.handoff.conftest import ClientFactory
 from tests.handoff.test_console import HUMAN, NADIA, post, queued
+from tests.worker.test_pipeline import settled
 
 AICHA = "+33612345604"  # FLEURS too, another tenant of the same residence
 

@@ -14,10 +14,10 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from sqlalchemy import select
 
-from bot.models import AuditLog, Conversation, Message, Residence
-from bot.runtime import Runtime
-from tests.bot.test_pipeline import send, settled
+from bot.app.runtime import Runtime
+from bot.storage.models import AuditLog, Conversation, Message, Residence
 from tests.handoff.conftest import ClientFactory, csrf_of
+from tests.worker.test_pipeline import send, settled
 
 XSS = "<img src=x onerror=alert(1)>"
 NADIA = "+33612345600"  # Résidence Les Fleurs
@@ -350,7 +350,7 @@ async def test_audit_log_page_filters(
     for text in ("Claire Dubois", "Karim Benali", ">read<", ">export<", ">login<"):
         assert text in page.text
     async with runtime.db.session() as s:
-        from bot.models import StaffUser
+        from bot.storage.models import StaffUser
 
         ids = {login: sid for sid, login in await s.execute(select(StaffUser.id, StaffUser.login))}
     only_karim = (await c.get("/console/manager/audit", params={"staff": ids["karim"]})).text

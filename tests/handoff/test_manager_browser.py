@@ -13,15 +13,15 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.app import create_app
-from bot.models import Conversation, Handoff, Message
-from bot.models import Request as Ticket
-from bot.runtime import Runtime
-from bot.types import Inbound
-from tests.bot.test_pipeline import settled
+from bot.app.factory import create_app
+from bot.app.runtime import Runtime
+from bot.core.types import Inbound
+from bot.storage.models import Conversation, Handoff, Message
+from bot.storage.models import Request as Ticket
 from tests.browser import DESKTOP, PHONE, SHOTS, Server, launch, need_chromium, serve_in_thread
 from tests.conftest import make_settings
 from tests.fakes import KeywordEngine, RecordingChannel
+from tests.worker.test_pipeline import settled
 
 pytestmark = pytest.mark.browser
 

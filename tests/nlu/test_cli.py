@@ -16,7 +16,7 @@ def test_predict_contract(model_path: Path, data_dir: Path) -> None:
     lines = ["ya une fuite ds la sdb depuis hier", "ça sent le gaz", "", "😀", "bonjour"]
     result = runner.invoke(
         app,
-        ["predict", "--model", str(model_path), "--data-dir", str(data_dir)],
+        ["predict", "--model", str(model_path), "--data-dir", str(data_dir.shipped)],
         input="\n".join(lines) + "\n",
     )
     assert result.exit_code == 0, result.output
@@ -49,7 +49,7 @@ def test_train_shows_progress(tmp_path: Path) -> None:
 def test_defaults(monkeypatch, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from nlu.paths import default_data_dir, default_model_path
 
-    assert (default_data_dir() / "nlu.yml").exists()
+    assert default_data_dir().file("nlu.yml").exists()
     monkeypatch.setenv("RELAIS_NLU_MODEL_PATH", str(tmp_path / "x.pkl"))
     assert default_model_path() == tmp_path / "x.pkl"
     monkeypatch.delenv("RELAIS_NLU_MODEL_PATH")

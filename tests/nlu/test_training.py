@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.core.datadir import DataDir
 from nlu.embedded import EmbeddedEngine
 from nlu.training import (
     ARTIFACT_VERSION,
@@ -51,11 +52,11 @@ nlu:
 
 
 @pytest.fixture
-def small_data(tmp_path: Path) -> Path:
+def small_data(tmp_path: Path) -> DataDir:
     data = tmp_path / "data"
     data.mkdir()
     (data / "nlu.yml").write_text(SMALL, encoding="utf-8")
-    return data
+    return DataDir(data)
 
 
 @pytest.mark.parametrize(
@@ -70,8 +71,8 @@ def test_strip_annotations(raw: str, clean: str) -> None:
     assert strip_annotations(raw) == clean
 
 
-def test_load_rasa_yaml(small_data: Path) -> None:
-    data = load_training_file(small_data / "nlu.yml")
+def test_load_rasa_yaml(small_data: DataDir) -> None:
+    data = load_training_file(small_data.file("nlu.yml"))
     assert ("ya une fuite ds la sdb", "repair") in data.examples
     assert ("le chauffage ne marche pas", "repair") in data.examples
     assert data.labels.count("greet") == 5
@@ -93,11 +94,11 @@ def test_repository_data_meets_the_volumes(data_dir: Path) -> None:
         assert len(texts) - len(english) >= 80, topic
         assert len(english) >= 25, topic
     assert len(load_test_data(data_dir).examples) >= 150
-    assert data_dir / "nlu_test.yml" not in training_files(data_dir)
+    assert data_dir.file("nlu_test.yml") not in training_files(data_dir)
 
 
 def test_ensure_model_trains_when_missing_then_not_when_fresh(
-    small_data: Path, tmp_path: Path
+    small_data: DataDir, tmp_path: Path
 ) -> None:
     model_path = tmp_path / "var" / "model.pkl"
     assert ensure_model(small_data, model_path) is True
@@ -108,7 +109,7 @@ def test_ensure_model_trains_when_missing_then_not_when_fresh(
     assert not list(model_path.parent.glob("*.tmp"))  # written via a temp file and a rename
 
 
-def test_ensure_model_retrains_when_data_is_newer(small_data: Path, tmp_path: Path) -> None:
+def test_ensure_model_retrains_when_data_is_newer(small_data: DataDir, tmp_path: Path) -> None:
     model_path = tmp_path / "model.pkl"
     ensure_model(small_data, model_path)
     past = model_path.stat().st_mtime - 100
@@ -118,11 +119,11 @@ def test_ensure_model_retrains_when_data_is_newer(small_data: Path, tmp_path: Pa
     assert not is_stale(small_data, model_path)
 
 
-def test_new_training_file_makes_the_model_stale(small_data: Path, tmp_path: Path) -> None:
+def test_new_training_file_makes_the_model_stale(small_data: DataDir, tmp_path: Path) -> None:
     model_path = tmp_path / "model.pkl"
     ensure_model(small_data, model_path)
-    extra = small_data / "nlu_more.yml"
-    shutil.copy(small_data / "nlu.yml", extra)
+    extra = small_data.own / "nlu_more.yml"
+    shutil.copy(small_data.file("nlu.yml"), extra)
     future = model_path.stat().st_mtime + 100
     os.utime(extra, (future, future))
     assert ensure_model(small_data, model_path) is True
@@ -133,7 +134,7 @@ def test_new_training_file_makes_the_model_stale(small_data: Path, tmp_path: Pat
     [{"version": "relais-nlu-0/sklearn-0.1", "model": None}, ["not", "a", "model"]],
 )
 def test_foreign_artifact_is_retrained_not_a_crash(
-    small_data: Path, tmp_path: Path, payload: object
+    small_data: DataDir, tmp_path: Path, payload: object
 ) -> None:
     model_path = tmp_path / "model.pkl"
     model_path.write_bytes(pickle.dumps(payload))
@@ -143,7 +144,7 @@ def test_foreign_artifact_is_retrained_not_a_crash(
     assert load_model(model_path).version == ARTIFACT_VERSION
 
 
-def test_damaged_artifact_is_retrained(small_data: Path, tmp_path: Path) -> None:
+def test_damaged_artifact_is_retrained(small_data: DataDir, tmp_path: Path) -> None:
     model_path = tmp_path / "model.pkl"
     model_path.write_bytes(b"\x80\x05garbage")
     assert ensure_model(small_data, model_path) is True

@@ -8,10 +8,10 @@ import sys
 
 from pydantic import SecretStr
 
-from bot.doctor import check_database, check_redis, check_settings, report
-from bot.settings import REPO_ROOT
+from bot.ops.doctor import check_database, check_redis, check_settings, report
 from tests import services
 from tests.conftest import make_settings
+from tests.paths import REPO_ROOT
 
 GOOD = {
     "twilio_account_sid": "AC" + "0123456789abcdef" * 2,
@@ -92,7 +92,7 @@ def test_cli(sqlite_url: str) -> None:
     env = {**os.environ, "RELAIS_DATABASE_URL": sqlite_url, "RELAIS_TWILIO_ACCOUNT_SID": "nope"}
     env.pop("RELAIS_REDIS_URL", None)
     proc = subprocess.run(
-        [sys.executable, "-c", "from bot.cli import main; main()", "doctor"],
+        [sys.executable, "-c", "from bot.cli.main import main; main()", "doctor"],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,
@@ -103,7 +103,7 @@ def test_cli(sqlite_url: str) -> None:
     assert "RELAIS_TWILIO_ACCOUNT_SID" in proc.stdout and "database" in proc.stdout
     env["RELAIS_RETENTION_MONTHS"] = "zero"
     proc = subprocess.run(
-        [sys.executable, "-c", "from bot.cli import main; main()", "doctor"],
+        [sys.executable, "-c", "from bot.cli.main import main; main()", "doctor"],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,

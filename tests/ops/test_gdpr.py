@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
-from bot.gdpr import ERASED_TEXT, erase_tenant, export_tenant, months_before, purge
-from bot.models import AuditLog, Conversation, Message, Outbox, Request, Tenant
-from bot.runtime import Runtime
-from bot.types import Inbound, Media
-from tests.bot.test_pipeline import settled
+from bot.app.runtime import Runtime
+from bot.core.types import Inbound, Media
+from bot.ops.gdpr import ERASED_TEXT, erase_tenant, export_tenant, months_before, purge
+from bot.storage.models import AuditLog, Conversation, Message, Outbox, Request, Tenant
+from tests.worker.test_pipeline import settled
 
 KNOWN = "+33612345600"  # Nadia Haddad, L-10231
 OTHER = "+33612345601"  # Jean Dupont, L-10232

@@ -9,12 +9,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.logs import JsonFormatter, MaskingFilter, redact, resolve_format, setup_logging
-from bot.runtime import Roles, Runtime
-from bot.types import Inbound
-from tests.bot.test_pipeline import settled
+from bot.app.runtime import Roles, Runtime
+from bot.core.types import Inbound
+from bot.ops.logs import JsonFormatter, MaskingFilter, redact, resolve_format, setup_logging
 from tests.conftest import make_settings
 from tests.fakes import KeywordEngine, RecordingChannel
+from tests.worker.test_pipeline import settled
 
 PHONE = "+33612345600"
 BODY = "il y a une fuite dans la salle de bain depuis hier soir"

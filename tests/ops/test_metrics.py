@@ -8,14 +8,14 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from sqlalchemy import select, update
 
-from bot.app import create_app
-from bot.metrics import Scraper
-from bot.models import Conversation, Handoff, Outbox
-from bot.runtime import Roles, Runtime
-from bot.types import Inbound
-from tests.bot.test_pipeline import settled
+from bot.app.factory import create_app
+from bot.app.runtime import Roles, Runtime
+from bot.core.types import Inbound
+from bot.ops.metrics import Scraper
+from bot.storage.models import Conversation, Handoff, Outbox
 from tests.conftest import make_settings
 from tests.fakes import KeywordEngine, RecordingChannel
+from tests.worker.test_pipeline import settled
 
 
 def value(text: str, name: str, labels: str = "") -> float:

@@ -1,0 +1,1 @@
+"""The kernel: settings, message types, errors, channel protocols, data files, passwords."""

@@ -1,0 +1,1 @@
+"""Operations: GDPR, the doctor's checks, metrics, logging, demo data, staff accounts."""

@@ -1,0 +1,301 @@
+"""Personal data: export everything held on a tenant, erase it, and purge past the retention.
+
+Erasure keeps the rows (and so the statistics: how many messages, which intents, when) and
+drops what identifies or describes a person: message texts, media and raw payloads, the
+tenant's name and contact details, the conversation's address. Every export, erasure and
+purge is written to the audit log.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.core.status import OUTBOX_WAITING, OutboxStatus
+from bot.storage.db import Database
+from bot.storage.models import (
+    Conversation,
+    Handoff,
+    Message,
+    Outbox,
+    Request,
+    Tenant,
+)
+from bot.storage.store import audit
+
+log = logging.getLogger(__name__)
+
+ERASED_TEXT = "[effacé]"
+ERASED_PREFIX = "erased:"
+# What stays of an NLU result once the text is gone: enough for statistics, nothing quoted.
+_NLU_KEEP = ("intent", "confidence", "language", "ms", "skipped")
+
+
+class TenantNotFound(LookupError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Erasure:
+    conversations: int = 0
+    messages: int = 0
+    requests: int = 0
+
+    def __add__(self, other: Erasure) -> Erasure:
+        return Erasure(
+            self.conversations + other.conversations,
+            self.messages + other.messages,
+            self.requests + other.requests,
+        )
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "conversations": self.conversations,
+            "messages": self.messages,
+            "requests": self.requests,
+        }
+
+
+def months_before(when: datetime, months: int) -> datetime:
+    """The same day `months` calendar months earlier (the month's last day if it is shorter)."""
+    year, month = divmod(when.year * 12 + when.month - 1 - months, 12)
+    month += 1
+    day = when.day
+    while True:
+        try:
+            return when.replace(year=year, month=month, day=day)
+        except ValueError:
+            day -= 1
+
+
+async def _tenant(s: AsyncSession, reference: str) -> Tenant:
+    tenant = (
+        (await s.execute(select(Tenant).where(Tenant.reference == reference)))
+        .unique()
+        .scalar_one_or_none()
+    )
+    if tenant is None:
+        raise TenantNotFound(f"No tenant with reference '{reference}'.")
+    return tenant
+
+
+async def _conversations(s: AsyncSession, tenant: Tenant) -> list[Conversation]:
+    """Their linked conversations, and those from their phone or Telegram id not linked yet."""
+    where = [Conversation.tenant_id == tenant.id]
+    if tenant.phone:
+        where.append(Conversation.address == tenant.phone)
+    if tenant.telegram_chat_id:
+        where.append(
+            (Conversation.channel == "telegram") & (Conversation.address == tenant.telegram_chat_id)
+        )
+    rows = (
+        (await s.execute(select(Conversation).where(or_(*where)).order_by(Conversation.id)))
+        .unique()
+        .scalars()
+    )
+    return list(rows)
+
+
+def _row(obj: Any, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for col in obj.__table__.columns:
+        if col.key in skip:
+            continue
+        value = getattr(obj, col.key)
+        out[col.key] = value.isoformat() if isinstance(value, datetime) else value
+    return out
+
+
+async def export_tenant(db: Database, reference: str, *, actor: str = "cli") -> dict[str, Any]:
+    """Everything held on one tenant, as plain JSON-ready data; the export is audited."""
+    async with db.transaction() as s:
+        tenant = await _tenant(s, reference)
+        convs = await _conversations(s, tenant)
+        conv_ids = [c.id for c in convs]
+        messages = (
+            list(
+                (
+                    await s.execute(
+                        select(Message)
+                        .where(Message.conversation_id.in_(conv_ids))
+                        .order_by(Message.id)
+                    )
+                ).scalars()
+            )
+            if conv_ids
+            else []
+        )
+        requests = list(
+            (
+                await s.execute(
+                    select(Request)
+                    .where(
+                        or_(Request.tenant_id == tenant.id, Request.conversation_id.in_(conv_ids))
+                    )
+                    .order_by(Request.id)
+                )
+            ).scalars()
+        )
+        handoffs = (
+            list(
+                (
+                    await s.execute(
+                        select(Handoff)
+                        .where(Handoff.conversation_id.in_(conv_ids))
+                        .order_by(Handoff.id)
+                    )
+                ).scalars()
+            )
+            if conv_ids
+            else []
+        )
+        data = {
+            "exported_at": datetime.now(UTC).isoformat(),
+            "tenant": _row(tenant),
+            "conversations": [_row(c) for c in convs],
+            "messages": [
+                {**_row(m), "attachments": [_row(a) for a in m.attachments]} for m in messages
+            ],
+            "requests": [_row(r) for r in requests],
+            "handoffs": [_row(h) for h in handoffs],
+        }
+        await audit(
+            s,
+            "gdpr_export",
+            actor=actor,
+            target_type="tenant",
+            target_id=reference,
+            detail={"conversations": len(convs), "messages": len(messages)},
+        )
+    return data
+
+
+async def erase_conversation(s: AsyncSession, conv: Conversation) -> Erasure:
+    """Erase one conversation's content in the caller's transaction; rows and counts stay."""
+    msgs = list(
+        (await s.execute(select(Message).where(Message.conversation_id == conv.id))).scalars()
+    )
+    for m in msgs:
+        m.text = ERASED_TEXT if m.text else ""
+        m.media = []
+        m.raw = None
+        if m.nlu:
+            m.nlu = {k: v for k, v in m.nlu.items() if k in _NLU_KEEP}
+        for a in m.attachments:
+            a.url = None
+            a.file_id = None
+            a.data = {}
+    reqs = list(
+        (await s.execute(select(Request).where(Request.conversation_id == conv.id))).scalars()
+    )
+    for r in reqs:
+        _erase_request(r)
+    await s.execute(update(Handoff).where(Handoff.conversation_id == conv.id).values(resolution=""))
+    # Replies not yet delivered are not delivered any more: their address is gone.
+    await s.execute(
+        update(Outbox)
+        .where(Outbox.conversation_id == conv.id, Outbox.status.in_(OUTBOX_WAITING))
+        .values(status=OutboxStatus.SUPPRESSED, last_error="erased")
+    )
+    await s.execute(
+        update(Outbox)
+        .where(Outbox.conversation_id == conv.id)
+        .values(address=f"{ERASED_PREFIX}{conv.id}", text="", media=[], extra={})
+    )
+    if not conv.address.startswith(ERASED_PREFIX):
+        conv.address = f"{ERASED_PREFIX}{conv.id}"
+    conv.dialogue = {}
+    return Erasure(conversations=1, messages=len(msgs), requests=len(reqs))
+
+
+def _erase_request(r: Request) -> None:
+    r.summary = ERASED_TEXT if r.summary else ""
+    r.details = {}
+
+
+async def erase_tenant(db: Database, reference: str, *, actor: str = "cli") -> Erasure:
+    """Erase a tenant's personal data and their conversations' content; audited."""
+    async with db.transaction() as s:
+        tenant = await _tenant(s, reference)
+        total = Erasure()
+        for conv in await _conversations(s, tenant):
+            total += await erase_conversation(s, conv)
+        reqs = list(
+            (
+                await s.execute(
+                    select(Request).where(
+                        Request.tenant_id == tenant.id, Request.summary != ERASED_TEXT
+                    )
+                )
+            ).scalars()
+        )
+        for r in reqs:
+            _erase_request(r)
+        total += Erasure(requests=len(reqs))
+        tenant.first_name = ""
+        tenant.last_name = ""
+        tenant.phone = None
+        tenant.telegram_chat_id = None
+        tenant.email = None
+        tenant.apartment = ""
+        tenant.floor = ""
+        tenant.vulnerability = ""
+        tenant.erased_at = datetime.now(UTC)
+        await audit(
+            s,
+            "gdpr_erase",
+            actor=actor,
+            target_type="tenant",
+            target_id=reference,
+            detail=total.as_dict(),
+        )
+    return total
+
+
+async def purge(
+    db: Database, retention_months: int, *, actor: str = "cli", now: datetime | None = None
+) -> Erasure:
+    """Erase every conversation whose last message is older than the retention period."""
+    cutoff = months_before(now or datetime.now(UTC), retention_months)
+    total = Erasure()
+    while True:
+        # In batches, each its own transaction: a big first purge does not hold locks for long.
+        async with db.transaction() as s:
+            convs = list(
+                (
+                    await s.execute(
+                        select(Conversation)
+                        .where(
+                            Conversation.last_message_at < cutoff,
+                            ~Conversation.address.startswith(ERASED_PREFIX),
+                        )
+                        .order_by(Conversation.id)
+                        .limit(200)
+                    )
+                )
+                .unique()
+                .scalars()
+            )
+            batch = Erasure()
+            for conv in convs:
+                batch += await erase_conversation(s, conv)
+            if convs:
+                await audit(
+                    s,
+                    "gdpr_purge",
+                    actor=actor,
+                    target_type="conversations",
+                    target_id=f"before {cutoff.date().isoformat()}",
+                    detail={**batch.as_dict(), "retention_months": retention_months},
+                )
+        total += batch
+        if len(convs) < 200:
+            break
+    if total.conversations:
+        log.info("retention: %s conversation(s) erased", total.conversations)
+    return total

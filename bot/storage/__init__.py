@@ -1,0 +1,1 @@
+"""Storage: the database engine and sessions, the ORM models, write helpers, migrations."""
