@@ -156,7 +156,13 @@ class Runtime:
 
     async def _due_jobs(self) -> None:
         """What the dialogue left due (intakes the tenant stopped answering), every 30 s."""
-        await every(self._stop, DUE_EVERY_SECONDS, self.pipeline.run_due, name="due jobs")
+        await every(
+            self._stop,
+            DUE_EVERY_SECONDS,
+            self.pipeline.run_due,
+            name="due jobs",
+            first=DUE_EVERY_SECONDS,
+        )
 
     def add_channel(self, channel: Channel) -> None:
         for name in (channel.name, *channel.aliases):

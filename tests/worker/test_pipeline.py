@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.app.runtime import Roles, Runtime
+from bot.app.wiring import attach_handoff
 from bot.core.types import Inbound, Media
 from bot.storage.models import Conversation, Handoff, Message, Outbox, Request, Tenant
 from tests.conftest import make_settings
@@ -148,6 +149,7 @@ async def test_emergency_instructions_go_out_first(
 async def test_while_assigned_the_bot_stays_silent_but_never_on_safety(
     runtime: Runtime, recording: RecordingChannel
 ) -> None:
+    attach_handoff(runtime)  # the dialogue's alerts go through the console's notify path
     await send(runtime, "je veux parler à un humain", pid="a")
     await settled(runtime)
     assert len(recording.sent) == 1
