@@ -340,8 +340,15 @@ class _Policy:
         ]
         if main in ("bulky_waste", "status_request") and "question" in extras:
             extras.remove("question")  # "c'est quand les encombrants ?" is that question
-        if main == "bulky_waste" and p.entity("object") and "repair" not in extras:
-            extras.append("repair")  # "the boiler cuts out and a mattress was dumped"
+        if (
+            main in ("bulky_waste", "question")
+            and p.entity("object")
+            and "repair" not in extras
+            and reading.fault_words(self.turn.text)
+        ):
+            # "the boiler cuts out and a mattress was dumped", "my shutter is stuck, and a
+            # rent certificate please": a repair besides the main need.
+            extras.append("repair")
         if not extras:
             second = _second_problem(p) if main == "repair" else None
             if second is None:
@@ -795,8 +802,10 @@ class _Policy:
         if p.intent in ("affirm", "deny") and len(text.split()) <= 5:
             self.say("affirm_nothing" if p.intent == "affirm" else "deny_nothing")
             return True
-        if p.intent in ("question", "bulky_waste", "status_request", "human_request") and (
-            "?" in text or p.confidence >= 0.6
+        if (
+            p.intent in ("question", "bulky_waste", "status_request", "human_request")
+            and ("?" in text or p.confidence >= 0.6)
+            and not (same and p.intent == r.kind)
         ):
             return False
         if topical and not same:

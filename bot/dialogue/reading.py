@@ -210,7 +210,7 @@ _TOPIC_CUES = {
     "question": r"loyer|attestation|quittance|apl|caf|agence|charges|preavis|assurance|"
     r"rent|insurance|office",
     "status_request": r"ma demande|ou en est|dossier|reference|\br-20",
-    "repair": r"fuite|panne|marche pas|casse|chauffage|eau chaude|ascenseur|porte|lumiere|"
+    "repair": r"fuite|panne|marche pas|casse|bloque|chauffage|eau chaude|ascenseur|porte|lumiere|"
     r"chaudiere|radiateur|evier|ampoule|volet|fenetre|leak|broken|heating|boiler|cutting out",
 }
 _PARTS = re.compile(
@@ -503,11 +503,17 @@ def _not_now(t: str, m: re.Match[str], name: str) -> bool:
     return name in ("fire", "smoke", "gas", "trapped_lift") and bool(_LOOK_ALIKE.search(clause))
 
 
+_DANGER_WORDS = re.compile(
+    r"gaz|gas\b|feu\b|fire|fumee|smoke|incendie|brul|inond|flood|alarme|alarm|monoxyde|"
+    r"etincel|spark|bloque|coince|trapped|stuck|secours|urgence|urgent"
+)
+
+
 def look_alike(text: str) -> bool:
     """Danger words that name equipment or history ("le détecteur de fumée bipe"), with no
     danger of their own: not an emergency, whatever the classifier thought."""
     t = fold(text)
-    if hazard(text) is not None:
+    if hazard(text) is not None or not _DANGER_WORDS.search(t):
         return False
     return bool(_LOOK_ALIKE.search(t) or _PAST.search(t))
 
@@ -707,6 +713,18 @@ _ANOTHER = re.compile(
     r"\b(autre chose|autre probleme|un autre (souci|probleme)|autre souci|par ailleurs|"
     r"sinon|another (thing|problem|issue)|something else|also)\b"
 )
+
+
+_FAULT = re.compile(
+    r"\b(bloquee?s?|coincee?s?|en panne|panne|ne marche (plus|pas)|marche (plus|pas)|fuit|"
+    r"fuite|cassee?s?|ne ferme (plus|pas)|ne s.?ouvre (plus|pas)|hs|ne fonctionne (plus|pas)|"
+    r"keeps cutting out|cuts out|broken|stuck|leak\w*|not working|doesn.?t work)\b"
+)
+
+
+def fault_words(text: str) -> bool:
+    """Words of a fault ("bloqué", "en panne", "fuit"): a repair is being reported."""
+    return bool(_FAULT.search(fold(text)))
 
 
 def asks_status(text: str) -> bool:
