@@ -505,7 +505,7 @@ def _not_now(t: str, m: re.Match[str], name: str) -> bool:
 
 _DANGER_WORDS = re.compile(
     r"gaz|gas\b|feu\b|fire|fumee|smoke|incendie|brul|inond|flood|alarme|alarm|monoxyde|"
-    r"etincel|spark|bloque|coince|trapped|stuck|secours|urgence|urgent"
+    r"etincel|spark|secours"
 )
 
 
@@ -515,7 +515,7 @@ def look_alike(text: str) -> bool:
     t = fold(text)
     if hazard(text) is not None or not _DANGER_WORDS.search(t):
         return False
-    return bool(_LOOK_ALIKE.search(t) or _PAST.search(t))
+    return bool(_LOOK_ALIKE.search(t) or (_PAST.search(t) and not _NOW.search(t)))
 
 
 _RISK_WATER = re.compile(
