@@ -18,6 +18,7 @@ stores it, so a restart in the middle of an intake resumes where it was. State k
 from __future__ import annotations
 
 import copy
+import itertools
 import re
 from datetime import datetime, timedelta
 from typing import Any
@@ -350,19 +351,17 @@ class _Policy:
             # rent certificate please": a repair besides the main need.
             extras.append("repair")
         if not extras:
-            second = _second_problem(p) if main == "repair" else None
-            if second is None:
-                self.start(main, self.turn.text, p.entities)
-                return
-            (first_text, first_entities), (other_text, other_entities) = second
+            problems = _problems(p) if main == "repair" else [(self.turn.text, p.entities)]
+            (first_text, first_entities), *others = problems
             self.start(main, first_text, first_entities)
-            self.state.setdefault("pending", []).append(
-                {
-                    "intent": "repair",
-                    "text": other_text[:500],
-                    "entities": [[e.type, e.value] for e in other_entities],
-                }
-            )
+            for other_text, other_entities in others:
+                self.state.setdefault("pending", []).append(
+                    {
+                        "intent": "repair",
+                        "text": other_text[:500],
+                        "entities": [[e.type, e.value] for e in other_entities],
+                    }
+                )
             return
         parts = reading.split_needs(self.turn.text, [main, *extras])
         # A need told as history or denied ("c'était le grille-pain du voisin") is no need.
@@ -1622,10 +1621,9 @@ _STRONG_SPLIT = re.compile(
 )
 # "... et la chasse d'eau coule": a second subject after "et".
 _AND_SPLIT = re.compile(
-    r"(,\s*|\b)(et|and)( aussi| puis| en plus)? (le|la|les|l'|l |mon|ma|mes|the|my)\b"
+    r"(,\s*|\b)(et|and)( aussi| puis| en plus)? (le|la|les|l'|l |mon|ma|mes|the|my|j'|j )|"
+    r",\s*(le|la|les|l'|l |mon|ma|mes|the|my)\b"
 )
-# Objects named together about one problem ("une fuite sous l'évier").
-_TOGETHER = frozenset({"fuite", "canalisation", "plafond", "robinet", "evier"})
 _RELATED = (
     frozenset({"porte", "serrure", "interphone", "boite_aux_lettres"}),
     frozenset({"fenetre", "volet"}),
@@ -1635,32 +1633,27 @@ _RELATED = (
 )
 
 
-def _second_problem(
-    p: Parse,
-) -> tuple[tuple[str, tuple[Entity, ...]], tuple[str, tuple[Entity, ...]]] | None:
-    """Two repairs in one message ("le radiateur est froid et la chasse d'eau coule"): the
-    text and entities of each, cut where the second starts; None for one problem."""
-    objects = [e for e in p.entities if e.type == "object"]
-    first = objects[0] if objects else None
-    other = next((e for e in objects if first and e.value != first.value), None)
-    if first is None or other is None or other.start <= first.end:
-        return None
-    if any(first.value in group and other.value in group for group in _RELATED):
-        return None
-    between = reading.fold(p.text[first.end : other.start])
-    cut = _STRONG_SPLIT.search(between)
-    if cut is None and not (first.value in _TOGETHER or other.value in _TOGETHER):
-        cut = _AND_SPLIT.search(between)
-    if cut is None:
-        return None
-    at = first.end + cut.start()
-    head, tail = p.text[:at].strip(" ,"), p.text[at:].strip(" ,.;")
-    if len(head.split()) < 2 or len(tail.split()) < 2:
-        return None
-    return (
-        (head, tuple(e for e in p.entities if e.end <= at)),
-        (tail, tuple(e for e in p.entities if e.start >= at)),
-    )
+def _problems(p: Parse) -> list[tuple[str, tuple[Entity, ...]]]:
+    """The repairs of one message ("le radiateur est froid, et la chasse d'eau coule"): the
+    text and entities of each, cut where the next one starts; one item for one problem."""
+    objects = sorted((e for e in p.entities if e.type == "object"), key=lambda e: e.start)
+    cuts: list[int] = []
+    for a, b in itertools.pairwise(objects):
+        if b.start <= a.end or a.value == b.value:
+            continue
+        if any(a.value in group and b.value in group for group in _RELATED):
+            continue
+        between = reading.fold(p.text[a.end : b.start])
+        cut = _STRONG_SPLIT.search(between) or _AND_SPLIT.search(between)
+        if cut is not None:
+            cuts.append(a.end + cut.start())
+    bounds = [0, *cuts, len(p.text)]
+    parts = []
+    for lo, hi in itertools.pairwise(bounds):
+        text = p.text[lo:hi].strip(" ,.;")
+        if len(text.split()) >= 2:
+            parts.append((text, tuple(e for e in p.entities if lo <= e.start and e.end <= hi)))
+    return parts if len(parts) >= 2 else [(p.text, p.entities)]
 
 
 def _name(tenant: Any) -> str:
