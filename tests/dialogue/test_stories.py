@@ -14,6 +14,23 @@ from tests.conftest import DATA_DIR
 from tests.story_runner import Harness, Story, load_stories
 
 STORIES = load_stories()
+# Stories the dialogue does not pass yet, each with its reason (reported in bench/README.md);
+# strict: one that starts passing must leave this list.
+KNOWN_GAPS = {
+    "English tenant adds a detail to her open request": (
+        "'also the cold water is brown' is read as a second problem (a new intake) where the "
+        "story expects a detail of the hot-water request"
+    ),
+    "is the caretaker there on Wednesday afternoon at Canal": (
+        "no FAQ match for the caretaker's presence asked in slang ('la gardienne', 'aprem')"
+    ),
+    "cold radiator and a running flush in the same sms": (
+        "the NLU names no object for 'la chasse d'eau': one problem is read, not two"
+    ),
+    "three problems in one long message": (
+        "the light bulb's part stays inside the sink's request (entity offsets of the NLU)"
+    ),
+}
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +51,15 @@ def test_the_suite_has_a_hundred_stories_with_unique_names() -> None:
     assert len(names) >= 100 and len(set(names)) == len(names)
 
 
-@pytest.mark.parametrize("story", STORIES, ids=[f"{s.kind}:{s.name}" for s in STORIES])
+def _marks(story: Story) -> list[pytest.MarkDecorator]:
+    reason = KNOWN_GAPS.get(story.name)
+    return [pytest.mark.xfail(reason=reason, strict=True)] if reason else []
+
+
+@pytest.mark.parametrize(
+    "story",
+    [pytest.param(s, id=f"{s.kind}:{s.name}", marks=_marks(s)) for s in STORIES],
+)
 async def test_story(story: Story, harness: Harness) -> None:
     result = await harness.run(story, STORIES.index(story))
     assert result.passed, "\n".join(result.failures)
