@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import itertools
 import re
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -171,6 +172,10 @@ class _Policy:
         return bool(hours) and not is_open(hours, self.turn.now, region)
 
     def hand_off(self, spec: HandoffSpec) -> None:
+        pending = str(self.state.get("pending_text") or "")
+        if self.tenant is None and pending and pending[:40] not in spec.reason:
+            # What an unidentified sender wrote first goes with any handoff: nothing lost.
+            spec = replace(spec, reason=f"{spec.reason} — message en attente : « {pending[:300]} »")
         current = self.d.handoff
         if current is None or spec.priority > current.priority:
             self.d.handoff = spec
@@ -300,7 +305,7 @@ class _Policy:
             self.hand_off(
                 HandoffSpec(
                     "out_of_scope",
-                    f"Expéditeur non identifié ({self.turn.channel} {self.turn.address}), "
+                    f"Expéditeur non identifié ({self.sender_label()}), "
                     f"sans réponse : « {pending[:300]} »",
                     PRIORITY_NORMAL,
                 )
@@ -409,8 +414,7 @@ class _Policy:
                 self.hand_off(
                     HandoffSpec(
                         intent,
-                        f"Expéditeur non identifié ({self.turn.channel} {self.turn.address}) : "
-                        f"« {text[:300]} »",
+                        f"Expéditeur non identifié ({self.sender_label()}) : « {text[:300]} »",
                         PRIORITY_NORMAL,
                     )
                 )
@@ -661,9 +665,17 @@ class _Policy:
                 return r.reference
         return None
 
+    def sender_label(self) -> str:
+        """How staff can reach an unidentified sender: the phone number where the address is
+        one; otherwise only the channel (a web-chat token is a credential, never shown)."""
+        address = self.turn.address
+        if self.turn.channel in ("sms", "whatsapp") or address.startswith("+"):
+            return f"{self.turn.channel} {address}"
+        return self.turn.channel
+
     def where_words(self) -> str:
         if self.tenant is None:
-            return f"non identifié ({self.turn.channel} {self.turn.address})"
+            return f"non identifié ({self.sender_label()})"
         res = self.residence.name if self.residence else ""
         apt = f", logement {self.tenant.apartment}" if self.tenant.apartment else ""
         return f"{res} bât. {self.tenant.building}{apt}".strip()
@@ -729,8 +741,7 @@ class _Policy:
             self.hand_off(
                 HandoffSpec(
                     p.intent if p.intent in _TOPIC_INTENTS else "out_of_scope",
-                    f"Expéditeur non identifié ({self.turn.channel} {self.turn.address}) : "
-                    f"« {said} »",
+                    f"Expéditeur non identifié ({self.sender_label()}) : « {said} »",
                     PRIORITY_NORMAL,
                 )
             )

@@ -462,7 +462,7 @@ class Pipeline:
                     state=state,
                     handoff=dlg.HandoffSpec(
                         "out_of_scope",
-                        f"Expéditeur non identifié ({conv.channel} {conv.address}), numéro "
+                        f"Expéditeur non identifié ({_sender_label(conv)}), numéro "
                         f"donné introuvable : « {pending[:300]} »",
                     ),
                 )
@@ -1220,6 +1220,14 @@ def _foreign_language(parse: Parse) -> str:
     words = len(parse.text.split())
     non_latin = any(ord(ch) > 0x024F for ch in parse.text if ch.isalpha())
     return lang if words >= 2 or non_latin else ""
+
+
+def _sender_label(conv: Conversation) -> str:
+    """The sender as staff may see it: a phone number, else only the channel (a web-chat
+    token is a credential)."""
+    if _identified_by_phone(conv.channel, conv.address) or conv.channel == "whatsapp":
+        return f"{conv.channel} {conv.address}"
+    return conv.channel
 
 
 def _code_hash(conversation_id: int, code: str) -> str:

@@ -137,3 +137,13 @@ async def test_public_questions_need_no_identification(webchat: TraceSession) ->
     out = await webchat.line("c quand les encombrants a la residence du canal ?")
     assert "Résidence du Canal" in out["replies"][0] and "jeudi" in out["replies"][0]
     assert await linked(webchat) is None
+
+
+async def test_a_web_chat_token_never_reaches_staff_in_a_handoff_reason(
+    webchat: TraceSession,
+) -> None:
+    await webchat.line("mon radiateur ne chauffe plus")
+    await webchat.line("je sais pas mon numero")
+    out = await webchat.line("j'ai pas mon papier")
+    assert out["handoff"] is not None and "radiateur" in out["handoff"]["reason"]
+    assert "webchat-session-1" not in out["handoff"]["reason"]
