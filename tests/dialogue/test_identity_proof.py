@@ -16,6 +16,7 @@ from bot.app.chat import MovableClock, TraceSession
 from bot.app.runtime import Roles, Runtime
 from bot.app.wiring import attach_handoff
 from bot.messaging.bus import InProcessBus
+from bot.ops.gdpr import erase_tenant
 from bot.storage.models import Conversation, IdentityCode, Outbox
 from nlu.engine import build_engine
 from tests.conftest import DATA_DIR
@@ -147,3 +148,14 @@ async def test_a_web_chat_token_never_reaches_staff_in_a_handoff_reason(
     out = await webchat.line("j'ai pas mon papier")
     assert out["handoff"] is not None and "radiateur" in out["handoff"]["reason"]
     assert "webchat-session-1" not in out["handoff"]["reason"]
+
+
+async def test_erasing_the_tenant_removes_codes_and_the_code_sms(webchat: TraceSession) -> None:
+    await webchat.line("mon radiateur ne chauffe plus")
+    await webchat.line("L-10243")
+    [code] = await sms_codes(webchat)
+    assert code
+    await erase_tenant(webchat.rt.db, "L-10243")
+    async with webchat.rt.db.session() as s:
+        assert (await s.execute(select(IdentityCode))).first() is None
+    assert await sms_codes(webchat) == []
