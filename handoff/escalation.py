@@ -75,6 +75,7 @@ async def notify_staff(
     key: str,
     minutes: int = 0,
     by: str = "",
+    reason: str = "",
 ) -> bool:
     """Queue an alert with a link to the conversation; no tenant text goes in it (an SMS
     lands on a lock screen).
@@ -93,7 +94,14 @@ async def notify_staff(
     intent = _intent(lang, conv)
     url = f"{rt.settings.public_url.rstrip('/')}/console/c/{conv.id}"
     text = translate(
-        lang, f"alert.{kind}", intent=intent, minutes=minutes, where=where, url=url, by=by
+        lang,
+        f"alert.{kind}",
+        intent=intent,
+        minutes=minutes,
+        where=where,
+        url=url,
+        by=by,
+        reason=reason or intent,
     )
     channel, address = contact
     now = rt.clock()
@@ -103,7 +111,12 @@ async def notify_staff(
         channel=channel,
         address=address,
         text=text,
-        extra={"staff_alert": kind, "conversation_id": conv.id},
+        extra={
+            "staff_alert": kind,
+            "conversation_id": conv.id,
+            "to": staff.role,
+            "reason": reason or kind,
+        },
         idempotency_key=key[:128],
         status=OutboxStatus.PENDING,
         next_attempt_at=now,
@@ -259,6 +272,40 @@ async def targets(
     oncall = await _staff(s, Role.ONCALL)
     covering = [p for p in oncall if _covers(p, conv.residence_id)]
     return ONCALL, covering or oncall
+
+
+async def alert_now(
+    s: AsyncSession, rt: Runtime, conv: Conversation, *, to: str, reason: str, key: str
+) -> int:
+    """Alert staff at once, whatever the conversation's state (queued, taken or not yet
+    handed off): "oncall" for an emergency, "caretaker" for a report that got worse (the
+    residence's caretakers, on call when none). An open handoff is marked as escalated so
+    the loop does not alert the same people again. Returns the alerts queued."""
+    now = rt.clock()
+    level = ONCALL if to == "oncall" else CARETAKER
+    _level, people = await targets(s, conv, level, lodge_open=True)
+    sent = 0
+    for person in people:
+        if await notify_staff(
+            s, rt, person, conv, kind="alert", key=f"{key}:{person.id}", reason=reason
+        ):
+            sent += 1
+    if level == ONCALL:
+        await s.execute(
+            update(Handoff)
+            .where(Handoff.conversation_id == conv.id, Handoff.closed_at.is_(None))
+            .values(escalation_level=ONCALL, escalated_at=now)
+        )
+    if sent:
+        await audit(
+            s,
+            "alert",
+            actor="relais",
+            target_type="conversation",
+            target_id=conv.id,
+            detail={"to": to, "reason": reason, "alerts": sent},
+        )
+    return sent
 
 
 def _lodge_open(residence: Residence | None, now: datetime, tz: ZoneInfo) -> bool:

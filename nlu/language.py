@@ -197,6 +197,134 @@ _STOP_WORDS: dict[str, frozenset[str]] = {
     ),
 }
 
+# Languages tenants write besides French and English (stop words and greetings, accents folded).
+_MORE_STOP_WORDS: dict[str, frozenset[str]] = {
+    "it": frozenset(
+        [
+            "lo",
+            "gli",
+            "della",
+            "delle",
+            "nel",
+            "nella",
+            "che",
+            "sono",
+            "ho",
+            "hai",
+            "abbiamo",
+            "buongiorno",
+            "buonasera",
+            "grazie",
+            "uno",
+            "mio",
+            "mia",
+            "casa",
+            "acqua",
+            "riscaldamento",
+            "problema",
+            "perdita",
+            "funziona",
+            "c'e",
+            "cucina",
+            "bagno",
+            "salve",
+            "ciao",
+        ]
+    ),
+    "tr": frozenset(
+        [
+            "merhaba",
+            "ve",
+            "bir",
+            "bu",
+            "icin",
+            "cok",
+            "var",
+            "yok",
+            "ben",
+            "biz",
+            "evde",
+            "su",
+            "musluk",
+            "sorun",
+            "tesekkurler",
+            "lutfen",
+            "iyi",
+            "gunler",
+            "calismiyor",
+            "mutfak",
+            "banyo",
+            "kapi",
+            "asansor",
+            "selam",
+            "ediyor",
+            "degil",
+        ]
+    ),
+    "ro": frozenset(
+        [
+            "buna",
+            "ziua",
+            "si",
+            "este",
+            "sunt",
+            "nu",
+            "avem",
+            "cu",
+            "pentru",
+            "apa",
+            "caldura",
+            "problema",
+            "multumesc",
+            "va",
+            "rog",
+            "bucatarie",
+            "baie",
+            "usa",
+            "liftul",
+            "ziua",
+            "dimineata",
+            "seara",
+            "casa",
+            "meu",
+            "mea",
+        ]
+    ),
+    "pl": frozenset(
+        [
+            "dzien",
+            "dobry",
+            "nie",
+            "mam",
+            "jest",
+            "sa",
+            "ze",
+            "prosze",
+            "dziekuje",
+            "woda",
+            "wody",
+            "cieplej",
+            "ogrzewanie",
+            "kuchni",
+            "lazience",
+            "drzwi",
+            "winda",
+            "od",
+            "wczoraj",
+            "mieszkaniu",
+        ]
+    ),
+}
+# Letters that tell a language apart from French and English on their own.
+_LETTERS: tuple[tuple[str, str], ...] = (
+    ("ğşıİ", "tr"),
+    ("șțşţă", "ro"),
+    ("ąćęłńśźżŁŚŻ", "pl"),
+    ("ãõ", "pt"),
+    ("ñ¿¡", "es"),
+    ("ß", "de"),
+)
+
 _SCRIPTS: tuple[tuple[int, int, str], ...] = (
     (0x0600, 0x06FF, "ar"),
     (0x0400, 0x04FF, "ru"),
@@ -227,10 +355,16 @@ def detect_language(normalized: str, original: str = "") -> str:
             lang, n = max(counts.items(), key=lambda kv: kv[1])
             if n * 2 >= len(letters):
                 return lang
+    for chars, lang in _LETTERS:
+        if any(ch in chars for ch in original):
+            return lang
     words = normalized.split()
     if not words:
         return "fr"
     scores = {lang: sum(w in stops for w in words) for lang, stops in _STOP_WORDS.items()}
+    scores.update(
+        {lang: sum(w in stops for w in words) for lang, stops in _MORE_STOP_WORDS.items()}
+    )
     best = max(scores, key=lambda lang: scores[lang])
     if best == "fr" or scores[best] == 0:
         return "fr"

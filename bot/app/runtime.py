@@ -46,7 +46,7 @@ from bot.storage.store import (
 )
 from bot.storage.uploads import UploadStore, build_upload_store, sweep_uploads
 from bot.worker.lifecycle import Lifecycle
-from bot.worker.pipeline import Pipeline
+from bot.worker.pipeline import Alerter, Pipeline
 from nlu.engine import Engine, build_engine
 from nlu.training import ensure_model
 
@@ -71,6 +71,7 @@ Background = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 # Messages a busy worker waits for (up to `worker_linger_ms`) before running a batch: past
 # about twenty, a batch's fixed cost is a small part of its messages' (bench/worker.py).
 BATCH_TARGET = 24
+DUE_EVERY_SECONDS = 30.0
 
 
 class Runtime:
@@ -122,6 +123,7 @@ class Runtime:
         self._stop = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._background: list[tuple[str, Background]] = []
+        self.alerter: Alerter | None = None
         self._roles = Roles(consume=False)  # until `start`
 
     @property
@@ -150,6 +152,11 @@ class Runtime:
                 on_outbox=self.outbox.wake,
                 outbox=self.outbox if self._delivers else None,
                 lifecycle=self.lifecycle,
+                alerter=self.alerter,
+                intake_timeout=timedelta(minutes=self.settings.intake_timeout_minutes),
+                code_lifetime=timedelta(minutes=self.settings.identity_code_minutes),
+                code_tries=self.settings.identity_code_tries,
+                codes_per_hour=self.settings.identity_codes_per_hour,
             )
         return self._pipeline
 
@@ -158,6 +165,23 @@ class Runtime:
         if role not in Roles.__dataclass_fields__:
             raise ValueError(f"no role {role!r}")
         self._background.append((role, job))
+
+    def set_alerter(self, alerter: Alerter) -> None:
+        """How the dialogue's staff alerts are sent at once (the console's notify path, plugged
+        in by the composition root); without one, only the escalation loop alerts."""
+        self.alerter = alerter
+        if self._pipeline is not None:
+            self._pipeline.alerter = alerter
+
+    async def _due_jobs(self) -> None:
+        """What the dialogue left due (intakes the tenant stopped answering), every 30 s."""
+        await every(
+            self._stop,
+            DUE_EVERY_SECONDS,
+            self.pipeline.run_due,
+            name="due jobs",
+            first=DUE_EVERY_SECONDS,
+        )
 
     def add_channel(self, channel: Channel) -> None:
         for name in (channel.name, *channel.aliases):
@@ -193,6 +217,7 @@ class Runtime:
             )
             self._spawn("consumers", lambda: self.bus.consume(group.one, self._stop, group))
             self._spawn("content", self._watch_content)
+            self._spawn("due jobs", self._due_jobs)
         if roles.outbox:
             self._spawn("outbox", lambda: self.outbox.run(self._stop))
         if roles.recover:

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 import uvicorn
 
-from bot.app.chat import run_chat
+from bot.app.chat import run_chat, run_trace
 from bot.app.factory import create_app
 from bot.app.runtime import Roles, Runtime
 from bot.app.wiring import attach_handoff
@@ -183,10 +183,23 @@ def chat(
         str | None, typer.Option(help="Speak as the tenant with this phone (E.164).")
     ] = None,
     lang: Annotated[str, typer.Option(help="Prompt language (fr or en).")] = "fr",
+    trace: Annotated[
+        bool,
+        typer.Option(
+            "--trace",
+            help="Print one JSON object per stdin line: NLU, replies, request, handoff, alerts. "
+            "A line '/wait 45m' (or 2h, 3d) moves the clock and runs what falls due.",
+        ),
+    ] = False,
+    channel: Annotated[
+        str, typer.Option(help="With --trace: the channel the tenant writes on.")
+    ] = "terminal",
 ) -> None:
     """Talk to the bot from a terminal, as a tenant would (reads stdin when it is not a tty)."""
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     address = phone or f"terminal-{uuid.uuid4().hex[:8]}"
+    if trace:
+        raise typer.Exit(asyncio.run(run_trace(Settings(), address, channel=channel)))
     code = asyncio.run(run_chat(Settings(), address, interactive=sys.stdin.isatty(), lang=lang))
     raise typer.Exit(code)
 

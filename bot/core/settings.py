@@ -190,6 +190,17 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = Field(default=None, description="whsec_<base64>")
     webhook_timeout_seconds: float = Field(default=10, gt=0)
 
+    # Dialogue: an intake the tenant stopped answering becomes a request (or a handoff).
+    intake_timeout_minutes: float = Field(
+        default=30, gt=0, description="Silence after which a half-finished intake is recorded."
+    )
+    # Identification proof: a one-time code sent by SMS to the tenant's phone on file.
+    identity_code_minutes: float = Field(default=10, gt=0, description="Code lifetime.")
+    identity_code_tries: int = Field(default=3, ge=1, description="Wrong codes before a new one.")
+    identity_codes_per_hour: int = Field(
+        default=3, ge=1, description="Codes sent per tenant and per session in an hour."
+    )
+
     # Personal data.
     retention_months: int = Field(
         default=24, ge=1, description="Conversations older than this are erased (relais gdpr)."

@@ -19,7 +19,7 @@ from bot.dialogue.types import (
     PRIORITY_VULNERABLE,
     Decision,
     HandoffSpec,
-    RequestUpdate,
+    RequestMove,
     Turn,
 )
 
@@ -83,7 +83,7 @@ def decide_confirmation(turn: Turn, texts: Texts) -> Decision | None:
             ],
             state=state,
             intent="affirm",
-            request_update=RequestUpdate(reference, "closed"),
+            request_update=RequestMove(reference, "closed"),
         )
     residence = turn.tenant.residence if turn.tenant else None
     caretaker = (residence.caretaker_name if residence else "") or texts.get("team_name", lang)
@@ -92,7 +92,7 @@ def decide_confirmation(turn: Turn, texts: Texts) -> Decision | None:
         replies=[texts.get("repair_not_fixed", lang, reference=reference, caretaker=caretaker)],
         state=state,
         intent="deny",
-        request_update=RequestUpdate(reference, "reopened", turn.text.strip()[:1000]),
+        request_update=RequestMove(reference, "reopened", turn.text.strip()[:1000]),
         handoff=HandoffSpec(
             "repair", "not_fixed", PRIORITY_VULNERABLE if vulnerable else PRIORITY_NORMAL
         ),

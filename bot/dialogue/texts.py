@@ -35,6 +35,14 @@ class Texts:
         # A missing placeholder renders empty rather than failing in front of a tenant.
         return string.Formatter().vformat(str(template), (), _Blank(params)).strip()
 
+    def other(self, key: str, lang: str) -> str:
+        """A fixed line in a language the bot does not otherwise write (an acknowledgement),
+        followed by its French meaning for the staff reading the transcript."""
+        entry = self.entries.get(key) or {}
+        line = str(entry.get(lang) or entry.get("en") or "")
+        french = str(entry.get("fr") or "")
+        return f"{line}\n({french})" if french and lang != "fr" else line
+
     def label(self, group: str, key: str, lang: str = "fr") -> str:
         entry = self.entries.get(group, {}).get(key)
         if not entry:

@@ -27,6 +27,7 @@ class ResidenceView:
     bulky_waste: dict[str, Any] = field(default_factory=dict)
     lift_company: dict[str, Any] = field(default_factory=dict)
     landlord: dict[str, Any] = field(default_factory=dict)
+    region: str = ""  # public-holiday region (Moselle, Alsace, overseas; "" for mainland)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +49,8 @@ class RequestView:
     status: str
     created_at: datetime
     summary: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+    conversation_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,14 +81,27 @@ class Turn:
     # Written in a language the bot does not speak: French answer plus a short English line.
     foreign: bool = False
     phone_region: str = "FR"  # how a national number the tenant types ("06…") is read
+    # The language detected when it is neither French nor English ("tr", "ar"...), else "".
+    foreign_language: str = ""
+    # Who holds the conversation: "bot", "queued" (waits for a person) or "assigned".
+    conversation_state: str = "bot"
+    priority: int = PRIORITY_NORMAL  # the conversation's current queue priority
+    # The request this conversation opened last, while it is not closed.
+    open_request: RequestView | None = None
+    # Every residence: public facts (bulky-waste day, agency hours) need no identification.
+    residences: tuple[ResidenceView, ...] = ()
+    address: str = ""  # the sender's address on the channel (shown to staff, never logged)
+    # The channel cannot prove who writes (web chat, Telegram): a link needs a code by SMS.
+    needs_proof: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class HandoffSpec:
     intent: str
-    reason: str
+    reason: str  # in words: what the person must know (the problem, where, since when)
     priority: int = PRIORITY_NORMAL
     oncall: bool = False
+    language: str = ""  # the tenant's language when it is not the reply language
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -93,6 +109,7 @@ class HandoffSpec:
             "reason": self.reason,
             "priority": self.priority,
             "oncall": self.oncall,
+            "language": self.language,
         }
 
     @classmethod
@@ -122,13 +139,32 @@ class RequestSpec:
 
 
 @dataclass(frozen=True, slots=True)
-class RequestUpdate:
+class RequestMove:
     """A move of one of the tenant's requests (by reference) the tenant's answer asks for:
     `closed` (it is fixed) or `reopened` (it is not; `note` holds their words)."""
 
     reference: str
     status: str
     note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AlertSpec:
+    """A staff notification to send now: `to` is "oncall" or "caretaker"; `reason` is a short
+    label for the alert (no tenant text: an SMS lands on a lock screen)."""
+
+    to: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RequestUpdate:
+    """Something added to an existing request: a note, a photo, a worsening, an address."""
+
+    reference: str
+    note: str
+    photo: bool = False
+    fields: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -141,7 +177,11 @@ class Decision:
     identify: str | None = None
     intent: str | None = None
     satisfaction: int | None = None  # the tenant's 1-5 rating after a closed handoff
-    request_update: RequestUpdate | None = None  # the answer to "is it fixed?"
+    request_update: RequestMove | None = None  # the answer to "is it fixed?"
+    alerts: list[AlertSpec] = field(default_factory=list)
+    updates: list[RequestUpdate] = field(default_factory=list)
+    # The language to show staff when the tenant writes one the bot does not ("tr"...).
+    language: str | None = None
 
     @property
     def request(self) -> RequestSpec | None:

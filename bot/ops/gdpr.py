@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.status import OUTBOX_WAITING, OutboxStatus
@@ -26,6 +26,7 @@ from bot.storage.models import (
     AuditLog,
     Conversation,
     Handoff,
+    IdentityCode,
     Message,
     Outbox,
     Request,
@@ -215,7 +216,11 @@ async def erase_conversation(
     for r in reqs:
         _erase_request(r)
     await _erase_request_events(s, [r.id for r in reqs])
-    await s.execute(update(Handoff).where(Handoff.conversation_id == conv.id).values(resolution=""))
+    # The reason says in words what the person had to know: the tenant's words, erased too.
+    await s.execute(
+        update(Handoff).where(Handoff.conversation_id == conv.id).values(resolution="", reason="")
+    )
+    await s.execute(delete(IdentityCode).where(IdentityCode.conversation_id == conv.id))
     # Replies not yet delivered are not delivered any more: their address is gone.
     await s.execute(
         update(Outbox)
@@ -345,6 +350,14 @@ async def erase_tenant(
             AuditLog.target_type == "transcripts",
             keep=lambda text: not names(text),
         )
+        await s.execute(delete(IdentityCode).where(IdentityCode.tenant_id == tenant.id))
+        if tenant.phone:
+            # One-time codes went to the phone on file outside any conversation.
+            await s.execute(
+                update(Outbox)
+                .where(Outbox.conversation_id.is_(None), Outbox.address == tenant.phone)
+                .values(address=f"{ERASED_PREFIX}tenant-{tenant.id}", text="", extra={})
+            )
         tenant.first_name = ""
         tenant.last_name = ""
         tenant.phone = None

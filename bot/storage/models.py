@@ -173,6 +173,8 @@ class Conversation(Base):
     last_message_at: Mapped[datetime] = mapped_column(default=utcnow)
     queued_at: Mapped[datetime | None] = mapped_column(default=None)
     closed_at: Mapped[datetime | None] = mapped_column(default=None)
+    # When the dialogue's pending work falls due (an unanswered intake becomes a request).
+    due_at: Mapped[datetime | None] = mapped_column(default=None, index=True)
 
     tenant: Mapped[Tenant | None] = relationship(lazy="joined")
 
@@ -339,7 +341,8 @@ class Handoff(Base):
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id"), index=True)
     residence_id: Mapped[int | None] = mapped_column(ForeignKey("residences.id"), default=None)
     intent: Mapped[str] = mapped_column(String(32))
-    reason: Mapped[str] = mapped_column(String(64), default="")
+    # In words: what the person must know (the problem, where, since when).
+    reason: Mapped[str] = mapped_column(Text, default="")
     priority: Mapped[int] = mapped_column(Integer, default=0)
     request_id: Mapped[int | None] = mapped_column(ForeignKey("requests.id"), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -350,6 +353,26 @@ class Handoff(Base):
     escalated_at: Mapped[datetime | None] = mapped_column(default=None)
     closed_at: Mapped[datetime | None] = mapped_column(default=None)
     resolution: Mapped[str] = mapped_column(Text, default="")
+
+
+class IdentityCode(Base):
+    """A one-time code sent by SMS to the tenant's phone on file, to prove a web-chat or
+    Telegram sender is that tenant. Only its hash is kept."""
+
+    __tablename__ = "identity_codes"
+    __table_args__ = (
+        Index("ix_identity_codes_tenant", "tenant_id", "created_at"),
+        Index("ix_identity_codes_conversation", "conversation_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"))
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id"))
+    code_hash: Mapped[str] = mapped_column(String(128))
+    tries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    used_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class Outbox(Base):

@@ -7,16 +7,19 @@ produces its replies once.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import re
+import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import raiseload
 
@@ -24,6 +27,7 @@ from bot import dialogue as dlg
 from bot.core.phones import DEFAULT_REGION
 from bot.dialogue.content import Content
 from bot.dialogue.faq import Faq, load_faq
+from bot.dialogue.schedule import region_of
 from bot.dialogue.texts import Texts
 from bot.messaging.bus import Bus
 from bot.messaging.webhooks import handoff_json
@@ -32,6 +36,7 @@ from bot.storage.models import (
     Conversation,
     ConversationState,
     Handoff,
+    IdentityCode,
     Incident,
     Message,
     OptOut,
@@ -57,9 +62,15 @@ _STOP = re.compile(r"^\s*(stop|stop sms|arret|arrêt|unsubscribe)\s*[.!]?\s*$", 
 # have said "fr" for lack of stop words in that language.
 # (No IGNORECASE: the dotless ı would then match every i.)
 _FOREIGN_LETTERS = re.compile("[ąćęłńśźżğşţőűøåßĄĆĘŁŃŚŹŻĞŞŢŐŰØÅ]")
+# Channels whose address proves nothing of who writes: linking needs a code sent by SMS.
+PROOF_CHANNELS = ("webchat", "telegram")
 REQUESTS_SHOWN = 20  # a tenant's latest requests the dialogue sees (status questions)
 NAME_TTL = 60.0  # seconds a caretaker's display name is kept in memory
 _START = re.compile(r"^\s*(start|unstop|reprise)\s*[.!]?\s*$", re.IGNORECASE)
+
+
+# (session, conversation, to "oncall"|"caretaker", short reason, idempotency key) → alerts sent
+Alerter = Callable[[AsyncSession, Conversation, str, str, str], Awaitable[int]]
 
 
 @dataclass(slots=True)
@@ -110,6 +121,11 @@ class Pipeline:
         on_outbox: Callable[[], None] | None = None,
         outbox: OutboxDispatcher | None = None,
         lifecycle: Lifecycle | None = None,
+        alerter: Alerter | None = None,
+        intake_timeout: timedelta = timedelta(minutes=30),
+        code_lifetime: timedelta = timedelta(minutes=10),
+        code_tries: int = 3,
+        codes_per_hour: int = 3,
     ) -> None:
         self.db = db
         self.engine = engine
@@ -130,6 +146,13 @@ class Pipeline:
         self.lifecycle = lifecycle
         self.processed = 0
         self._names: dict[str, tuple[float, str]] = {}
+        self._public: tuple[float, tuple[dlg.ResidenceView, ...]] | None = None
+        # Staff alerts sent at once (an emergency): the runtime wires handoff.escalation's.
+        self.alerter = alerter
+        self.intake_timeout = intake_timeout
+        self.code_lifetime = code_lifetime
+        self.code_tries = code_tries
+        self.codes_per_hour = codes_per_hour
 
     async def process(self, message_id: int) -> None:
         await self.process_many([message_id])
@@ -369,14 +392,47 @@ class Pipeline:
     async def _handle(
         self, s: AsyncSession, msg: Message, conv: Conversation, parse: Parse, fx: Effects
     ) -> None:
+        """One turn: who writes, what the dialogue decides, then apply it."""
         if conv.channel in SMS_CHANNELS and await self._opt_out_keywords(s, msg, conv, fx):
             return
-        tenant = await self._identify(s, conv, fx.batch)
-        linked_by_contact = False
+        tenant, linked_by_contact = await self._sender(s, msg, conv, fx.batch)
+        event = self._message_event(msg, conv, parse, fx)
+        _reopen(conv)
+        lang, foreign = self._language(parse, tenant, conv)
+        conv.language = lang
+        residence = await s.get(Residence, conv.residence_id) if conv.residence_id else None
+        if linked_by_contact and tenant is not None:
+            # They shared their own phone number: greet them and take up what they asked.
+            decision = await self._after_link(s, msg, conv, tenant, lang, fx.batch)
+        else:
+            turn = await self._turn(
+                s, msg, conv, parse, tenant, residence, lang, batch=fx.batch, foreign=foreign
+            )
+            decision = dlg.decide(turn, self.texts, self.faq)
+            if decision.intent == "emergency":
+                # The dialogue's safety check read a danger the classifier did not name.
+                msg.intent = "emergency"
+            if decision.identify and tenant is None:
+                decision = await self._identification(s, msg, conv, decision, lang, fx.batch)
+                tenant = await s.get(Tenant, conv.tenant_id) if conv.tenant_id else None
+        if tenant is not None and tenant.residence_id != (residence.id if residence else None):
+            residence = await s.get(Residence, tenant.residence_id)
+        await self._apply(s, f"reply:{msg.id}", conv, decision, tenant, fx)
+        event["state"] = conv.state
+
+    async def _sender(
+        self, s: AsyncSession, msg: Message, conv: Conversation, batch: Prefetched
+    ) -> tuple[Tenant | None, bool]:
+        """The tenant writing, and whether they were just recognised by a shared contact."""
+        tenant = await self._identify(s, conv, batch)
         if tenant is None:
             tenant = await self._link_by_shared_contact(s, msg, conv)
-            linked_by_contact = tenant is not None
-        residence = await s.get(Residence, conv.residence_id) if conv.residence_id else None
+            return tenant, tenant is not None
+        return tenant, False
+
+    def _message_event(
+        self, msg: Message, conv: Conversation, parse: Parse, fx: Effects
+    ) -> dict[str, Any]:
         event = {
             "type": "message",
             "conversation_id": conv.id,
@@ -387,64 +443,144 @@ class Pipeline:
             "intent": parse.intent,
         }
         fx.events.append(event)
-        if conv.state == ConversationState.CLOSED.value:
-            # A tenant writing again after closing goes back to the bot first.
-            conv.state = ConversationState.BOT.value
-            conv.closed_at = None
-            # Only the satisfaction question survives the close: the tenant may be answering it.
-            asked = (conv.dialogue or {}).get("asked")
-            conv.dialogue = {"asked": asked} if asked == "satisfaction" else {}
-        lang, foreign = self._language(parse, tenant, conv)
-        conv.language = lang
-        if conv.state == ConversationState.ASSIGNED.value:
-            # A person holds the conversation: the bot stays silent, except for safety
-            # instructions, which never wait. (While merely queued, the bot keeps answering.)
-            if parse.intent == "emergency":
-                kind = dlg.emergency_kind(msg.text)
-                lift = residence.lift_company if residence else {}
-                text = self.texts.get(
-                    f"emergency_{kind}",
-                    lang,
-                    lift_company=lift.get("name"),
-                    lift_phone=lift.get("phone", "112"),
-                    gas_phone=self.landlord.get("gas_emergency", "0 800 47 33 33"),
+        return event
+
+    async def _identification(
+        self,
+        s: AsyncSession,
+        msg: Message,
+        conv: Conversation,
+        decision: dlg.Decision,
+        lang: str,
+        batch: Prefetched,
+    ) -> dlg.Decision:
+        """An unknown sender gave a tenant number, a phone or a one-time code.
+
+        Where the channel proves nothing of who writes (web chat, Telegram), a tenant number
+        is answered with a code sent by SMS to the phone on file; only that code links the
+        session. Elsewhere the number is linked as given."""
+        identity = decision.identify or ""
+        state = dict(decision.state or conv.dialogue or {})
+        conv.dialogue = dict(state)  # what the sender wrote before is taken up once linked
+        if identity.startswith("code:"):
+            tenant = await self._check_code(s, conv, identity[5:])
+            if isinstance(tenant, str):
+                state = {**state, "awaiting": "identity" if tenant == "code_expired" else "code"}
+                return dlg.Decision(replies=[self.texts.get(tenant, lang)], state=state)
+            return await self._after_link(s, msg, conv, tenant, lang, batch)
+        found = await self._tenant_by_identity(s, identity)
+        if found is None:
+            tries = int(state.get("identity_tries", 0)) + 1
+            state["identity_tries"] = tries
+            if tries >= dlg.MAX_FAILURES:
+                state.pop("awaiting", None)
+                pending = str(state.pop("pending_text", "") or "")
+                return dlg.Decision(
+                    replies=[self.texts.get("identity_handoff", lang)],
+                    state=state,
+                    handoff=dlg.HandoffSpec(
+                        "out_of_scope",
+                        f"Expéditeur non identifié ({_sender_label(conv)}), numéro "
+                        f"donné introuvable : « {pending[:300]} »",
+                    ),
                 )
-                fx.reply(text, f"reply:{msg.id}:0")
-                if conv.priority < dlg.PRIORITY_EMERGENCY:
-                    conv.priority = dlg.PRIORITY_EMERGENCY
-                    conv.intent = "emergency"
-                    fx.events.append(
-                        {
-                            "type": "handoff",
-                            "conversation_id": conv.id,
-                            "residence_id": conv.residence_id,
-                            "intent": "emergency",
-                            "priority": conv.priority,
-                        }
-                    )
-            event["state"] = conv.state
-            return
-        if linked_by_contact and tenant is not None:
-            # They shared their own phone number: greet them and take up what they asked.
-            decision = await self._after_link(s, msg, conv, tenant, lang, fx.batch)
-            residence = await s.get(Residence, tenant.residence_id)
-            await self._apply(s, msg, conv, decision, tenant, residence, fx)
-            return
-        turn = await self._turn(
-            s, msg, conv, parse, tenant, residence, lang, batch=fx.batch, foreign=foreign
+            return dlg.Decision(
+                replies=[self.texts.get("unknown_sender_again", lang)],
+                state={**state, "awaiting": "identity"},
+            )
+        if conv.channel not in PROOF_CHANNELS:
+            self._link(conv, found)
+            return await self._after_link(s, msg, conv, found, lang, batch)
+        return await self._send_code(s, conv, found, lang, state)
+
+    async def _send_code(
+        self, s: AsyncSession, conv: Conversation, tenant: Tenant, lang: str, state: dict[str, Any]
+    ) -> dlg.Decision:
+        """A one-time code by SMS to the tenant's phone on file, rate-limited per tenant and
+        per session; the session learns nothing of the tenant but the phone's last digits."""
+        now = self.clock()
+        hour = now - timedelta(hours=1)
+        recent = (
+            await s.execute(
+                select(func.count(IdentityCode.id)).where(
+                    or_(
+                        IdentityCode.tenant_id == tenant.id, IdentityCode.conversation_id == conv.id
+                    ),
+                    IdentityCode.created_at >= hour,
+                )
+            )
+        ).scalar_one()
+        if not tenant.phone or recent >= self.codes_per_hour:
+            state.pop("awaiting", None)
+            pending = str(state.pop("pending_text", "") or "")
+            key = "code_no_phone" if not tenant.phone else "code_limit"
+            return dlg.Decision(
+                replies=[self.texts.get(key, lang)],
+                state=state,
+                handoff=dlg.HandoffSpec(
+                    "out_of_scope",
+                    f"Identification non prouvée ({conv.channel}) : « {pending[:300]} »",
+                ),
+            )
+        code = f"{secrets.randbelow(1_000_000):06d}"
+        row = IdentityCode(
+            tenant_id=tenant.id,
+            conversation_id=conv.id,
+            code_hash=_code_hash(conv.id, code),
+            created_at=now,
+            expires_at=now + self.code_lifetime,
         )
-        decision = dlg.decide(turn, self.texts, self.faq)
-        if decision.identify and tenant is None:
-            tenant = await self._link_by_identity(s, conv, decision.identify)
-            if tenant is not None:
-                residence = await s.get(Residence, tenant.residence_id)
-                decision = await self._after_link(s, msg, conv, tenant, lang, fx.batch)
-            else:
-                decision = dlg.Decision(
-                    replies=[self.texts.get("unknown_sender", lang)],
-                    state={**(conv.dialogue or {}), "awaiting": "identity"},
+        s.add(row)
+        await s.flush()
+        minutes = int(self.code_lifetime.total_seconds() // 60)
+        s.add(
+            Outbox(
+                message_id=None,
+                conversation_id=None,  # not part of the session's thread: it goes to the phone
+                channel="sms",
+                address=tenant.phone,
+                text=self.texts.get(
+                    "code_sms", tenant.language or lang, code=code, minutes=minutes
+                ),
+                extra={"identity_code": row.id},
+                idempotency_key=f"identity-code:{row.id}",
+                status="pending",
+                next_attempt_at=datetime.now(UTC),
+            )
+        )
+        state["awaiting"] = "code"
+        return dlg.Decision(
+            replies=[self.texts.get("code_sent", lang, last=tenant.phone[-2:])], state=state
+        )
+
+    async def _check_code(self, s: AsyncSession, conv: Conversation, code: str) -> Tenant | str:
+        """The tenant the code proves, or the text key saying why not."""
+        row = (
+            (
+                await s.execute(
+                    select(IdentityCode)
+                    .where(IdentityCode.conversation_id == conv.id, IdentityCode.used_at.is_(None))
+                    .order_by(IdentityCode.id.desc())
+                    .limit(1)
                 )
-        await self._apply(s, msg, conv, decision, tenant, residence, fx)
+            )
+            .scalars()
+            .first()
+        )
+        now = self.clock()
+        if row is None or row.expires_at < now or row.tries >= self.code_tries:
+            return "code_expired"
+        if not hmac.compare_digest(row.code_hash, _code_hash(conv.id, code)):
+            row.tries += 1
+            return "code_expired" if row.tries >= self.code_tries else "code_wrong"
+        row.used_at = now
+        tenant = await s.get(Tenant, row.tenant_id)
+        if tenant is None:
+            return "code_expired"
+        self._link(conv, tenant)
+        if conv.channel == "telegram" and not tenant.telegram_chat_id:
+            tenant.telegram_chat_id = conv.address
+        return tenant
 
     async def _after_link(
         self,
@@ -518,18 +654,45 @@ class Pipeline:
     async def _apply(
         self,
         s: AsyncSession,
-        msg: Message,
+        key: str,
         conv: Conversation,
         decision: dlg.Decision,
         tenant: Tenant | None,
-        residence: Residence | None,
         fx: Effects,
     ) -> None:
+        """Apply what the dialogue decided: state, requests, replies, handoff, alerts.
+        `key` prefixes the outbox idempotency keys of this turn's replies and alerts."""
+        self._store_state(conv, decision)
+        references, first = await self._open_requests(s, conv, decision, tenant, fx)
+        if first is not None and first.reference:
+            # The request later messages attach to, until a person closes the conversation.
+            conv.dialogue = {**(conv.dialogue or {}), "request": first.reference}
+        await self._update_requests(s, conv, decision, tenant)
+        if decision.request_update is not None and tenant is not None:
+            # The answer to "is it fixed?": the request closes, or reopens to its caretaker.
+            first = await self._update_request(s, decision.request_update, tenant) or first
+        self._say(key, conv, decision, references, fx)
+        await self._hand_off(s, conv, decision, first, fx)
+        await self._alert(s, key, conv, decision)
+
+    def _store_state(self, conv: Conversation, decision: dlg.Decision) -> None:
         conv.dialogue = decision.state
+        conv.due_at = dlg.due_at(decision.state or {}, self.clock(), self.intake_timeout)
         if decision.satisfaction is not None:
             conv.satisfaction = decision.satisfaction
+        if decision.language:
+            conv.language = decision.language  # shown to staff; replies fall back to French
+
+    async def _open_requests(
+        self,
+        s: AsyncSession,
+        conv: Conversation,
+        decision: dlg.Decision,
+        tenant: Tenant | None,
+        fx: Effects,
+    ) -> tuple[dict[str, str], Request | None]:
         references: dict[str, str] = {}
-        request: Request | None = None
+        first: Request | None = None
         for spec in decision.requests:
             row = Request(
                 kind=spec.kind,
@@ -548,9 +711,43 @@ class Pipeline:
             references[spec.token] = await next_request_reference(s, row)
             if self.lifecycle is not None:
                 await self.lifecycle.created(s, row, Actor("tenant"))
-            request = request or row
-        if decision.request_update is not None and tenant is not None:
-            request = await self._update_request(s, decision.request_update, tenant) or request
+            first = first or row
+        return references, first
+
+    async def _update_requests(
+        self, s: AsyncSession, conv: Conversation, decision: dlg.Decision, tenant: Tenant | None
+    ) -> None:
+        """Notes, photos and fields added to requests the dialogue named (this tenant's or
+        this conversation's only)."""
+        for update_ in decision.updates:
+            row = (
+                (await s.execute(select(Request).where(Request.reference == update_.reference)))
+                .scalars()
+                .first()
+            )
+            if row is None or not (
+                row.conversation_id == conv.id
+                or (tenant is not None and row.tenant_id == tenant.id)
+            ):
+                continue
+            details = dict(row.details or {})
+            notes = list(details.get("notes") or [])
+            notes.append(update_.note)
+            details["notes"] = notes[-50:]
+            if update_.photo:
+                details["photo"] = True
+            details.update(update_.fields)
+            row.details = details
+            row.updated_at = datetime.now(UTC)
+
+    def _say(
+        self,
+        key: str,
+        conv: Conversation,
+        decision: dlg.Decision,
+        references: dict[str, str],
+        fx: Effects,
+    ) -> None:
         extra: dict[str, Any] = {}
         if conv.tenant_id is None and (decision.state or {}).get("awaiting") == "identity":
             # Channels that can (Telegram) show a button to share the phone number.
@@ -559,62 +756,166 @@ class Pipeline:
             for token, reference in references.items():
                 text = text.replace(token, reference)
             if text:
-                fx.reply(text, f"reply:{msg.id}:{i}", extra)
-        if decision.handoff and conv.state == ConversationState.QUEUED.value:
-            # Already waiting for a person: one queue item, raised if this need is more urgent.
-            h = decision.handoff
-            if h.priority > conv.priority:
-                conv.priority = h.priority
-                conv.intent = h.intent
-                fx.events.append(
-                    {
-                        "type": "handoff",
-                        "conversation_id": conv.id,
-                        "residence_id": conv.residence_id,
-                        "intent": h.intent,
-                        "priority": h.priority,
-                        "oncall": h.oncall,
-                    }
-                )
-        elif decision.handoff:
-            h = decision.handoff
-            conv.state = ConversationState.QUEUED.value
-            conv.intent = h.intent
+                fx.reply(text, f"{key}:{i}", extra)
+
+    async def _hand_off(
+        self,
+        s: AsyncSession,
+        conv: Conversation,
+        decision: dlg.Decision,
+        request: Request | None,
+        fx: Effects,
+    ) -> None:
+        h = decision.handoff
+        if h is None:
+            return
+        waiting = conv.state in (
+            ConversationState.QUEUED.value,
+            ConversationState.ASSIGNED.value,
+        )
+        if waiting:
+            # Already with a person: one queue item, raised if this need is more urgent.
+            if h.priority <= conv.priority:
+                return
             conv.priority = h.priority
-            conv.queued_at = self.clock()
-            handoff = Handoff(
-                conversation_id=conv.id,
-                residence_id=conv.residence_id,
-                intent=h.intent,
-                reason=h.reason,
-                priority=h.priority,
-                request_id=request.id if request else None,
-                created_at=self.clock(),
-            )
-            s.add(handoff)
-            await s.flush()
-            if self.lifecycle is not None:
-                self.lifecycle.webhooks.queue(
-                    s,
-                    "handoff.created",
-                    handoff_json(handoff, request.reference if request else None),
-                    order=f"conversation:{conv.id}",
-                    now=self.clock(),
+            conv.intent = h.intent
+            open_handoff = (
+                (
+                    await s.execute(
+                        select(Handoff)
+                        .where(Handoff.conversation_id == conv.id, Handoff.closed_at.is_(None))
+                        .order_by(Handoff.id.desc())
+                        .limit(1)
+                    )
                 )
+                .scalars()
+                .first()
+            )
+            if open_handoff is not None:
+                open_handoff.priority = h.priority
+                open_handoff.intent = h.intent
+                open_handoff.reason = f"{h.reason} (avant : {open_handoff.reason})"[:2000]
+                if request is not None and open_handoff.request_id is None:
+                    open_handoff.request_id = request.id
             fx.events.append(
                 {
                     "type": "handoff",
                     "conversation_id": conv.id,
-                    "handoff_id": handoff.id,
                     "residence_id": conv.residence_id,
                     "intent": h.intent,
                     "priority": h.priority,
                     "oncall": h.oncall,
                 }
             )
+            return
+        conv.state = ConversationState.QUEUED.value
+        conv.intent = h.intent
+        conv.priority = h.priority
+        conv.queued_at = self.clock()
+        handoff = Handoff(
+            conversation_id=conv.id,
+            residence_id=conv.residence_id,
+            intent=h.intent,
+            reason=h.reason[:2000],
+            priority=h.priority,
+            request_id=request.id if request else None,
+            created_at=self.clock(),
+        )
+        s.add(handoff)
+        await s.flush()
+        if self.lifecycle is not None:
+            self.lifecycle.webhooks.queue(
+                s,
+                "handoff.created",
+                handoff_json(handoff, request.reference if request else None),
+                order=f"conversation:{conv.id}",
+                now=self.clock(),
+            )
+        fx.events.append(
+            {
+                "type": "handoff",
+                "conversation_id": conv.id,
+                "handoff_id": handoff.id,
+                "residence_id": conv.residence_id,
+                "intent": h.intent,
+                "priority": h.priority,
+                "oncall": h.oncall,
+            }
+        )
+
+    async def _alert(
+        self, s: AsyncSession, key: str, conv: Conversation, decision: dlg.Decision
+    ) -> None:
+        """Staff alerts the dialogue asked for, sent now (an emergency never waits for the
+        escalation loop, whatever the conversation's state)."""
+        if self.alerter is None:
+            return
+        for i, alert in enumerate(decision.alerts):
+            await self.alerter(s, conv, alert.to, alert.reason, f"alert:{key}:{i}")
+
+    async def run_due(self, limit: int = 200) -> int:
+        """What fell due: intakes the tenant stopped answering become requests (or handoffs),
+        and the tenant is told the reference. Called by the runtime's periodic loop and by
+        `/wait` in a scripted chat. Returns the conversations handled."""
+        now = self.clock()
+        turns: list[tuple[Conversation, Effects]] = []
+        async with self.db.transaction() as s:
+            stmt = (
+                select(Conversation)
+                .where(
+                    Conversation.due_at.is_not(None),
+                    Conversation.due_at <= now,
+                )
+                .order_by(Conversation.due_at)
+                .limit(limit)
+            )
+            if self.db.dialect == "postgresql":
+                stmt = stmt.with_for_update(of=Conversation, skip_locked=True)
+            convs = list((await s.execute(stmt)).unique().scalars())
+            for conv in convs:
+                conv.due_at = None
+                if conv.state == ConversationState.ASSIGNED.value:
+                    continue  # a person holds it: what they were told is theirs to record
+                fx = Effects()
+                tenant = await s.get(Tenant, conv.tenant_id) if conv.tenant_id else None
+                residence = await s.get(Residence, conv.residence_id) if conv.residence_id else None
+                lang = conv.language if conv.language in ("fr", "en") else "fr"
+                turn = await self._silent_turn(s, conv, tenant, residence, lang, fx.batch)
+                decision = dlg.on_silence(turn, self.texts, self.faq)
+                stamp = int(now.timestamp())
+                await self._apply(s, f"due:{conv.id}:{stamp}", conv, decision, tenant, fx)
+                turns.append((conv, fx))
+            claimed, deferred = await self._store_replies(s, turns)
+        if self.outbox is not None and claimed:
+            self.outbox.send_claimed(claimed)
+        if deferred and self.outbox is None and self.on_outbox:
+            self.on_outbox()
+        elif deferred and self.outbox is not None:
+            self.outbox.waiting_behind(deferred)
+        events = [e for _conv, fx in turns for e in fx.events]
+        if events:
+            try:
+                await self.bus.publish_many(events)
+            except Exception as exc:
+                log.warning("could not publish events (%s)", type(exc).__name__)
+        return len(turns)
+
+    async def _silent_turn(
+        self,
+        s: AsyncSession,
+        conv: Conversation,
+        tenant: Tenant | None,
+        residence: Residence | None,
+        lang: str,
+        batch: Prefetched,
+    ) -> dlg.Turn:
+        silence = Parse(text="", intent="silence", confidence=1.0, language=lang)
+        return await self._build_turn(
+            s, conv, silence, tenant, residence, lang, batch=batch, text="", media=False
+        )
 
     async def _update_request(
-        self, s: AsyncSession, update_: dlg.RequestUpdate, tenant: Tenant
+        self, s: AsyncSession, update_: dlg.RequestMove, tenant: Tenant
     ) -> Request | None:
         """The tenant's answer to "is it fixed?": close or reopen their request."""
         row = (
@@ -648,28 +949,113 @@ class Pipeline:
         text: str | None = None,
         foreign: bool = False,
     ) -> dlg.Turn:
+        # A shared contact or location is not a photo of the problem.
+        media = text is None and any(
+            (m or {}).get("kind", "photo") == "photo" for m in msg.media or []
+        )
+        return await self._build_turn(
+            s,
+            conv,
+            parse,
+            tenant,
+            residence,
+            lang,
+            batch=batch,
+            text=msg.text if text is None else text,
+            media=media,
+            foreign=foreign,
+        )
+
+    async def _build_turn(
+        self,
+        s: AsyncSession,
+        conv: Conversation,
+        parse: Parse,
+        tenant: Tenant | None,
+        residence: Residence | None,
+        lang: str,
+        *,
+        batch: Prefetched,
+        text: str,
+        media: bool,
+        foreign: bool = False,
+    ) -> dlg.Turn:
         requests: tuple[dlg.RequestView, ...] = ()
         incidents: tuple[dlg.IncidentView, ...] = ()
         if tenant is not None:
             requests = await self._requests_of(s, tenant.id, batch)
             if tenant.residence_id is not None:
                 incidents = await self._incidents_of(s, tenant.residence_id, tenant.building, batch)
+            open_request = next(
+                (r for r in requests if r.conversation_id == conv.id and r.status != "closed"),
+                None,
+            )
+        else:
+            open_request = await self._conversation_request(s, conv.id)
         return dlg.Turn(
-            text=msg.text if text is None else text,
+            text=text,
             parse=parse,
             channel=conv.channel,
             now=self.clock().astimezone(self.tz),
             state=dict(conv.dialogue or {}),
             tenant=await self._tenant_view(s, tenant, residence),
-            # A shared contact or location is not a photo of the problem.
-            has_media=text is None
-            and any((m or {}).get("kind", "photo") == "photo" for m in msg.media or []),
+            has_media=media,
             requests=requests,
             incidents=incidents,
             landlord=self.landlord,
             language=lang,
             foreign=foreign,
             phone_region=self.phone_region,
+            foreign_language=_foreign_language(parse) if text else "",
+            conversation_state=_holder(conv.state),
+            priority=conv.priority,
+            open_request=open_request,
+            residences=await self._residences(s) if tenant is None else (),
+            address=conv.address,
+            needs_proof=conv.channel in PROOF_CHANNELS,
+        )
+
+    async def _conversation_request(
+        self, s: AsyncSession, conversation_id: int
+    ) -> dlg.RequestView | None:
+        """An unknown sender's open request in this conversation (an emergency, say)."""
+        row = (
+            (
+                await s.execute(
+                    select(Request)
+                    .where(Request.conversation_id == conversation_id, Request.status != "closed")
+                    .order_by(Request.id.desc())
+                    .limit(1)
+                )
+            )
+            .scalars()
+            .first()
+        )
+        return _request_view(row) if row is not None else None
+
+    async def _residences(self, s: AsyncSession) -> tuple[dlg.ResidenceView, ...]:
+        """Every residence's public facts, kept a minute (for senders not yet identified)."""
+        now = time.monotonic()
+        if self._public is not None and self._public[0] > now:
+            return self._public[1]
+        rows = (await s.execute(select(Residence).order_by(Residence.id))).scalars()
+        views = tuple(self._residence_view(r, "") for r in rows)
+        self._public = (now + NAME_TTL, views)
+        return views
+
+    def _residence_view(self, residence: Residence, caretaker: str) -> dlg.ResidenceView:
+        extra = residence.extra or {}
+        return dlg.ResidenceView(
+            code=residence.code,
+            name=residence.name,
+            buildings=tuple(residence.buildings or ()),
+            agency=residence.agency or {},
+            caretaker_name=caretaker,
+            caretaker_hours=residence.caretaker_hours or {},
+            bulky_waste=residence.bulky_waste or {},
+            lift_company=residence.lift_company or {},
+            landlord=self.landlord,
+            region=str(extra.get("holiday_region") or region_of(residence.city or "")),
         )
 
     async def _requests_of(
@@ -712,17 +1098,7 @@ class Pipeline:
         if residence is not None:
             login = (residence.extra or {}).get("caretaker")
             caretaker = await self._staff_name(s, login) if login else ""
-            rv = dlg.ResidenceView(
-                code=residence.code,
-                name=residence.name,
-                buildings=tuple(residence.buildings or ()),
-                agency=residence.agency or {},
-                caretaker_name=caretaker,
-                caretaker_hours=residence.caretaker_hours or {},
-                bulky_waste=residence.bulky_waste or {},
-                lift_company=residence.lift_company or {},
-                landlord=self.landlord,
-            )
+            rv = self._residence_view(residence, caretaker)
         return dlg.TenantView(
             id=tenant.id,
             reference=tenant.reference,
@@ -757,10 +1133,12 @@ class Pipeline:
         )
         if parse.language in ("fr", "en") and words >= 3 and not foreign:
             return parse.language, False
+        # A short message ("merci", "ok") goes on in the language the conversation is in.
+        if conv.language in ("fr", "en"):
+            return conv.language, foreign
         if tenant is not None and tenant.language in ("fr", "en"):
             return tenant.language, foreign
-        known = conv.language if conv.language in ("fr", "en") else "fr"
-        return known, foreign
+        return "fr", foreign
 
     async def _identify(
         self, s: AsyncSession, conv: Conversation, batch: Prefetched
@@ -811,11 +1189,9 @@ class Pipeline:
         conv.residence_id = tenant.residence_id
         conv.language = tenant.language or conv.language
 
-    async def _link_by_identity(
-        self, s: AsyncSession, conv: Conversation, identity: str
-    ) -> Tenant | None:
+    async def _tenant_by_identity(self, s: AsyncSession, identity: str) -> Tenant | None:
         column = Tenant.reference if identity.startswith("L-") else Tenant.phone
-        tenant = (
+        return (
             (
                 await s.execute(
                     select(Tenant).where(column == identity, Tenant.departed_at.is_(None))
@@ -824,6 +1200,11 @@ class Pipeline:
             .unique()
             .scalar_one_or_none()
         )
+
+    async def _link_by_identity(
+        self, s: AsyncSession, conv: Conversation, identity: str
+    ) -> Tenant | None:
+        tenant = await self._tenant_by_identity(s, identity)
         if tenant is not None:
             self._link(conv, tenant)
             if conv.channel == "telegram" and not tenant.telegram_chat_id:
@@ -862,7 +1243,59 @@ class Pipeline:
 
 
 def _request_view(r: Request) -> dlg.RequestView:
-    return dlg.RequestView(r.reference or "", r.kind, r.status, r.created_at, r.summary)
+    return dlg.RequestView(
+        r.reference or "",
+        r.kind,
+        r.status,
+        r.created_at,
+        r.summary,
+        dict(r.details or {}),
+        r.conversation_id,
+    )
+
+
+def _reopen(conv: Conversation) -> None:
+    """A tenant writing again after closing goes back to the bot first."""
+    if conv.state != ConversationState.CLOSED.value:
+        return
+    conv.state = ConversationState.BOT.value
+    conv.closed_at = None
+    # Only the satisfaction question survives the close: the tenant may be answering it.
+    asked = (conv.dialogue or {}).get("asked")
+    conv.dialogue = {"asked": asked} if asked == "satisfaction" else {}
+
+
+def _holder(state: str) -> str:
+    """Who holds the conversation, as the dialogue reads it: bot, queued or assigned."""
+    if state == ConversationState.ASSIGNED.value:
+        return "assigned"
+    if state == ConversationState.QUEUED.value:
+        return "queued"
+    return "bot"
+
+
+def _foreign_language(parse: Parse) -> str:
+    """The language of a message in neither French nor English, when the detector is sure
+    enough (two words at least, or a script of its own)."""
+    lang = parse.language
+    if lang in ("fr", "en") or not lang:
+        return ""
+    words = len(parse.text.split())
+    non_latin = any(ord(ch) > 0x024F for ch in parse.text if ch.isalpha())
+    return lang if words >= 2 or non_latin else ""
+
+
+def _sender_label(conv: Conversation) -> str:
+    """The sender as staff may see it: a phone number, else only the channel (a web-chat
+    token is a credential)."""
+    if _identified_by_phone(conv.channel, conv.address) or conv.channel == "whatsapp":
+        return f"{conv.channel} {conv.address}"
+    return conv.channel
+
+
+def _code_hash(conversation_id: int, code: str) -> str:
+    """The stored form of a one-time code: tied to the session it was sent for."""
+    return hashlib.sha256(f"{conversation_id}:{code}".encode()).hexdigest()
 
 
 def _incident_view(i: Incident) -> dlg.IncidentView:

@@ -154,7 +154,7 @@ def test_other_language_gets_french_with_a_short_english_line() -> None:
 
 def test_human_request_hands_off_at_once_during_opening_hours() -> None:
     d = run(turn("je veux parler à quelqu'un", "human_request"))
-    assert d.handoff is not None and d.handoff.reason == "asked_for_human"
+    assert d.handoff is not None and "parler à une personne" in d.handoff.reason
     assert "dès que possible" in d.replies[0]
 
 
@@ -168,7 +168,7 @@ def test_out_of_hours_the_tenant_is_told_when_a_person_answers() -> None:
 def test_two_misunderstandings_in_a_row_hand_off() -> None:
     first, second = conversation(NADIA, ("blblbl", "out_of_scope"), ("zzzz qsdf", "out_of_scope"))
     assert first.handoff is None and "pas bien compris" in first.replies[0]
-    assert second.handoff is not None and second.handoff.reason == "not_understood"
+    assert second.handoff is not None and "non compris" in second.handoff.reason
 
 
 # -- emergencies --------------------------------------------------------------------------------
@@ -205,7 +205,9 @@ def test_an_emergency_in_the_middle_of_an_intake_wins() -> None:
 
 
 def test_repair_asks_only_what_the_first_message_did_not_say() -> None:
-    a, b, c = conversation(
+    # What, where and since are all in the message: the request exists at once (a photo is
+    # never the only question asked).
+    a, c = conversation(
         NADIA,
         (
             "fuite dans la salle de bain depuis hier",
@@ -214,62 +216,51 @@ def test_repair_asks_only_what_the_first_message_did_not_say() -> None:
             ("place", "salle_de_bain"),
             ("date", "depuis hier"),
         ),
-        ("non", "deny"),
         ("merci", "thanks"),
     )
-    assert a.replies == [TEXTS.get("repair_ask_photo")] and not a.requests
-    assert a.state["topic"] == "repair" and a.state["asked"] == "photo"
-    req = b.requests[0]
+    req = a.requests[0]
     assert req.kind == "repair" and req.details["place"] == "salle_de_bain"
     assert req.details["since"] == "depuis hier" and req.details["photo"] is False
-    assert "{reference}" in b.replies[0] and "Karim Benali" in b.replies[0]
-    assert b.handoff is not None and b.handoff.intent == "repair" and "topic" not in b.state
+    assert "{reference}" in a.replies[0] and "Karim Benali" in a.replies[0]
+    assert a.handoff is not None and a.handoff.intent == "repair" and "topic" not in a.state
+    assert "salle de bain" in a.handoff.reason and "depuis hier" in a.handoff.reason
     assert c.replies[0].startswith("Avec plaisir")
 
 
-def test_a_vague_repair_is_asked_what_where_since_and_for_a_photo() -> None:
+def test_a_vague_repair_gets_at_most_two_questions() -> None:
     steps = conversation(
         NADIA,
         ("j'ai un problème", "repair"),
         ("la porte du placard est cassée", "repair", ("object", "porte")),
         ("dans la chambre", "out_of_scope", ("place", "chambre")),
-        ("ça fait une semaine", "out_of_scope", ("date", "ca fait une semaine")),
-        ("voilà", "out_of_scope"),
     )
-    asked = [d.state.get("asked") for d in steps[:-1]]
-    assert asked == ["what", "where", "since", "photo"]
+    asked = [d.state.get("asked") for d in steps]
+    assert asked == ["what", "where", None]
     last = steps[-1]
     assert len(last.requests) == 1 and last.handoff is not None
     details = last.requests[0].details
     assert details["object"] == "porte" and details["place"] == "chambre"
-    assert details["since"] == "ca fait une semaine" and details["area"] == "dwelling"
+    assert details["area"] == "dwelling"
 
 
 def test_a_photo_answers_the_photo_question() -> None:
-    first = run(
-        turn(
-            "fuite sous l'évier depuis ce matin",
-            "repair",
-            ("object", "fuite"),
-            ("place", "cuisine"),
-            ("date", "ce matin"),
-        )
+    first, second = conversation(
+        NADIA,
+        ("fuite sous l'évier", "repair", ("object", "fuite"), ("place", "cuisine")),
+        ("depuis ce matin", "out_of_scope", ("date", "ce matin")),
     )
-    d = run(turn("", "out_of_scope", state=first.state, media=True))
+    assert first.state["asked"] == "since" and second.state["asked"] == "photo"
+    d = run(turn("", "out_of_scope", state=second.state, media=True))
     assert d.requests and d.requests[0].details["photo"] is True
 
 
 def test_yes_to_the_photo_question_waits_for_the_photo() -> None:
-    first = run(
-        turn(
-            "fuite sous l'évier depuis ce matin",
-            "repair",
-            ("object", "fuite"),
-            ("place", "cuisine"),
-            ("date", "ce matin"),
-        )
+    _first, second = conversation(
+        NADIA,
+        ("fuite sous l'évier", "repair", ("object", "fuite"), ("place", "cuisine")),
+        ("depuis ce matin", "out_of_scope", ("date", "ce matin")),
     )
-    yes = run(turn("oui", "affirm", state=first.state))
+    yes = run(turn("oui", "affirm", state=second.state))
     assert not yes.requests and yes.state["asked"] == "photo_wait"
     photo = run(turn("", "out_of_scope", state=yes.state, media=True))
     assert photo.requests[0].details["photo"] is True
@@ -281,7 +272,7 @@ def test_state_is_all_there_is_a_restart_resumes_the_intake() -> None:
     # A new process reads the same JSON back: nothing else is needed.
     stored = yaml.safe_load(yaml.safe_dump(first.state))
     d = run(turn("depuis 2 jours", "out_of_scope", ("date", "depuis 2 jours"), state=stored))
-    assert d.state["asked"] == "photo"
+    assert d.requests and d.requests[0].details["since"] == "depuis 2 jours"
 
 
 def test_a_common_area_fault_already_reported_joins_the_incident() -> None:
@@ -305,8 +296,8 @@ def test_a_new_common_area_fault_opens_an_incident() -> None:
         FATOU,
         ("l'ascenseur est en panne", "repair", ("place", "ascenseur"), ("object", "ascenseur")),
         ("depuis ce matin", "out_of_scope", ("date", "ce matin")),
-        ("non", "deny"),
     )
+    # No photo of a lift: the request exists once "since" is answered.
     req = steps[-1].requests[0]
     assert req.incident_key == "ascenseur" and req.incident_id is None
 
@@ -344,11 +335,10 @@ def test_vulnerable_tenant_without_heating_goes_to_a_person_at_once() -> None:
             ("object", "chauffage"),
             ("date", "depuis hier"),
         ),
-        ("non", "deny"),
     )
-    h = steps[-1].handoff
+    h = steps[0].handoff
     assert h is not None and h.priority == PRIORITY_VULNERABLE_ESSENTIAL and not h.oncall
-    assert "Vu votre situation" in steps[-1].replies[0]
+    assert "Vu votre situation" in steps[0].replies[0]
 
 
 def test_vulnerable_tenant_at_night_gets_the_on_call_team() -> None:
@@ -360,11 +350,11 @@ def test_vulnerable_tenant_at_night_gets_the_on_call_team() -> None:
             ("object", "eau_chaude"),
             ("date", "ce soir"),
         ),
-        ("non", "deny"),
         now=SATURDAY_NIGHT,
     )
-    h = steps[-1].handoff
-    assert h is not None and h.oncall and "astreinte" in steps[-1].replies[0]
+    h = steps[0].handoff
+    assert h is not None and h.oncall and "astreinte" in steps[0].replies[0]
+    assert [a.to for a in steps[0].alerts] == ["oncall"]
 
 
 def test_vulnerable_tenant_other_handoffs_are_prioritised() -> None:
@@ -374,17 +364,17 @@ def test_vulnerable_tenant_other_handoffs_are_prioritised() -> None:
     assert d.handoff is not None and d.handoff.priority == PRIORITY_NORMAL
 
 
-def test_a_new_topic_in_the_middle_of_an_intake_is_taken_up_after() -> None:
+def test_a_question_in_the_middle_of_an_intake_is_answered_and_the_intake_goes_on() -> None:
     steps = conversation(
         NADIA,
         ("fuite dans la cuisine", "repair", ("object", "fuite"), ("place", "cuisine")),
-        ("au fait quand passent les encombrants", "bulky_waste"),
+        ("au fait quand passent les encombrants ?", "bulky_waste"),
         ("depuis hier", "out_of_scope", ("date", "depuis hier")),
-        ("non", "deny"),
     )
-    assert "juste après" in steps[1].replies[0] and steps[1].state["asked"] == "since"
-    last = steps[-1]
-    assert last.requests and any("prochain passage le mardi 10 mars" in r for r in last.replies)
+    assert "prochain passage le mardi 10 mars" in steps[1].replies[0]
+    assert steps[1].state["asked"] == "since" and not steps[1].requests
+    # Two questions asked (since, then since again): the request exists, no photo asked.
+    assert steps[-1].requests and steps[-1].requests[0].details["since"] == "depuis hier"
 
 
 # -- several needs in one message ------------------------------------------------------------
@@ -483,7 +473,7 @@ def test_question_is_answered_with_the_tenant_residence_data() -> None:
 
 def test_unknown_question_is_passed_on() -> None:
     d = run(turn("est-ce que je peux faire un barbecue sur le balcon", "question"))
-    assert d.handoff is not None and d.handoff.reason == "question_unanswered"
+    assert d.handoff is not None and "barbecue" in d.handoff.reason
 
 
 def test_payment_difficulty_offers_a_person_and_yes_hands_off() -> None:

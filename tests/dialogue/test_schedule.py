@@ -21,7 +21,8 @@ HOURS = {"0": [["08:30", "12:00"], ["13:30", "17:00"]], "4": [["08:30", "12:00"]
         ({"kind": "monthly", "nth": [2], "weekday": 1}, date(2026, 3, 3), date(2026, 3, 10)),
         ({"kind": "monthly", "nth": [2], "weekday": 1}, date(2026, 3, 11), date(2026, 4, 14)),
         ({"kind": "monthly", "nth": [1, 3], "weekday": 0}, date(2026, 3, 3), date(2026, 3, 16)),
-        ({"kind": "monthly", "nth": [1, 3], "weekday": 0}, date(2026, 3, 17), date(2026, 4, 6)),
+        # The first Monday of April 2026 is Easter Monday: moved to the next working day.
+        ({"kind": "monthly", "nth": [1, 3], "weekday": 0}, date(2026, 3, 17), date(2026, 4, 7)),
         ({"kind": "monthly_last", "weekday": 4}, date(2026, 3, 3), date(2026, 3, 27)),
         ({"kind": "monthly_last", "weekday": 4}, date(2026, 12, 26), date(2027, 1, 29)),
         ({"kind": "monthly", "nth": [5], "weekday": 0}, date(2026, 2, 1), date(2026, 3, 30)),

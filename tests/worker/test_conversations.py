@@ -7,6 +7,7 @@ dialogue's clock fixed; one test runs the real command as a subprocess with RELA
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -160,8 +161,8 @@ async def test_items_dumped_in_a_common_area_become_a_request(chat: Chat) -> Non
 
 async def test_repair_intake_over_several_turns_makes_one_complete_request(chat: Chat) -> None:
     assert (await chat.say(NADIA, "bonjour le chauffage marche plus")) == ["Depuis quand ?"]
-    assert "photo" in (await chat.say(NADIA, "depuis 2 jours"))[0]
-    replies = await chat.say(NADIA, "non")
+    # No photo of a heating fault: the request exists once "since" is answered.
+    replies = await chat.say(NADIA, "depuis 2 jours")
     [req] = await chat.requests(NADIA)
     assert req.reference and req.reference.startswith("R-2026-") and req.reference in replies[0]
     assert "Karim Benali" in replies[0]
@@ -214,8 +215,7 @@ async def test_second_report_of_the_same_lift_joins_the_incident_and_both_are_to
 
 
 async def test_vulnerable_tenant_without_heating_goes_to_a_person_at_once(chat: Chat) -> None:
-    await chat.say(MONIQUE, "je n'ai plus de chauffage depuis hier soir")
-    replies = await chat.say(MONIQUE, "non")
+    replies = await chat.say(MONIQUE, "je n'ai plus de chauffage depuis hier soir")
     assert "Vu votre situation" in replies[0]
     conv = await chat.conversation(MONIQUE)
     assert conv.state == "queued" and conv.priority == 8
@@ -285,12 +285,15 @@ async def test_unknown_sender_answered_then_linked_and_resumed(chat: Chat) -> No
 
 
 async def test_nuisance_acknowledged_asked_and_handed_off_anonymously(chat: Chat) -> None:
-    first = await chat.say(NADIA, "mon voisin du dessus fait la fête toutes les nuits")
-    assert "pas facile" in first[0]
+    first = await chat.say(NADIA, "mon voisin fait la fête toutes les nuits")
+    assert "pas facile" in first[0] and "D'où" in first[-1]
     replies = await chat.say(NADIA, "surtout le week-end après minuit, appartement 101")
     [req] = await chat.requests(NADIA)
     assert req.kind == "nuisance" and req.details["confidential"] is True
     assert "jamais donné" in replies[0]
+    # A detail afterwards goes into the same report, not a new one.
+    more = await chat.say(NADIA, "ils ont encore recommencé cette nuit jusqu'à 4h")
+    assert req.reference in more[0] and len(await chat.requests(NADIA)) == 1
 
 
 async def test_two_needs_in_one_message(chat: Chat) -> None:
@@ -300,9 +303,11 @@ async def test_two_needs_in_one_message(chat: Chat) -> None:
     assert "mardi 10 mars" in replies[0] and replies[-1] == "Depuis quand ?"
 
 
-async def test_other_language_gets_french_and_an_english_line(chat: Chat) -> None:
+async def test_other_language_gets_a_line_in_it_and_a_person(chat: Chat) -> None:
     replies = await chat.say(NADIA, "hola buenos días, tengo una pregunta por favor")
-    assert "English" in replies[-1]
+    assert replies[0].startswith("Hola, hemos recibido su mensaje")
+    conv = await chat.conversation(NADIA)
+    assert conv.state == "queued" and conv.language == "es"
 
 
 async def test_satisfaction_after_close_is_stored(chat: Chat) -> None:
@@ -405,3 +410,56 @@ async def test_a_batch_reads_what_its_earlier_turns_wrote(
     assert "déjà signalé" in said[CHANTAL][0] and second.reference in said[CHANTAL][0]
     assert first.reference in said[FATOU][-1]  # the status of the request made in the batch
     assert said[NADIA] and "Nadia" in said[NADIA][0]  # known by her phone, fetched for the batch
+
+
+def test_relais_chat_trace_prints_one_json_line_per_line(
+    tmp_path: Path, nlu_model_path: Path
+) -> None:
+    """The trace contract: one JSON object per stdin line, `/wait` runs what falls due."""
+    env = {
+        **os.environ,
+        "RELAIS_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'trace.sqlite3'}",
+        "RELAIS_NLU_MODEL_PATH": str(nlu_model_path),
+        "RELAIS_REDIS_URL": "",
+        "RELAIS_FAKE_NOW": "2026-03-03T10:00:00+01:00",
+    }
+    script = "le robinet de la douche goutte\n/wait 45m\nça sent le gaz dans l'entrée\n"
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.cli.main", "chat", "--phone", NADIA, "--trace"],
+        input=script,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO_ROOT,
+        timeout=180,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(lines) == 3
+    keys = {"text", "intent", "confidence", "language", "entities", "replies", "request"}
+    assert all(keys | {"handoff", "alerts"} <= set(line) for line in lines)
+    first, wait, gas = lines
+    assert first["intent"] == "repair" and first["request"] is None
+    assert first["replies"] == ["Depuis quand ?"]
+    # Silence: the intake became a request and the tenant was told its reference.
+    assert wait["text"] == "/wait 45m" and wait["request"]["kind"] == "repair"
+    assert wait["request"]["reference"] in wait["replies"][0]
+    assert wait["handoff"]["status"] == "queued" and "robinet" in wait["handoff"]["reason"]
+    # An emergency while the conversation already waits for a person: on-call at once.
+    assert gas["replies"][0].startswith("URGENT") and gas["handoff"]["priority"] == "urgent"
+    assert [a["to"] for a in gas["alerts"]] == ["oncall"]
+    assert gas["request"]["kind"] == "emergency"
+
+
+def test_relais_chat_help_lists_trace() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.cli.main", "chat", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=60,
+        check=False,
+        env={**os.environ, "COLUMNS": "120"},
+    )
+    assert result.returncode == 0 and "--trace" in result.stdout

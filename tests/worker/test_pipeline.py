@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.app.runtime import Roles, Runtime
+from bot.app.wiring import attach_handoff
 from bot.core.types import Inbound, Media
 from bot.storage.models import Conversation, Handoff, Message, Outbox, Request, Tenant
 from tests.conftest import make_settings
@@ -111,10 +112,11 @@ async def test_repair_opens_a_request_with_a_reference_and_queues_it(
 
     listener = asyncio.create_task(listen())
     await asyncio.wait_for(subscribed.wait(), timeout=5)
-    # The bot asks what the first message did not say (where, since when, a photo) first.
+    # The bot asks what the first message did not say (where, since when) first: two
+    # questions at most before the request exists.
     await send(runtime, "j'ai une fuite sous l'évier", pid="SM2")
     await settled(runtime)
-    for i, answer in enumerate(["dans la cuisine", "depuis hier", "non"]):
+    for i, answer in enumerate(["dans la cuisine", "depuis hier"]):
         assert not any(e["type"] == "handoff" for e in events)
         await send(runtime, answer, pid=f"SM2-{i}")
         await settled(runtime)
@@ -147,6 +149,7 @@ async def test_emergency_instructions_go_out_first(
 async def test_while_assigned_the_bot_stays_silent_but_never_on_safety(
     runtime: Runtime, recording: RecordingChannel
 ) -> None:
+    attach_handoff(runtime)  # the dialogue's alerts go through the console's notify path
     await send(runtime, "je veux parler à un humain", pid="a")
     await settled(runtime)
     assert len(recording.sent) == 1
@@ -161,7 +164,11 @@ async def test_while_assigned_the_bot_stays_silent_but_never_on_safety(
     assert len(recording.sent) == 2  # silent: a person holds the conversation
     await send(runtime, "il y a le feu !", pid="c")
     await settled(runtime)
-    assert len(recording.sent) == 3 and "18" in recording.sent[2].text
+    told = [o for o in recording.sent if not (o.extra or {}).get("staff_alert")]
+    assert len(told) == 3 and "18" in told[2].text
+    # On-call is alerted at once, though a person holds the conversation.
+    alerts = [o for o in recording.sent if (o.extra or {}).get("staff_alert")]
+    assert [a.extra["to"] for a in alerts] == ["oncall"]
     async with runtime.db.session() as s:
         assert (await s.execute(select(func.count(Handoff.id)))).scalar_one() == 1
 
