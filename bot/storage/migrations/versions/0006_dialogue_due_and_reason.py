@@ -6,8 +6,8 @@ becomes a request); the periodic loop reads the index instead of every conversat
 `identity_codes`: one-time codes sent by SMS to prove a web-chat or Telegram sender is the
 tenant (hash only, expiry, tries).
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-11-29 23:00:00
 """
 
@@ -16,8 +16,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0003"
-down_revision: str | None = "0002"
+revision: str = "0006"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
