@@ -11,6 +11,7 @@ from channels.routes import Endpoint, RelaisApp, install_posts, webhook_endpoint
 from channels.sms import TwilioChannel
 from channels.telegram import TelegramChannel
 from channels.webchat import WebChatChannel
+from channels.webhook import WebhookSender
 
 if TYPE_CHECKING:
     from bot.app.runtime import Runtime
@@ -66,8 +67,6 @@ def build_channels(runtime: Runtime) -> list[Channel]:
             )
         )
     if s.webhook_url and s.webhook_secret:
-        from channels.webhook import WebhookSender
-
         channels.append(
             WebhookSender(
                 url=s.webhook_url,
