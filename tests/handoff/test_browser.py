@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from bot.app.factory import create_app
 from bot.app.runtime import Runtime
 from bot.core.types import Inbound, Media
+from bot.storage.models import Outbox
 from channels.gsm7 import fold, segments
 from tests.browser import (
     DESKTOP,
@@ -84,6 +86,22 @@ def sign_in(browser: Any, server: Server, login: str, viewport: dict[str, int] =
     return page
 
 
+async def _newest_code(runtime: Runtime) -> str:
+    async with runtime.db.session() as s:
+        texts = (
+            await s.execute(
+                select(Outbox.text).where(Outbox.channel == "sms").order_by(Outbox.id.desc())
+            )
+        ).scalars()
+        return next(m.group(1) for t in texts if (m := re.search(r"\b(\d{6})\b", t)))
+
+
+def sms_code(server: LiveServer) -> str:
+    """The newest one-time code the bot sent by SMS to prove a web-chat tenant's identity,
+    read where every outgoing message is stored."""
+    return str(server.run(_newest_code(server.runtime)))
+
+
 def shot(page: Any, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.evaluate("window.scrollTo(0, 0)")  # the sticky header at the top of a full-page shot
@@ -113,11 +131,15 @@ def test_widget_to_caretaker_and_back(server: Server, browser: Any) -> None:
         )
 
     # A repair, from a tenant the web chat does not know yet: the bot asks who they are
-    # (Nadia Haddad, Les Fleurs: Karim's residence), then the details, then hands it over.
-    # The answers cover the questions the dialogue asks; it stops as soon as it is queued.
+    # (Nadia Haddad, Les Fleurs: Karim's residence) and, before linking the session to her,
+    # sends a one-time code by SMS to her lease's phone (issue 16); she types it back.
+    tenant_says("mon chauffage est en panne")
+    tenant_says("L-10231")
+    assert "Nadia" not in tenant.locator(bot_lines).last.inner_text()
+    tenant_says(sms_code(server))
+    tenant.wait_for_selector(f"{bot_lines} >> text=Nadia", timeout=5000)
+    # Then the details; it stops as soon as it is queued.
     for answer in (
-        "mon chauffage est en panne",
-        "L-10231",
         "dans le salon",
         "depuis hier",
         "non",

@@ -16,7 +16,7 @@ from tests.browser import PHONE, launch, need_chromium, serve_in_thread
 from tests.browser import Server as LiveServer
 from tests.conftest import make_settings
 from tests.fakes import KeywordEngine, RecordingChannel
-from tests.handoff.test_browser import shot, sign_in
+from tests.handoff.test_browser import shot, sign_in, sms_code
 
 pytestmark = pytest.mark.browser
 
@@ -78,7 +78,11 @@ def test_two_taps_on_a_phone_and_the_tenant_hears_of_each_live(
         tenant.press("#relais-input", "Enter")
         return wait_for_new(tenant, BOT, before)
 
-    for answer in ("mon chauffage est en panne", "L-10231", "dans le salon", "depuis hier", "non"):
+    # Nadia proves who she is with the code sent by SMS to her lease's phone (issue 16).
+    tenant_says("mon chauffage est en panne")
+    tenant_says("L-10231")
+    tenant_says(sms_code(server))
+    for answer in ("dans le salon", "depuis hier", "non", "non", "non"):
         reply = tenant_says(answer)
         if "R-20" in reply:
             break
