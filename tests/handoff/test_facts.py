@@ -320,9 +320,11 @@ async def test_an_edit_in_the_console_process_reaches_a_worker_process_through_r
             transport=httpx.ASGITransport(app=app), base_url="http://testserver"
         ) as claire:
             await sign_in(claire, "claire")
-            page = await claire.get("/console/manager/facts/texts/thanks")
+            # Her second thanks in the same conversation gets the `_again` variant (the
+            # dialogue never says the same sentence twice): that is the text edited.
+            page = await claire.get("/console/manager/facts/texts/thanks_again")
             r = await claire.post(
-                "/console/manager/facts/texts/thanks",
+                "/console/manager/facts/texts/thanks_again",
                 data={"csrf": csrf_of(page.text), "text_fr": "Merci à vous !", "action": "save"},
             )
             assert r.status_code == 303
