@@ -44,6 +44,27 @@ def own_media(url: object) -> bool:
     return isinstance(url, str) and _OWN_MEDIA.fullmatch(url) is not None
 
 
-def redirectable(url: object) -> str | None:
-    """The URL staff may be sent to for a photo: a Twilio media URL only."""
-    return provider_url(url, TWILIO_MEDIA_HOSTS)
+def redirectable(url: object, api_base: str = "") -> str | None:
+    """The URL staff may be sent to for a photo: a Twilio media URL only, on Twilio's media
+    hosts or at the Twilio API this gateway is configured with (`twilio_api_base`: an
+    operator's setting, never a payload's; the console's CSP lets the same origin in)."""
+    found = provider_url(url, TWILIO_MEDIA_HOSTS)
+    if found is None and api_base and _same_origin(url, api_base):
+        return str(url)
+    return found
+
+
+def _same_origin(url: object, base: str) -> bool:
+    if not isinstance(url, str) or len(url) > _MAX_URL or not url.isprintable():
+        return False
+    try:
+        got, want = urlsplit(url), urlsplit(base)
+        ports = (got.port, want.port)
+    except ValueError:  # a malformed netloc or port
+        return False
+    return (
+        got.scheme in ("http", "https")
+        and "@" not in got.netloc
+        and (got.scheme, got.hostname, ports[0]) == (want.scheme, want.hostname, ports[1])
+        and bool(got.hostname)
+    )

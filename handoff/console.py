@@ -249,7 +249,9 @@ async def media(request: Request, attachment_id: DbId, staff: StaffUser = Staff)
     await _visible(request, staff, conv_id)
     url = attachment.url or ""
     result: Any = None
-    if redirectable(url):  # Twilio's media hosts only: never file:, javascript: or our network
+    if redirectable(
+        url, rt.settings.twilio_api_base
+    ):  # Twilio's media hosts only: never file:, javascript: or our network
         return RedirectResponse(url, status_code=302)
     if url.startswith(WEBCHAT_MEDIA):
         read_upload = getattr(rt.channels.get("webchat"), "read_upload", None)

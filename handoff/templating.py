@@ -52,8 +52,20 @@ def _waited(seconds: float, lang: str = "fr") -> str:
 env.globals["t"] = _t
 env.filters["hhmm"] = _hhmm
 env.filters["waited"] = _waited
-# A photo shown straight from its provider: Twilio's media hosts only (channels.media).
-env.tests["provider_media"] = lambda url: redirectable(url) is not None
+
+
+@pass_context
+def _provider_media(ctx: Context, url: object) -> bool:
+    """A photo shown straight from its provider: Twilio's media hosts, or the configured
+    Twilio API's origin (channels.media), the same the console's CSP lets in."""
+    request = ctx.get("request")
+    # A page rendered outside a request (none today) knows only Twilio's own hosts.
+    runtime = getattr(request.app.state, "runtime", None) if request is not None else None
+    api_base = runtime.settings.twilio_api_base if runtime is not None else ""
+    return redirectable(url, api_base) is not None
+
+
+env.tests["provider_media"] = _provider_media
 
 
 def render(

@@ -50,6 +50,25 @@ def test_provider_media_urls_as_documented() -> None:
     assert not own_media("/channels/webchat/media/../../etc/" + "a" * 32 + ".png")
 
 
+def test_the_configured_twilio_api_is_shown_too_and_only_its_exact_origin() -> None:
+    """An operator's `twilio_api_base` (a stand-in, a regional edge) is a media origin as the
+    console's CSP says; the payload cannot widen it: same scheme, host and port only."""
+    base = "http://127.0.0.1:8931"
+    photo = f"{base}/MM1/Media/ME1"
+    assert redirectable(photo) is None
+    assert redirectable(photo, base) == photo
+    assert redirectable(TWILIO_MEDIA, base) == TWILIO_MEDIA
+    for other in (
+        "http://127.0.0.1:8932/MM1/Media/ME1",
+        "https://127.0.0.1:8931/MM1/Media/ME1",
+        "http://user@127.0.0.1:8931/x",
+        "http://127.0.0.1:8931/x\n",
+        "javascript:alert(1)",
+        "file:///etc/passwd",
+    ):
+        assert redirectable(other, base) is None, other
+
+
 async def test_mms_keeps_the_message_and_only_twilio_media(gateway: Gateway) -> None:
     """A signed MMS (shaped as Twilio sends it) whose media URLs point elsewhere: the message
     is stored and answered, the Twilio photo kept, the others dropped."""
