@@ -297,15 +297,7 @@ class _Policy:
             else:
                 self.complete(announce=False)
             # Other needs of the same message are recorded too: nothing said is dropped.
-            for nxt in self.state.pop("pending", []):
-                intent = nxt.get("intent")
-                if intent in ("repair", "nuisance") or (
-                    intent == "bulky_waste" and reading.is_dumped_report(nxt.get("text", ""))
-                ):
-                    entities = tuple(Entity(t, v) for t, v in nxt.get("entities", []))
-                    topic = "bulky_report" if intent == "bulky_waste" else intent
-                    self.begin_intake(topic, nxt.get("text", ""), entities, ask=False)
-                    self.complete(announce=False)
+            self.record_pending()
             if self.d.requests:
                 refs = ", ".join(r.token for r in self.d.requests)
                 self.say("intake_timeout", reference=refs)
@@ -514,10 +506,14 @@ class _Policy:
         if reading.denied_or_past(text):
             return None
         hazard = p.entity("hazard")
-        if hazard:
+        # The NLU names a hazard for every emergency; when no rule fired (the classifier alone,
+        # a confidence under the rules' 0.99) that name is a guess, weighed like one below.
+        if hazard and (p.intent != "emergency" or p.confidence >= RULED_EMERGENCY):
             return hazard
         if p.intent == "emergency" or "emergency" in p.extra_intents:
             kind = _HAZARD_OF_KIND.get(reading.emergency_kind(text), "danger")
+            if hazard and hazard != "danger":
+                kind = hazard
             unsure = kind == "flooding" or (kind == "danger" and p.confidence < 0.8)
             if unsure and not self.state.get("safety_checked"):
                 return None  # a danger of uncertain size: the safety question decides
@@ -584,12 +580,22 @@ class _Policy:
             and not reading.denied_or_past(text)
         ):
             # The classifier's emergency that nothing else confirms: water, or unclear.
-            risk = _HAZARD_OF_KIND.get(reading.emergency_kind(text), "danger")
+            guess = self.turn.parse.entity("hazard")
+            risk = guess if guess and guess != "danger" else None
+            risk = risk or _HAZARD_OF_KIND.get(reading.emergency_kind(text), "danger")
         if risk and not self.state.get("safety_checked") and self.turn.conversation_state == "bot":
             self.state["risk"] = risk
             self.d.intent = self.turn.parse.intent
             water = risk in ("flooding", "water_electric")
+            own = self.own_open_request()
+            worse = own is not None and reading.is_worse(text)
+            if worse and own is not None:
+                # "Ça s'aggrave": the open request gets it (and its caretaker is alerted)
+                # before the safety question, not a new request once it is answered.
+                self.note_worse(own, text)
             self.ask("safety", "safety_question" if water else "safety_question_danger")
+            if worse:
+                return True
             # The need itself is taken up once the safety question is answered.
             intent = self.turn.parse.intent
             self.state.setdefault("pending", []).append(
@@ -786,15 +792,44 @@ class _Policy:
             return
         self.say("media_only")
 
+    def record_pending(self) -> dict[str, Any]:
+        """Record the needs waiting in `pending` (behind a safety question or another need)
+        as they stand, no questions; the first one's slots, for a handoff's reason."""
+        first: dict[str, Any] = {}
+        for nxt in self.state.pop("pending", []):
+            intent = nxt.get("intent")
+            if intent in ("repair", "nuisance") or (
+                intent == "bulky_waste" and reading.is_dumped_report(nxt.get("text", ""))
+            ):
+                entities = tuple(Entity(t, v) for t, v in nxt.get("entities", []))
+                topic = "bulky_report" if intent == "bulky_waste" else intent
+                self.begin_intake(topic, nxt.get("text", ""), entities, ask=False)
+                first = first or dict(self.state.get("slots", {}))
+                self.complete(announce=False)
+        return first
+
+    def own_open_request(self) -> RequestView | None:
+        """The request this conversation opened, still open and recent, or None."""
+        r = self.turn.open_request
+        if r is None or r.status == "closed" or not r.reference:
+            return None
+        if self.state.get("request") != r.reference:
+            return None  # made before a person closed the conversation: a new round
+        if (self.turn.now - r.created_at) > timedelta(days=OPEN_REQUEST_DAYS):
+            return None
+        return r
+
+    def note_worse(self, r: RequestView, text: str) -> None:
+        """A worsening added to the open request, and its caretaker alerted."""
+        self.d.updates.append(RequestUpdate(r.reference, f"s'aggrave : {text.strip()[:300]}"))
+        self.d.alerts.append(AlertSpec("caretaker", "signalement aggravé"))
+        self.say("request_worse", reference=r.reference, caretaker=self.caretaker())
+
     def after_request(self) -> bool:
         """A message about the request this conversation just opened: attach it to that
         request (details, worse, still not fixed, the same problem again, thanks)."""
-        r = self.turn.open_request
-        if r is None or r.status == "closed" or not r.reference:
-            return False
-        if self.state.get("request") != r.reference:
-            return False  # made before a person closed the conversation: a new round
-        if (self.turn.now - r.created_at) > timedelta(days=OPEN_REQUEST_DAYS):
+        r = self.own_open_request()
+        if r is None:
             return False
         p, text = self.turn.parse, self.turn.text.strip()
         if p.intent in ("thanks", "goodbye") or reading.thanks_for_past(text):
@@ -804,9 +839,7 @@ class _Policy:
         topical = p.intent in _TOPIC_INTENTS and p.confidence >= 0.5
         same = self.same_problem(r, p)
         if reading.is_worse(text) and (same or not topical):
-            self.d.updates.append(RequestUpdate(r.reference, f"s'aggrave : {text[:300]}"))
-            self.d.alerts.append(AlertSpec("caretaker", "signalement aggravé"))
-            self.say("request_worse", reference=r.reference, caretaker=self.caretaker())
+            self.note_worse(r, text)
             return True
         if reading.is_still_broken(text) and (same or not topical):
             self.d.updates.append(RequestUpdate(r.reference, f"toujours pas réglé : {text[:300]}"))
@@ -896,6 +929,9 @@ class _Policy:
             self.begin_intake(topic, text, self.turn.parse.entities, ask=False)
             slots = dict(self.state.get("slots", {}))
             self.complete(announce=False)
+        elif self.state.get("pending"):
+            # A need held behind the safety question: recorded, not lost with the anger.
+            slots = self.record_pending()
         history = self.repeat_history()
         if angry:
             if history:
@@ -1303,6 +1339,16 @@ class _Policy:
             self.reask(again=True)
             return
         slots.setdefault("notes", []).append(text[:500])
+        if (
+            topic != "bulky_report"
+            and "bulky_waste" in (p.intent, *p.extra_intents)
+            and reading.is_dumped_report(text)
+        ):
+            # "vers 22h. et il laisse ses sacs sur le palier": the answer, and a second report
+            # taken up after this one.
+            self.state.setdefault("pending", []).append(
+                {"intent": "bulky_waste", "text": text[:500], "entities": []}
+            )
         self.fill(asked, p, text)
         if self.state.get("asked") == "photo_wait" and asked == "photo":
             self.question = self.fresh("repair_photo_wait")
@@ -1643,6 +1689,9 @@ class _Policy:
         )
 
 
+# `nlu.rules.decide` gives an emergency a rule found at least this confidence.
+RULED_EMERGENCY = 0.99
+
 _HAZARD_OF_KIND = {
     "gas": "gas",
     "fire": "fire",
@@ -1659,6 +1708,13 @@ _SOCIAL_RUNNER_UP = 0.15
 
 
 def _main_intent(p: Parse) -> str:
+    if p.intent == "emergency" and reading.denied_or_past(p.text):
+        # A danger told as history or denied (safety() raised nothing): what else the message
+        # says ("GRDF est passé, mais la trappe est restée ouverte") is the need: a repair
+        # (what a danger leaves behind is the building's), or the question it asks.
+        scores = dict(p.ranking)
+        asks = "?" in p.text and scores.get("question", 0.0) > scores.get("repair", 0.0)
+        return "question" if asks else "repair"
     if p.intent == "question" and reading.bulky_words(p.text) and reading.asks_when(p.text):
         return "bulky_waste"  # "les monstres c'est quand ?": the tenants' word for it
     if p.intent not in _SOCIAL or len(p.text.split()) < 5:

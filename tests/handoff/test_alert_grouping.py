@@ -16,7 +16,8 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.app.runtime import Roles, Runtime
-from bot.storage.models import Outbox
+from bot.app.wiring import attach_handoff
+from bot.storage.models import Message, Outbox
 from handoff.escalation import escalate_due
 from tests.conftest import make_settings
 from tests.fakes import KeywordEngine, RecordingChannel
@@ -94,8 +95,9 @@ async def test_a_flood_of_emergencies_pages_on_call_once_per_window(
     window = rt.settings.alert_group_minutes
     await emergencies(rt, SENDERS[:12])
     # Every tenant had the safety reply at once, whatever happens to the alerts.
+    # (An unknown sender is then asked the address, issue 14: the safety text comes first.)
     for address in SENDERS[:12]:
-        [reply] = to(recording, address)
+        reply = to(recording, address)[0]
         assert "URGENT" in reply
     assert await escalate_due(rt) == 12  # twelve reports...
     await delivered(rt)
@@ -160,3 +162,55 @@ async def test_grouping_is_per_intent_and_never_drops_a_report(
     assert len(listed) == len(set(listed)) >= 3  # each handoff in exactly one alert per person
     assert all(r.status == "sent" for r in rows)
     assert clock() - MONDAY_10H >= timedelta(minutes=16)
+
+
+@pytest.fixture
+async def wired(
+    database_url: str, recording: RecordingChannel, clock: Clock
+) -> AsyncIterator[Runtime]:
+    """As in production: the dialogue alerts on-call at once through `alert_now`."""
+    runtime = Runtime(
+        make_settings(database_url, public_url="https://relais.example"),
+        engine=KeywordEngine(),
+        channels={"sms": recording},
+        clock=clock,
+    )
+    attach_handoff(runtime)
+    await runtime.start(Roles(consume=True, outbox=True, recover=False, escalate=False))
+    try:
+        yield runtime
+    finally:
+        await runtime.stop()
+
+
+async def processed(rt: Runtime) -> None:
+    for _ in range(500):
+        async with rt.db.session() as s:
+            left = await s.scalar(
+                select(func.count(Message.id)).where(
+                    Message.direction == "in", Message.processed_at.is_(None)
+                )
+            )
+        if not left:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{left} message(s) not processed")
+
+
+async def test_the_dialogues_immediate_alerts_are_grouped_with_the_escalations(
+    wired: Runtime, recording: RecordingChannel, clock: Clock
+) -> None:
+    rt = wired
+    for i, address in enumerate(SENDERS[:8]):
+        await send(rt, GAS, address=address, pid=f"SMwired{address}{i}")
+    await processed(rt)
+    await escalate_due(rt)  # the handoffs' escalation: the same reports, told already
+    await delivered(rt)
+    assert len(pages(recording)) == 1  # one page now, not one per report nor two per report
+    for address in SENDERS[:8]:
+        assert "URGENT" in to(recording, address)[0]  # every safety reply at once
+    clock.advance(rt.settings.alert_group_minutes)
+    await escalate_due(rt)
+    await delivered(rt)
+    assert len(pages(recording)) <= 2
+    assert sum(reports_in(p) for p in pages(recording)) == 8  # each report once, none lost
