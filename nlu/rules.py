@@ -478,6 +478,9 @@ _RISKS: tuple[Rule, ...] = (
         _re(
             rf"\b{_WATER}\b.{{0,40}}\b(?:par terre|au sol|sur le sol|on the floor|onto the floor|"
             r"all over the floor)\b|"
+            # "ça coule sur le parquet": water spreading on a floor, how much the text leaves open.
+            r"\b(?:coule\w*|ruissel\w*|goutte\w*|se repand\w*|s etale\w*)\b.{0,20}"
+            r"\b(?:par terre|au sol|sur le (?:sol|parquet|carrelage|plancher|lino))\b|"
             r"\b(?:eau|toilettes|wc|cuvette|baignoire|evier|lavabo|douche|bath|sink|toilet)\b"
             r".{0,30}\b(?:deborde\w*|overflow\w*)\b|"
             rf"\b(?:deborde\w*|overflow\w*)\b.{{0,30}}\b{_WATER}\b|"
@@ -598,7 +601,7 @@ _RISK_NEEDLES: dict[str, tuple[str, ...]] = {
     "flooding": (
         *("eau", "water", "flotte", "toilet", "wc", "cuvette", "baignoire", "evier", "lavabo"),
         *("douche", "bath", "sink", "debord", "overflow", "fuite", "leak", "plafond", "ceiling"),
-        *("degat", "damage"),
+        *("degat", "damage", "coul", "ruissel", "goutt", "repand", "etale"),
     ),
     "carbon_monoxide": (*_CO_NEEDLES, "flamm", "flame"),
     "gas": ("pourri", "rotten", "bizarre", "etrange", "strange", "weird", "odd", "funny", "ga"),
