@@ -1,8 +1,8 @@
 """Emergency layer: hazard patterns, combined risk cues, negation, tense and a middle band.
 
 Rules run on the normalised text and win over the classifier, because missing an emergency costs
-far more than a false alarm. A rule names a hazard from a fixed vocabulary (`HAZARDS`); the
-dialogue picks its safety instructions from it.
+far more than a false alarm. A rule names a hazard from a fixed vocabulary
+(`nlu.types.HAZARDS`); the dialogue picks its safety instructions from it.
 
 Three verdicts come out of `assess`:
 - a **hazard**: an emergency now (gas smelt, water reaching the electrics, a person threatened...);
@@ -19,21 +19,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-
-HAZARDS: tuple[str, ...] = (
-    "gas",
-    "fire",
-    "smoke",
-    "flooding",
-    "water_electric",
-    "sparks",
-    "carbon_monoxide",
-    "trapped_lift",
-    "trapped",
-    "threat",
-    "danger",
-    "life_support",
-)
 
 
 def _re(pattern: str) -> re.Pattern[str]:

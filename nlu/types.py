@@ -18,11 +18,28 @@ CONVERSATION_INTENTS: tuple[str, ...] = (
 )
 INTENTS: tuple[str, ...] = TOPIC_INTENTS + CONVERSATION_INTENTS
 
+# The kinds of danger an emergency's `hazard` entity (or a possible danger's `risk`) names: the
+# contract between the NLU engines and the dialogue.
+HAZARDS: tuple[str, ...] = (
+    "gas",
+    "fire",
+    "smoke",
+    "flooding",
+    "water_electric",
+    "sparks",
+    "carbon_monoxide",
+    "trapped_lift",
+    "trapped",
+    "threat",
+    "danger",
+    "life_support",
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Entity:
     """One thing found in the text; `type` is place, object, floor, apartment, date, reference,
-    hazard (an emergency's kind, see `nlu.rules.HAZARDS`) or risk (a possible danger to check)."""
+    hazard (an emergency's kind, see `HAZARDS`) or risk (a possible danger to check)."""
 
     type: str
     value: str

@@ -295,20 +295,6 @@ def format_moment(moment: datetime, now: datetime, lang: str) -> str:
 
 # -- dangers: what the dialogue reads on every turn, beside the NLU's hazard entity ------------
 
-HAZARDS = (
-    "gas",
-    "fire",
-    "smoke",
-    "flooding",
-    "water_electric",
-    "sparks",
-    "carbon_monoxide",
-    "trapped_lift",
-    "trapped",
-    "threat",
-    "danger",
-    "life_support",
-)
 _PERSON = (
     r"\b(enfants?|bebe|petits?|petite|fils|fille|gamins?|mere|maman|pere|papa|"
     r"grand.?(mere|pere)|mamie|papi|voisine? agee|personne agee|vieille dame|vieux monsieur|"
@@ -465,7 +451,7 @@ _NO_NEGATION = frozenset({"life_support", "danger", "trapped", "trapped_lift", "
 
 
 def hazard(text: str) -> str | None:
-    """A danger happening now, read from the text: one of HAZARDS, or None.
+    """A danger happening now, read from the text: one of `nlu.types.HAZARDS`, or None.
 
     A danger denied ("pas d'odeur de gaz") or told as history ("il y a deux ans le gaz...")
     is not one now; an all-clear is not one either."""

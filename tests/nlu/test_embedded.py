@@ -286,8 +286,8 @@ def test_emergency_carries_its_hazard(engine: EmbeddedEngine, text: str, hazard:
 
 def test_every_emergency_has_a_hazard(engine: EmbeddedEngine, data_dir: Path) -> None:
     """Also those the classifier finds in words no rule knows: the dialogue needs a hazard."""
-    from nlu.rules import HAZARDS
     from nlu.training import load_dev_data
+    from nlu.types import HAZARDS
 
     texts = load_test_data(data_dir).texts + load_dev_data(data_dir).texts
     parses = [engine.parse_sync(t) for t in texts]

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from nlu.normalize import normalize
-from nlu.rules import HAZARDS, RULES, assess, emergency_rule, guess_hazard, look_alike, risk_cue
 from nlu.rules import RISKS as RISKS_RULES
+from nlu.rules import RULES, assess, emergency_rule, guess_hazard, look_alike, risk_cue
+from nlu.types import HAZARDS
 
 EMERGENCIES = [
     ("ça sent le gaz", "gas"),
