@@ -271,6 +271,17 @@ async def _announce(request: Request) -> None:
         log.warning("content change not announced (%s)", type(exc).__name__)
 
 
+async def _reset(request: Request, staff: StaffUser, kind: str, key: str, page: str) -> Response:
+    """Back to the shipped seed: the override is dropped, audited, announced."""
+    rt = runtime_of(request)
+    async with rt.db.transaction() as s:
+        await save_override(s, kind, key, None, staff.login)
+        await audit(s, "edit_facts", staff_id=staff.id, actor=staff.login,
+                    target_type=kind, target_id=key, detail={"reset": True})  # fmt: skip
+    await _announce(request)
+    return RedirectResponse(f"/console/manager/facts/{page}/{quote(key)}?saved=1", 303)
+
+
 # -- pages -------------------------------------------------------------------------------------
 
 
@@ -683,12 +694,7 @@ async def faq_save(
     check = Check(lang)
     entry = _faq_entry(request, entry_id)
     if form.get("action") == "reset":
-        async with rt.db.transaction() as s:
-            await save_override(s, "faq", entry_id, None, staff.login)
-            await audit(s, "edit_facts", staff_id=staff.id, actor=staff.login,
-                        target_type="faq", target_id=entry_id, detail={"reset": True})  # fmt: skip
-        await _announce(request)
-        return RedirectResponse(f"/console/manager/facts/faq/{quote(entry_id)}?saved=1", 303)
+        return await _reset(request, staff, "faq", entry_id, "faq")
     answer = {"fr": _text(form, "answer_fr"), "en": _text(form, "answer_en")}
     examples = [x.strip() for x in _text(form, "examples").splitlines() if x.strip()]
     if not answer["fr"]:
@@ -811,12 +817,7 @@ async def text_save(
     check = Check(lang)
     seed = _seed_text(request, key)
     if form.get("action") == "reset":
-        async with rt.db.transaction() as s:
-            await save_override(s, "text", key, None, staff.login)
-            await audit(s, "edit_facts", staff_id=staff.id, actor=staff.login,
-                        target_type="text", target_id=key, detail={"reset": True})  # fmt: skip
-        await _announce(request)
-        return RedirectResponse(f"/console/manager/facts/texts/{quote(key)}?saved=1", 303)
+        return await _reset(request, staff, "text", key, "texts")
     value = {"fr": _text(form, "text_fr"), "en": _text(form, "text_en")}
     if not value["fr"]:
         check.add("facts.err.required", field=_tr(lang, "facts.text_fr"))
