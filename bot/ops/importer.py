@@ -343,6 +343,20 @@ def _get(row: list[str], cols: dict[str, int], fld: str) -> str | None:
     return row[idx].strip() if idx < len(row) else ""
 
 
+def _row_key(line: int, key: str, seen: dict[str, int], report: Report, missing: str) -> str | None:
+    """A row's key when it has one not met earlier in the file; else the row is rejected."""
+    if not key:
+        report.rejected.append(Rejected(line, missing))
+        return None
+    if key in seen:
+        report.rejected.append(
+            Rejected(line, f"duplicate reference {key} (already on line {seen[key]})")
+        )
+        return None
+    seen[key] = line
+    return key
+
+
 def _language(value: str) -> str:
     v = fold(value)
     if v in ("en", "eng", "anglais", "english", "gb", "uk"):
@@ -432,16 +446,12 @@ class Importer:
         creates: list[_Pending] = []
         updates: list[_Pending] = []
         for line, row in table.rows:
-            ref = _get(row, cols, "reference") or ""
-            if not ref:
-                report.rejected.append(Rejected(line, "no tenant reference"))
+            found = _row_key(
+                line, _get(row, cols, "reference") or "", seen, report, "no tenant reference"
+            )
+            if found is None:
                 continue
-            if ref in seen:
-                report.rejected.append(
-                    Rejected(line, f"duplicate reference {ref} (already on line {seen[ref]})")
-                )
-                continue
-            seen[ref] = line
+            ref = found
             values: dict[str, Any] = {}
             for fld in ("first_name", "last_name", "building", "floor", "apartment"):
                 v = _get(row, cols, fld)
@@ -561,16 +571,12 @@ class Importer:
                 agencies.setdefault(fold(str(r.agency["name"])), r.agency)
         seen: dict[str, int] = {}
         for line, row in table.rows:
-            code = (_get(row, cols, "code") or "")[:32]
-            if not code:
-                report.rejected.append(Rejected(line, "no residence code"))
+            found = _row_key(
+                line, (_get(row, cols, "code") or "")[:32], seen, report, "no residence code"
+            )
+            if found is None:
                 continue
-            if code in seen:
-                report.rejected.append(
-                    Rejected(line, f"duplicate reference {code} (already on line {seen[code]})")
-                )
-                continue
-            seen[code] = line
+            code = found
             current = by_code.get(code)
             values: dict[str, Any] = {}
             name = _get(row, cols, "name")
@@ -640,16 +646,10 @@ class Importer:
         users = {u.login: u for u in (await s.execute(select(StaffUser))).scalars()}
         seen: dict[str, int] = {}
         for line, row in table.rows:
-            login = (_get(row, cols, "login") or "")[:64]
-            if not login:
-                report.rejected.append(Rejected(line, "no login"))
+            found = _row_key(line, (_get(row, cols, "login") or "")[:64], seen, report, "no login")
+            if found is None:
                 continue
-            if login in seen:
-                report.rejected.append(
-                    Rejected(line, f"duplicate reference {login} (already on line {seen[login]})")
-                )
-                continue
-            seen[login] = line
+            login = found
             values: dict[str, Any] = {}
             name = _get(row, cols, "name")
             if name is not None:
