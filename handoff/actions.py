@@ -28,12 +28,13 @@ from bot.storage.models import (
     Incident,
     Message,
     Request,
+    Role,
     StaffUser,
 )
 from bot.storage.store import add_outbound, audit, clean_text
 from handoff.auth import can_act, can_see
 from handoff.escalation import notify_staff
-from handoff.queue import WAITING, colleagues_of, load_conversation, staff_names
+from handoff.queue import WAITING, load_conversation, staff_names
 
 if TYPE_CHECKING:
     from bot.app.runtime import Runtime
@@ -256,23 +257,81 @@ async def note(rt: Runtime, staff: StaffUser, conv_id: int, text: str) -> Done:
 # -- transfer, close, give back ---------------------------------------------------------------
 
 
-async def transfer(rt: Runtime, staff: StaffUser, conv_id: int, to_staff_id: int) -> Done:
-    """Hand a conversation to a colleague of the same residence, who is told on their phone."""
+ONCALL_TARGET = "oncall"
+
+
+async def transfer_targets(s: AsyncSession, conv: Conversation, me: StaffUser) -> list[StaffUser]:
+    """Who a conversation may be handed to: every active caretaker and on-call person (but
+    the giver) who may act on it — the caretakers of its residence, on call for it (their
+    residences, and every emergency or unidentified tenant). Managers read but do not
+    answer (`can_act`), so a conversation is never handed to them."""
+    people = (
+        await s.execute(
+            select(StaffUser)
+            .where(
+                StaffUser.active.is_(True),
+                StaffUser.role.in_((Role.CARETAKER.value, Role.ONCALL.value)),
+                StaffUser.id != me.id,
+            )
+            .order_by(StaffUser.display_name, StaffUser.id)
+        )
+    ).scalars()
+    return [p for p in people if can_act(p, conv)]
+
+
+def _oncall_for(people: list[StaffUser], conv: Conversation) -> StaffUser | None:
+    """The on-call person a "to on call" transfer goes to: one who covers the residence by
+    name first, else any on-call person who may act on it (first by name)."""
+    oncall = [p for p in people if p.role == Role.ONCALL.value]
+    covering = [p for p in oncall if any(r.id == conv.residence_id for r in p.residences)]
+    return (covering or oncall or [None])[0]
+
+
+def parse_target(target: str) -> int | str | None:
+    """The transfer form's `target`: "staff:12" (a person) or "oncall"; None if malformed."""
+    if target == ONCALL_TARGET:
+        return ONCALL_TARGET
+    kind, _, number = target.partition(":")
+    if kind == "staff" and number.isdigit() and len(number) <= 10 and int(number) < 2**31:
+        return int(number)
+    return None
+
+
+async def transfer(
+    rt: Runtime, staff: StaffUser, conv_id: int, to_staff_id: int = 0, *, target: str = ""
+) -> Done:
+    """Hand a conversation to a colleague who covers its residence, or to on call; they are
+    told on their phone and find it in their queue, held for them.
+
+    `to_staff_id` is the original form's field (an unknown colleague: 400); `target` the
+    new one, "staff:<id>" or "oncall" (malformed: 422; someone who may not act on this
+    conversation, such as a caretaker of another residence: 403)."""
     conv = await _check(rt, staff, conv_id)
     async with rt.db.session() as s:
-        allowed = {p.id: p for p in await colleagues_of(s, conv, staff)}
-    target = allowed.get(to_staff_id)
-    if target is None:
-        raise Refused(400, "action.bad_colleague")
+        people = await transfer_targets(s, conv, staff)
+    allowed = {p.id: p for p in people}
+    chosen: StaffUser | None
+    if target:
+        wanted = parse_target(target)
+        if wanted is None:
+            raise Refused(422, "action.bad_colleague")
+        chosen = _oncall_for(people, conv) if wanted == ONCALL_TARGET else allowed.get(int(wanted))
+        if chosen is None:
+            raise Refused(403, "action.bad_colleague")
+    else:
+        chosen = allowed.get(to_staff_id)
+        if chosen is None:
+            raise Refused(400, "action.bad_colleague")
+    target_staff = chosen
     now = rt.clock()
     async with rt.db.transaction() as s:
         result = await s.execute(
             update(Conversation)
             .where(_mine_or_free(conv_id, staff))
             .values(
-                assigned_to=target.id,
+                assigned_to=target_staff.id,
                 state=ConversationState.ASSIGNED.value,
-                last_caretaker_id=target.id,
+                last_caretaker_id=target_staff.id,
                 updated_at=now,
             )
         )
@@ -285,20 +344,22 @@ async def transfer(rt: Runtime, staff: StaffUser, conv_id: int, to_staff_id: int
                 Handoff.closed_at.is_(None),
                 Handoff.taken_at.is_(None),
             )
-            .values(taken_at=now, taken_by=target.id)
+            .values(taken_at=now, taken_by=target_staff.id)
         )
-        await _audit(s, staff, "transfer", conv_id, to=target.login)
+        await _audit(s, staff, "transfer", conv_id, to=target_staff.login)
         await notify_staff(
             s,
             rt,
-            target,
+            target_staff,
             conv,
             kind="transfer",
             key=f"transfer:{conv_id}:{uuid.uuid4().hex[:12]}",
             by=staff.display_name or staff.login,
         )
     rt.outbox.wake()
-    await _event(rt, "assignment", conv, state=ConversationState.ASSIGNED.value, staff_id=target.id)
+    await _event(
+        rt, "assignment", conv, state=ConversationState.ASSIGNED.value, staff_id=target_staff.id
+    )
     return Done(conv_id)
 
 

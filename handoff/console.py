@@ -11,7 +11,8 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 
-from bot.storage.models import ConversationState, StaffUser
+from bot.storage.models import ConversationState, Role, StaffUser
+from bot.storage.store import CODE_MASK
 from channels.media import redirectable
 from handoff import actions
 from handoff.auth import (
@@ -23,7 +24,7 @@ from handoff.auth import (
     current_staff,
     runtime_of,
 )
-from handoff.canned import canned_replies
+from handoff.canned import canned_replies, placeholder_values
 from handoff.events import stream
 from handoff.i18n import request_language, translate
 from handoff.queue import (
@@ -34,7 +35,7 @@ from handoff.queue import (
     load_queue,
     load_view,
 )
-from handoff.requests_console import late_context, request_card
+from handoff.requests_console import late_context, request_card, request_facts
 from handoff.templating import render
 
 log = logging.getLogger(__name__)
@@ -100,7 +101,20 @@ async def _conversation_context(request: Request, staff: StaffUser, conv_id: int
     async with rt.db.session() as s:
         view = await load_view(s, conv, staff)
         card = await request_card(s, rt, conv, lang)
+        req_facts = (
+            await request_facts(s, rt, view.request, conv, lang)
+            if view.request is not None and card.get("track") is None
+            else []
+        )
+        people = await actions.transfer_targets(s, conv, staff)
+        values = await placeholder_values(
+            s, rt, conv, view.tenant, card.get("track") or view.request, lang
+        )
     acting = can_act(staff, conv)
+    groups = [
+        (role, [p for p in people if p.role == role])
+        for role in (Role.CARETAKER.value, Role.ONCALL.value)
+    ]
     waiting = conv.state in WAITING
     mine = conv.assigned_to == staff.id
     return {
@@ -113,7 +127,13 @@ async def _conversation_context(request: Request, staff: StaffUser, conv_id: int
         "can_reply": acting and waiting and (mine or conv.assigned_to is None),
         "mine": mine,
         "is_sms": conv.channel in SMS_CHANNELS,
-        "canned": canned_replies(rt.settings.data, staff_lang=lang, tenant_lang=conv.language),
+        "canned": canned_replies(
+            rt.settings.data, staff_lang=lang, tenant_lang=conv.language, values=values
+        ),
+        "req_facts": req_facts,
+        "transfer_groups": [(role, group) for role, group in groups if group],
+        "transfer_oncall": any(p.role == Role.ONCALL.value for p in people),
+        "mask": CODE_MASK,
         "nonce": uuid.uuid4().hex,
         "telegram_media": _telegram_download(rt) is not None,
         **card,
@@ -140,7 +160,8 @@ async def conversation_page(request: Request, conv_id: DbId, staff: StaffUser = 
 async def conversation_fragment(
     request: Request, conv_id: DbId, staff: StaffUser = Staff
 ) -> Response:
-    return render(request, "_live.html", await _conversation_context(request, staff, conv_id))
+    ctx = await _conversation_context(request, staff, conv_id)
+    return render(request, "_live.html", {**ctx, "fragment": True})
 
 
 async def _after(request: Request, staff: StaffUser, conv_id: int, call: Any) -> Response:
@@ -188,9 +209,11 @@ async def transfer(
     conv_id: DbId,
     staff: StaffUser = Checked,
     to: int = Form(0, ge=0, le=MAX_DB_ID),
+    target: str = Form("", max_length=40),
 ) -> Response:
     rt = runtime_of(request)
-    response = await _after(request, staff, conv_id, actions.transfer(rt, staff, conv_id, to))
+    call = actions.transfer(rt, staff, conv_id, to, target=target)
+    response = await _after(request, staff, conv_id, call)
     return (
         RedirectResponse("/console", status_code=303) if response.status_code == 303 else response
     )

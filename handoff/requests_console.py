@@ -21,7 +21,17 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.storage.models import Conversation, RequestEvent, Residence, StaffUser
+from bot.dialogue.reading import format_date
+from bot.storage.models import (
+    Attachment,
+    Author,
+    Conversation,
+    Message,
+    RequestEvent,
+    Residence,
+    StaffUser,
+    Tenant,
+)
 from bot.storage.models import Request as RequestRow
 from bot.worker.lifecycle import (
     ACTIVE,
@@ -136,6 +146,7 @@ async def request_card(s: AsyncSession, rt: Any, conv: Conversation, lang: str) 
     request = (active or rows)[0]
     now = rt.clock()
     tz = ZoneInfo(rt.settings.timezone)
+    earlier = next((r for r in rows if r.id < request.id), None)
     residence = await s.get(Residence, request.residence_id) if request.residence_id else None
     days = rt.lifecycle.working_days(residence)
     today = now.astimezone(tz).date()
@@ -163,14 +174,20 @@ async def request_card(s: AsyncSession, rt: Any, conv: Conversation, lang: str) 
     )
     names = await staff_names(s, {e.staff_id for e in events if e.staff_id})
     status = status_of(request.status)
+    since = earlier.created_at if earlier is not None else None
     return {
         "track": request,
         "track_status": status.value,
         "track_allowed": {s.value for s in TRANSITIONS[status]},
         "track_late": late(request, now),
-        "track_due": request.due_at.astimezone(tz).strftime("%d/%m %H:%M")
-        if request.due_at
-        else "",
+        "track_due": due_words(request.due_at, now, tz, lang) if request.due_at else "",
+        "track_facts": await request_facts(s, rt, request, conv, lang),
+        "track_photos": await tenant_photos(s, conv.id, since),
+        "track_done_photos": [
+            str((e.data or {})["photo"])
+            for e in events
+            if (e.data or {}).get("photo") and e.to_status == RequestStatus.DONE.value
+        ],
         "track_when": rt.lifecycle.when(request, lang),
         "track_chips": chips,
         "track_min_date": today.isoformat(),
@@ -188,6 +205,106 @@ async def request_card(s: AsyncSession, rt: Any, conv: Conversation, lang: str) 
             for e in events
         ],
     }
+
+
+# -- the request in words (issue 19) ------------------------------------------------------
+
+MAX_THUMBS = 12
+
+
+@dataclass(frozen=True, slots=True)
+class Fact:
+    key: str  # a console text: "req.fact.problem", ...
+    value: str
+    css: str = ""
+
+
+def _text(value: Any, limit: int = 300) -> str:
+    text = " ".join(str(value or "").split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def due_words(due: datetime, now: datetime, tz: ZoneInfo, lang: str) -> str:
+    """ "À traiter avant le jeudi 3 décembre", "À traiter aujourd'hui, avant 18h00"."""
+    local, today = due.astimezone(tz), now.astimezone(tz).date()
+    clock = f"{local:%H:%M}" if lang == "en" else f"{local.hour}h{local.minute:02d}"
+    days = (local.date() - today).days
+    if days == 0:
+        return translate(lang, "req.due_today", time=clock)
+    if days == 1:
+        return translate(lang, "req.due_tomorrow", time=clock)
+    return translate(lang, "req.due_day", day=format_date(local.date(), lang))
+
+
+async def request_facts(
+    s: AsyncSession, rt: Any, request: RequestRow, conv: Conversation, lang: str
+) -> list[Fact]:
+    """What a caretaker needs to know about a request, in words: the problem, the place,
+    since when, what the tenant added, and whether the tenant is vulnerable. The details'
+    keys are the dialogue's (`bot.dialogue.policy`); the labels are data/texts.yml's."""
+    d = request.details or {}
+    texts = rt.texts
+
+    def label(group: str, key: Any) -> str:
+        return texts.label(group, str(key), lang) if key else ""
+
+    facts: list[Fact] = []
+    what = _text(d.get("what") or d.get("text"))
+    problem = label("objects", d.get("object")) or label("hazards", d.get("hazard"))
+    if problem and what:
+        facts.append(Fact("req.fact.problem", f"{problem.capitalize()} — « {what} »"))
+    elif problem or what:
+        facts.append(Fact("req.fact.problem", problem.capitalize() if problem else f"« {what} »"))
+    elif request.summary:
+        facts.append(Fact("req.fact.problem", _text(request.summary)))
+    place = d.get("place")
+    where = label("places", place) if place and place != "?" else _text(d.get("where"), 120)
+    area = d.get("area")
+    if where or area in ("dwelling", "common"):
+        in_area = translate(lang, f"req.area.{area}") if area in ("dwelling", "common") else ""
+        text = where.capitalize() if where else ""
+        text = f"{text} ({in_area})" if text and in_area else text or in_area.capitalize()
+        facts.append(Fact("req.fact.place", text))
+    if d.get("since"):
+        facts.append(Fact("req.fact.since", _text(d.get("since"), 120)))
+    if d.get("when"):
+        facts.append(Fact("req.fact.when", _text(d.get("when"), 120)))
+    notes = [_text(n, 200) for n in (d.get("notes") or []) if n and _text(n) != what]
+    if notes:
+        facts.append(Fact("req.fact.notes", " / ".join(notes[-3:])))
+    if d.get("earlier"):
+        facts.append(Fact("req.fact.earlier", f"« {_text(d.get('earlier'))} »"))
+    tenant = await s.get(Tenant, request.tenant_id) if request.tenant_id else None
+    if tenant is not None and tenant.vulnerable:
+        facts.append(
+            Fact(
+                "req.fact.vulnerable",
+                _text(tenant.vulnerability) or translate(lang, "queue.vulnerable"),
+                "vulnerable",
+            )
+        )
+    return facts
+
+
+async def tenant_photos(s: AsyncSession, conv_id: int, since: datetime | None = None) -> list[int]:
+    """The ids of the photos the tenant sent in this conversation (since the previous request
+    of it, when there is one): shown as thumbnails through /console/media/{id}."""
+    stmt = (
+        select(Attachment.id)
+        .join(Message, Message.id == Attachment.message_id)
+        .where(
+            Message.conversation_id == conv_id,
+            Message.author == Author.TENANT.value,
+            Attachment.kind == "photo",
+        )
+        .order_by(Attachment.id.desc())
+        .limit(MAX_THUMBS)
+    )
+    if since is not None:
+        stmt = stmt.where(Message.created_at >= since)
+    ids = list((await s.execute(stmt)).scalars())
+    ids.reverse()
+    return ids
 
 
 async def late_context(

@@ -50,6 +50,25 @@ def clean_text(text: str | None) -> str:
     return text[:MAX_TEXT]
 
 
+# A one-time identity code a tenant typed back, as the thread keeps it: the code proves who
+# they are to the bot, and no one reading the conversation afterwards needs it.
+CODE_MASK = "••••••"
+
+
+def mask_code(value: Any, code: str) -> Any:
+    """`value` (a text, or a provider's raw payload: dicts and lists of them) with every
+    occurrence of `code` replaced by CODE_MASK."""
+    if not code:
+        return value
+    if isinstance(value, str):
+        return value.replace(code, CODE_MASK)
+    if isinstance(value, dict):
+        return {k: mask_code(v, code) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mask_code(v, code) for v in value]
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class Recorded:
     message_id: int

@@ -46,7 +46,7 @@ from bot.storage.models import (
     StaffUser,
     Tenant,
 )
-from bot.storage.store import next_request_reference, outbound_message, outbox_row
+from bot.storage.store import mask_code, next_request_reference, outbound_message, outbox_row
 from bot.worker.lifecycle import Actor, Change, Lifecycle, RequestStatus, TransitionRefused
 from nlu.types import Parse
 
@@ -463,6 +463,10 @@ class Pipeline:
         state = dict(decision.state or conv.dialogue or {})
         conv.dialogue = dict(state)  # what the sender wrote before is taken up once linked
         if identity.startswith("code:"):
+            # The thread keeps "••••••", not the code (the console, transcripts, exports).
+            msg.text = mask_code(msg.text, identity[5:])
+            if msg.raw:
+                msg.raw = mask_code(msg.raw, identity[5:])
             tenant = await self._check_code(s, conv, identity[5:])
             if isinstance(tenant, str):
                 state = {**state, "awaiting": "identity" if tenant == "code_expired" else "code"}

@@ -82,17 +82,66 @@
     update();
   }
 
+  // -- conversation page (issue 19): canned replies at the cursor ------------------------
+  // A canned reply goes where the caretaker's cursor is (or replaces the selected words),
+  // never over what they already typed; a space keeps it apart from the words around it.
+  var lastCaret = null;
+  function insertAtCursor(area, text) {
+    var value = area.value;
+    var at = lastCaret || { start: value.length, end: value.length };
+    var start = Math.min(at.start, value.length), end = Math.min(at.end, value.length);
+    var before = value.slice(0, start), after = value.slice(end);
+    if (before && !/\s$/.test(before)) { text = " " + text; }
+    if (after && !/^\s/.test(after)) { text = text + " "; }
+    area.value = before + text + after;
+    var caret = before.length + text.length;
+    area.focus();
+    area.setSelectionRange(caret, caret);
+    lastCaret = { start: caret, end: caret };
+    area.dispatchEvent(new Event("input"));
+  }
+
   function bindCanned(root) {
     var area = root.querySelector("#reply-text");
+    if (!area) { return; }
+    // Tapping a button takes the focus from the text box: remember where the cursor was.
+    ["keyup", "click", "select", "input", "blur"].forEach(function (type) {
+      area.addEventListener(type, function () {
+        lastCaret = { start: area.selectionStart, end: area.selectionEnd };
+      });
+    });
     root.querySelectorAll("[data-canned]").forEach(function (button) {
       button.addEventListener("click", function () {
-        if (!area) { return; }
-        area.value = button.getAttribute("data-canned");
-        area.dispatchEvent(new Event("input"));
-        area.focus();
+        insertAtCursor(area, button.getAttribute("data-canned"));
       });
     });
   }
+  window.relaisInsertAtCursor = insertAtCursor;
+
+  // -- conversation page (issue 19): land on the thread and the reply box ----------------
+  function landOnReply() {
+    var form = document.getElementById("reply-form");
+    var thread = document.getElementById("thread");
+    var last = thread ? thread.lastElementChild : null;
+    if (form) {
+      // The reply box at the bottom of the screen, the newest messages just above it.
+      form.scrollIntoView({ block: "end" });
+    } else if (last) {
+      last.scrollIntoView({ block: "end" });
+    }
+  }
+  function fillSlots(box) {
+    // The live fragment carries the request card in a <template data-fill="id">.
+    box.querySelectorAll("template[data-fill]").forEach(function (tpl) {
+      var slot = document.getElementById(tpl.getAttribute("data-fill"));
+      if (slot) {
+        slot.replaceChildren(tpl.content.cloneNode(true));
+        bindSubmitOnce(slot);
+      }
+      tpl.remove();
+    });
+  }
+  // -- end of conversation page (issue 19) ------------------------------------------------
 
   function bindSubmitOnce(root) {
     // A double tap on a slow connection must not post twice (the server also dedups).
@@ -148,7 +197,9 @@
     var before = {};
     box.querySelectorAll("[data-id]").forEach(function (el) { before[el.getAttribute("data-id")] = 1; });
     var thread = document.getElementById("thread");
-    var atBottom = thread ? (window.innerHeight + window.scrollY >= document.body.scrollHeight - 80) : false;
+    // Was the newest message on screen? Then the new one is brought on screen too.
+    var lastMsg = thread ? thread.lastElementChild : null;
+    var atBottom = lastMsg ? lastMsg.getBoundingClientRect().top < window.innerHeight : false;
     fetch(target.getAttribute("data-live-src"), { credentials: "same-origin", headers: { "Accept": "text/html" } })
       .then(function (r) {
         if (r.status === 401 || r.status === 403) { window.location.reload(); return null; }
@@ -157,13 +208,14 @@
       .then(function (html) {
         if (html === null) { return; }
         box.innerHTML = html;
+        fillSlots(box);
         box.querySelectorAll("[data-id]").forEach(function (el) {
           if (!before[el.getAttribute("data-id")]) { el.classList.add("fresh"); }
         });
         bindSubmitOnce(box);
         syncSkew();
         tickWaited();
-        if (atBottom) { window.scrollTo(0, document.body.scrollHeight); }
+        if (atBottom) { landOnReply(); }
       })
       .catch(function () { /* offline: the next event or reconnection refreshes */ })
       .then(function () {
@@ -202,7 +254,7 @@
     bindCounter(document);
     bindCanned(document);
     bindSubmitOnce(document);
-    if (document.getElementById("thread")) { window.scrollTo(0, document.body.scrollHeight); }
+    if (document.getElementById("thread") && !window.location.hash) { landOnReply(); }
     setInterval(tickWaited, 30000);
     connect();
   });
