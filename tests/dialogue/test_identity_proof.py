@@ -159,3 +159,36 @@ async def test_erasing_the_tenant_removes_codes_and_the_code_sms(webchat: TraceS
     async with webchat.rt.db.session() as s:
         assert (await s.execute(select(IdentityCode))).first() is None
     assert await sms_codes(webchat) == []
+
+
+async def test_typed_codes_are_kept_masked_in_the_thread(webchat: TraceSession) -> None:
+    """Issue 19: the caretaker's thread (and the managers' transcripts, and exports) read
+    "••••••" where the tenant typed the code, right or wrong; the bot's own texts stay."""
+    from bot.storage.models import Message
+    from bot.storage.store import CODE_MASK
+
+    await webchat.line("bonjour mon radiateur ne chauffe plus")
+    await webchat.line("L-10243")
+    [code] = await sms_codes(webchat)
+    wrong = "000000" if code != "000000" else "111111"
+    await webchat.line(f"le code est {wrong}")
+    await webchat.line(code)
+    assert await linked(webchat) is not None
+    async with webchat.rt.db.session() as s:
+        rows = list(
+            (
+                await s.execute(
+                    select(Message)
+                    .where(Message.conversation_id == webchat.conversation_id)
+                    .order_by(Message.id)
+                )
+            ).scalars()
+        )
+    typed = [m.text for m in rows if m.author == "tenant"]
+    assert typed == [
+        "bonjour mon radiateur ne chauffe plus",
+        "L-10243",
+        f"le code est {CODE_MASK}",
+        CODE_MASK,
+    ]
+    assert not any(code in (m.text or "") or wrong in str(m.raw or "") for m in rows)

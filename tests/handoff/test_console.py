@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from datetime import UTC, datetime
 
 import httpx
@@ -428,3 +429,170 @@ async def test_the_console_counts_sms_with_the_senders_gsm7_table(
     assert page.index('src="/console/gsm7.js"') < page.index('src="/console/static/console.js"')
     script = (await karim.get("/console/static/console.js")).text
     assert "RELAIS_GSM7" in script and "ΦΓΛΩ" not in script
+
+
+# -- conversation page (issue 19) ---------------------------------------------------------
+
+LEILA_PHONE = "+33611000011"
+
+
+async def leila(rt: Runtime) -> int:
+    """A second caretaker of Les Fleurs (Karim's residence), who can sign in."""
+    from bot.ops.users import add_user
+
+    await add_user(
+        rt.settings,
+        login="leila",
+        role="caretaker",
+        residences=["FLEURS"],
+        password="relais-demo",
+        name="Leïla Mansour",
+        phone=LEILA_PHONE,
+    )
+    async with rt.db.session() as s:
+        from bot.storage.models import StaffUser
+
+        return int(
+            (await s.execute(select(StaffUser.id).where(StaffUser.login == "leila"))).scalar_one()
+        )
+
+
+async def staff_ids(rt: Runtime) -> dict[str, int]:
+    from bot.storage.models import StaffUser
+
+    async with rt.db.session() as s:
+        return dict((await s.execute(select(StaffUser.login, StaffUser.id))).tuples().all())
+
+
+def transfer_options(page: str) -> list[str]:
+    form = page[page.index('id="transfer-form"') :]
+    form = form[: form.index("</form>")]
+    import html as html_lib
+
+    found = re.findall(r'<option value="([^"]+)">([^<]+)</option>', form)
+    return [(value, html_lib.unescape(label)) for value, label in found]
+
+
+async def test_transfer_to_a_caretaker_of_the_residence_or_to_on_call(
+    runtime: Runtime, client_for: ClientFactory, recording: RecordingChannel
+) -> None:
+    leila_id = await leila(runtime)
+    ids = await staff_ids(runtime)
+    conv = await queued(runtime, HUMAN, pid="tt")
+    karim = await client_for("karim")
+    await post(karim, f"/console/c/{conv}/take")
+    page = (await karim.get(f"/console/c/{conv}")).text
+    # Offered: on call, Leïla (same residence), the on-call person; never Sophie (another
+    # residence), Claire (a manager reads but does not answer) nor Karim himself.
+    offered = dict(transfer_options(page))
+    assert offered == {
+        "oncall": "L'astreinte (la personne de garde)",
+        f"staff:{leila_id}": "Leïla Mansour",
+        f"staff:{ids['astreinte']}": "Astreinte technique",
+    }
+    assert "Gardiens de la résidence" in page
+    # Forged targets: another residence's caretaker, a manager, oneself, garbage.
+    for forged, status in [
+        (f"staff:{ids['sophie']}", 403),
+        (f"staff:{ids['claire']}", 403),
+        (f"staff:{ids['karim']}", 403),
+        ("staff:99999", 403),
+        ("sophie", 422),
+        ("staff:-1", 422),
+        ("staff:" + "9" * 30, 422),
+    ]:
+        r = await post(karim, f"/console/c/{conv}/transfer", target=forged)
+        assert r.status_code == status, forged
+    async with runtime.db.session() as s:
+        c = await s.get(Conversation, conv)
+    assert c is not None and c.assigned_to == ids["karim"]
+    # To Leïla: she is told on her phone, and finds it in her queue, held for her.
+    sent = len(recording.sent)
+    r = await post(karim, f"/console/c/{conv}/transfer", target=f"staff:{leila_id}")
+    assert r.status_code == 303 and r.headers["location"] == "/console"
+    await settled(runtime)
+    alerts = [m for m in recording.sent[sent:] if m.address == LEILA_PHONE]
+    assert len(alerts) == 1 and f"/console/c/{conv}" in alerts[0].text
+    assert "Karim Benali" in alerts[0].text
+    async with runtime.db.session() as s:
+        c = await s.get(Conversation, conv)
+        audit_row = (
+            await s.execute(select(AuditLog).where(AuditLog.action == "transfer"))
+        ).scalar_one()
+    assert c is not None and c.assigned_to == leila_id and c.state == "assigned"
+    assert audit_row.detail == {"to": "leila"}
+    other = await client_for("leila")
+    queue = (await other.get("/console")).text
+    assert f"/console/c/{conv}" in queue
+    # Karim no longer holds it; Leïla hands it on to on call in one choice.
+    assert (await post(karim, f"/console/c/{conv}/reply", text="x")).status_code == 409
+    r = await post(other, f"/console/c/{conv}/transfer", target="oncall")
+    assert r.status_code == 303
+    await settled(runtime)
+    async with runtime.db.session() as s:
+        c = await s.get(Conversation, conv)
+    assert c is not None and c.assigned_to == ids["astreinte"]
+    assert recording.sent[-1].address == "+33611000009"
+    # The original form (a `to` field) still works.
+    oncall = await client_for("astreinte")
+    r = await post(oncall, f"/console/c/{conv}/transfer", to=str(ids["karim"]))
+    assert r.status_code == 303
+    async with runtime.db.session() as s:
+        c = await s.get(Conversation, conv)
+    assert c is not None and c.assigned_to == ids["karim"]
+
+
+async def test_another_residence_cannot_transfer_nor_be_transferred_to(
+    runtime: Runtime, client_for: ClientFactory
+) -> None:
+    ids = await staff_ids(runtime)
+    conv = await queued(runtime, HUMAN, pid="iso")
+    sophie = await client_for("sophie")
+    r = await post(sophie, f"/console/c/{conv}/transfer", target=f"staff:{ids['sophie']}")
+    assert r.status_code == 403
+    r = await post(sophie, f"/console/c/{conv}/transfer", target="oncall")
+    assert r.status_code == 403
+    async with runtime.db.session() as s:
+        c = await s.get(Conversation, conv)
+    assert c is not None and c.assigned_to is None and c.state == "queued"
+
+
+def canned_texts(page: str) -> dict[str, str]:
+    import html as html_lib
+
+    pairs = re.findall(r'data-canned="([^"]*)" data-canned-id="([^"]+)"', page)
+    return {cid: html_lib.unescape(text) for text, cid in pairs}
+
+
+async def test_canned_replies_are_filled_from_this_conversation_only(
+    runtime: Runtime, client_for: ClientFactory
+) -> None:
+    from zoneinfo import ZoneInfo
+
+    from bot.dialogue.reading import format_date
+    from bot.dialogue.schedule import next_collection
+
+    nadia = await queued(runtime, HUMAN, pid="cn1")
+    jean = await queued(runtime, HUMAN, address=JEAN, pid="cn2")
+    today = datetime.now(ZoneInfo(runtime.settings.timezone)).date()
+    fleurs = format_date(
+        next_collection({"kind": "monthly", "nth": [2], "weekday": 1}, today), "fr"
+    )
+    karim = await client_for("karim")
+    page = (await karim.get(f"/console/c/{nadia}")).text
+    texts = canned_texts(page)
+    assert texts["bulky_next"] == (
+        "Bonjour Nadia Haddad, le prochain ramassage des encombrants de votre résidence "
+        f"a lieu le {fleurs}."
+    )
+    # No request yet: the reply that names one is not offered (never a raw "{reference}").
+    assert "noted" not in texts and "on_my_way" in texts
+    assert not any("{" in t for t in texts.values())
+    assert "Jean Dupont" not in page
+    sophie = await client_for("sophie")
+    other = canned_texts((await sophie.get(f"/console/c/{jean}")).text)
+    canal = format_date(next_collection({"kind": "weekly", "weekday": 3}, today), "fr")
+    assert other["bulky_next"] == (
+        "Bonjour Jean Dupont, le prochain ramassage des encombrants de votre résidence "
+        f"a lieu le {canal}."
+    )

@@ -316,3 +316,99 @@ async def test_an_announcement_reaches_the_building_and_makes_reports_known(
     # A tenant of building A reports the lift: it is known.
     await say(runtime, "l'ascenseur est en panne", "+33612345624")
     assert "déjà signalé" in recording.sent[-1].text
+
+
+# -- the request card in words (issue 19) -------------------------------------------------
+
+TWILIO_PHOTO = "https://api.twilio.com/2010-04-01/Accounts/AC1/Messages/MM1/Media/ME1"
+
+
+def card_of(page: str) -> str:
+    """The request card of a conversation page, its moves left out."""
+    card = page[page.index('id="card-live"') :]
+    return card[: card.index('<div class="moves">')] if '<div class="moves">' in card else card
+
+
+async def test_the_request_card_speaks_words_not_the_data_model(
+    runtime: Runtime, recording: RecordingChannel, client_for: ClientFactory
+) -> None:
+    from bot.core.types import Media
+    from bot.storage.models import Tenant
+
+    await send(
+        runtime,
+        "",
+        address=NADIA,
+        pid="photo-1",
+        media=(Media(kind="photo", url=TWILIO_PHOTO, content_type="image/jpeg"),),
+    )
+    await settled(runtime)
+    request = await open_repair(runtime, recording)
+    # What the dialogue stores for "une fuite dans la cuisine depuis ce matin", with a photo.
+    async with runtime.db.transaction() as s:
+        row = await s.get(Request, request.id)
+        assert row is not None
+        row.details = {
+            "what": "ça fuit sous l'évier",
+            "object": "fuite",
+            "place": "cuisine",
+            "area": "dwelling",
+            "since": "depuis ce matin",
+            "photo": True,
+            "notes": ["depuis ce matin", "le voisin du dessous a une tache"],
+            "text": "ça fuit sous l'évier",
+        }
+        row.due_at = datetime(2026, 12, 3, 17, 0, tzinfo=UTC)  # Thursday 3 December, 18:00
+        tenant = await s.get(Tenant, row.tenant_id)
+        assert tenant is not None
+        tenant.vulnerable, tenant.vulnerability = True, "personne âgée, vit seule"
+    async with runtime.db.session() as s:
+        from bot.storage.models import Attachment
+
+        photo = (await s.execute(select(Attachment.id))).scalar_one()
+    karim = await client_for("karim")
+    card = card_of((await karim.get(f"/console/c/{request.conversation_id}")).text)
+    assert "<dt>Problème</dt><dd>Fuite — « ça fuit sous l&#39;évier »</dd>" in card
+    assert "<dt>Lieu</dt><dd>Cuisine (dans le logement)</dd>" in card
+    assert "<dt>Depuis</dt><dd>depuis ce matin</dd>" in card
+    assert "<dt>Précisions</dt><dd>depuis ce matin / le voisin du dessous a une tache</dd>" in card
+    assert "Locataire fragile" in card and "personne âgée, vit seule" in card
+    assert "À traiter avant le jeudi 3 décembre" in card and "Reçue" in card
+    assert f'<img src="/console/media/{photo}"' in card
+    for raw in ("area", "dwelling", "object", "True", "[&#39;", "['", "what"):
+        assert raw not in card.replace('id="card-live"', ""), raw
+    # English, from the same catalogue.
+    karim.cookies.set("relais_lang", "en")
+    card = card_of((await karim.get(f"/console/c/{request.conversation_id}")).text)
+    assert "<dt>Problem</dt><dd>Leak — « ça fuit sous l&#39;évier »</dd>" in card
+    assert "<dt>Place</dt><dd>Kitchen (in the home)</dd>" in card
+    assert "Due by Thursday 3 December" in card and "Vulnerable tenant" in card
+    karim.cookies.set("relais_lang", "fr")
+    # Due today: said so, with the hour.
+    async with runtime.db.transaction() as s:
+        row = await s.get(Request, request.id)
+        assert row is not None
+        row.due_at = datetime(2026, 12, 1, 17, 0, tzinfo=UTC)  # today (Tuesday), 18:00
+    card = card_of((await karim.get(f"/console/c/{request.conversation_id}")).text)
+    assert "À traiter aujourd&#39;hui, avant 18h00" in card
+    # The caretaker's photo of the repair shows beside the tenant's.
+    assert (await move(karim, request.id, status="taken")).status_code == 303
+    csrf = await csrf_for(karim)
+    r = await karim.post(
+        f"/console/requests/{request.id}/move",
+        data={"csrf": csrf, "status": "done", "note": "Joint changé"},
+        files={"photo": ("joint.png", png(), "image/png")},
+    )
+    assert r.status_code == 303
+    card = card_of((await karim.get(f"/console/c/{request.conversation_id}")).text)
+    assert "Photos de l&#39;intervention" in card
+    done = re.search(
+        rf'<img src="(/console/requests/{request.id}/photo/[0-9a-f]{{32}}\.png)"', card
+    )
+    assert done is not None
+    assert (await karim.get(done.group(1))).content == png()
+    # Another residence's caretaker sees neither the card nor its photos.
+    sophie = await client_for("sophie")
+    assert (await sophie.get(f"/console/c/{request.conversation_id}")).status_code == 403
+    assert (await sophie.get(done.group(1))).status_code == 404
+    assert (await sophie.get(f"/console/media/{photo}")).status_code == 403
