@@ -224,6 +224,11 @@ def _text(value: Any, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _fold(value: Any) -> str:
+    """For comparing what the tenant said: "Dans le salon " and "dans le salon" are one."""
+    return _text(value).casefold().strip(" .!")
+
+
 def due_words(due: datetime, now: datetime, tz: ZoneInfo, lang: str) -> str:
     """ "À traiter avant le jeudi 3 décembre", "À traiter aujourd'hui, avant 18h00"."""
     local, today = due.astimezone(tz), now.astimezone(tz).date()
@@ -269,7 +274,8 @@ async def request_facts(
         facts.append(Fact("req.fact.since", _text(d.get("since"), 120)))
     if d.get("when"):
         facts.append(Fact("req.fact.when", _text(d.get("when"), 120)))
-    notes = [_text(n, 200) for n in (d.get("notes") or []) if n and _text(n) != what]
+    said = {_fold(x) for x in (what, d.get("since"), where, f"dans le {where}") if x}
+    notes = [_text(n, 200) for n in (d.get("notes") or []) if n and _fold(n) not in said]
     if notes:
         facts.append(Fact("req.fact.notes", " / ".join(notes[-3:])))
     if d.get("earlier"):

@@ -120,6 +120,8 @@
 
   // -- conversation page (issue 19): land on the thread and the reply box ----------------
   function landOnReply() {
+    // Ours, not the browser's restored position (a reply reloads the same address).
+    if ("scrollRestoration" in window.history) { window.history.scrollRestoration = "manual"; }
     var form = document.getElementById("reply-form");
     var thread = document.getElementById("thread");
     var last = thread ? thread.lastElementChild : null;
@@ -254,7 +256,20 @@
     bindCounter(document);
     bindCanned(document);
     bindSubmitOnce(document);
-    if (document.getElementById("thread") && !window.location.hash) { landOnReply(); }
+    if (document.getElementById("thread") && !window.location.hash) {
+      // Again once the photos are in (they push the reply box down), unless the caretaker
+      // has started scrolling in the meantime.
+      var moved = false;
+      ["wheel", "touchmove", "keydown"].forEach(function (type) {
+        window.addEventListener(type, function () { moved = true; }, { once: true, passive: true });
+      });
+      landOnReply();
+      var reland = function () { if (!moved) { landOnReply(); } };
+      window.addEventListener("load", reland);
+      document.querySelectorAll("#thread img").forEach(function (img) {
+        if (!img.complete) { img.addEventListener("load", reland, { once: true }); }
+      });
+    }
     setInterval(tickWaited, 30000);
     connect();
   });
