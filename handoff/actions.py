@@ -284,7 +284,8 @@ def _oncall_for(people: list[StaffUser], conv: Conversation) -> StaffUser | None
     name first, else any on-call person who may act on it (first by name)."""
     oncall = [p for p in people if p.role == Role.ONCALL.value]
     covering = [p for p in oncall if any(r.id == conv.residence_id for r in p.residences)]
-    return (covering or oncall or [None])[0]
+    found = covering or oncall
+    return found[0] if found else None
 
 
 def parse_target(target: str) -> int | str | None:

@@ -463,10 +463,13 @@ class Pipeline:
         state = dict(decision.state or conv.dialogue or {})
         conv.dialogue = dict(state)  # what the sender wrote before is taken up once linked
         if identity.startswith("code:"):
-            # The thread keeps "••••••", not the code (the console, transcripts, exports).
+            # The thread keeps "••••••", not the code (the console, transcripts, the NLU
+            # review and its exports).
             msg.text = mask_code(msg.text, identity[5:])
             if msg.raw:
                 msg.raw = mask_code(msg.raw, identity[5:])
+            if msg.nlu:  # the NLU's reading keeps the text and its entities
+                msg.nlu = mask_code(msg.nlu, identity[5:])
             tenant = await self._check_code(s, conv, identity[5:])
             if isinstance(tenant, str):
                 state = {**state, "awaiting": "identity" if tenant == "code_expired" else "code"}

@@ -191,4 +191,6 @@ async def test_typed_codes_are_kept_masked_in_the_thread(webchat: TraceSession) 
         f"le code est {CODE_MASK}",
         CODE_MASK,
     ]
-    assert not any(code in (m.text or "") or wrong in str(m.raw or "") for m in rows)
+    for m in rows:
+        for kept in (m.text, m.raw, m.nlu):
+            assert code not in str(kept or "") and wrong not in str(kept or ""), m.id

@@ -19,6 +19,8 @@ from bot.core.types import Inbound, Media
 from bot.ops.users import add_user
 from bot.storage.models import Conversation, Request, StaffUser
 from bot.storage.store import CODE_MASK
+from bot.worker.lifecycle import Actor, Change, RequestStatus
+from handoff.tracking import move_request
 from tests.browser import DESKTOP, PHONE, SHOTS, launch, need_chromium, serve_in_thread
 from tests.conftest import make_settings
 from tests.fakes import KeywordEngine, RecordingChannel
@@ -90,6 +92,16 @@ async def _rich_details(runtime: Runtime, conv_id: int) -> None:
             "since": "depuis hier",
             "photo": True,
         }
+
+
+async def _taken_by_api(runtime: Runtime, conv_id: int) -> None:
+    async with runtime.db.session() as s:
+        reference = (
+            await s.execute(select(Request.reference).where(Request.conversation_id == conv_id))
+        ).scalar_one()
+    await move_request(
+        runtime, str(reference), Change(RequestStatus.TAKEN), Actor("api", "gmao", None, "GMAO")
+    )
 
 
 async def _conversation(runtime: Runtime, channel: str) -> Conversation:
@@ -205,6 +217,12 @@ def test_phone_lands_on_the_reply_box_card_in_words_canned_at_cursor_code_masked
         ".getBoundingClientRect().top + window.scrollY - 96)"
     )
     view_shot(karim, "console-card-phone")
+    # The card follows live: the landlord's maintenance system takes the request.
+    karim.evaluate("window.__notReloaded = true")
+    server.run(_taken_by_api(server.runtime, conv.id))
+    karim.wait_for_selector("#card-live #track-status >> text=Prise en charge", timeout=5000)
+    assert karim.evaluate("window.__notReloaded") is True
+    assert karim.locator("#card-live").count() == 1 and karim.locator("#track").count() == 1
     assert "Précisions" not in text or "dans le salon /" not in text  # said once, as the place
     shot(karim, "console-conversation-full-phone")
     assert karim.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
