@@ -274,7 +274,10 @@ async def request_facts(
         facts.append(Fact("req.fact.since", _text(d.get("since"), 120)))
     if d.get("when"):
         facts.append(Fact("req.fact.when", _text(d.get("when"), 120)))
-    said = {_fold(x) for x in (what, d.get("since"), where, f"dans le {where}") if x}
+    # What the card already says is not repeated among the tenant's other answers.
+    places = {where, texts.label("places", str(place), "fr") if place and place != "?" else ""}
+    said = {_fold(x) for x in (what, d.get("since"), *places) if x}
+    said |= {f"dans le {x}" for x in said} | {f"dans la {x}" for x in said}
     notes = [_text(n, 200) for n in (d.get("notes") or []) if n and _fold(n) not in said]
     if notes:
         facts.append(Fact("req.fact.notes", " / ".join(notes[-3:])))

@@ -223,9 +223,30 @@ def test_phone_lands_on_the_reply_box_card_in_words_canned_at_cursor_code_masked
     karim.wait_for_selector("#card-live #track-status >> text=Prise en charge", timeout=5000)
     assert karim.evaluate("window.__notReloaded") is True
     assert karim.locator("#card-live").count() == 1 and karim.locator("#track").count() == 1
-    assert "Précisions" not in text or "dans le salon /" not in text  # said once, as the place
+    assert "dans le salon" not in text  # said once, as the place
     shot(karim, "console-conversation-full-phone")
     assert karim.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+
+    # In English, from the same catalogue.
+    karim.goto(f"{server.url}/console/lang/en?next=/console/c/{conv.id}")
+    karim.wait_for_selector("#card-live")
+    text = str(karim.locator("#card-live").inner_text())
+    for words in ("Problem", "Radiator", "Living room (in the home)", "Since", "Due by"):
+        assert words in text, words
+    assert "dans le salon" not in text  # said once, as the place
+    karim.evaluate(
+        "() => window.scrollTo(0, document.querySelector('#card-live')"
+        ".getBoundingClientRect().top + window.scrollY - 96)"
+    )
+    view_shot(karim, "console-card-en-phone")
+
+    # At a desk: the thread and the reply box on the left, the request card beside them.
+    desk = sign_in(browser, server, "karim", viewport=DESKTOP)
+    desk.goto(f"{server.url}/console/c/{conv.id}")
+    desk.wait_for_load_state("load")
+    desk.wait_for_timeout(300)
+    assert on_screen(desk, "#reply-text") and on_screen(desk, "#track-status")
+    view_shot(desk, "console-conversation-card-desktop")
 
 
 async def _leila(runtime: Runtime) -> int:
