@@ -167,6 +167,13 @@ def test_phone_lands_on_the_reply_box_card_in_words_canned_at_cursor_code_masked
     view_shot(karim, "console-code-masked-phone")
     assert code not in karim.content()
 
+    # And in the manager's transcript of it.
+    claire = sign_in(browser, server, "claire", viewport=DESKTOP)
+    claire.goto(f"{server.url}/console/manager/conversations/{conv.id}")
+    transcript = claire.content()
+    assert CODE_MASK in transcript and code not in transcript
+    claire.close()
+
     # A canned reply goes in at the cursor, around what Karim typed.
     karim.fill("#reply-text", "Bonjour Nadia. À tout à l'heure.")
     karim.evaluate(
