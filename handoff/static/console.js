@@ -125,7 +125,11 @@
     var form = document.getElementById("reply-form");
     var thread = document.getElementById("thread");
     var last = thread ? thread.lastElementChild : null;
-    if (form) {
+    var refused = document.querySelector("main .error[role=alert]");
+    if (refused) {
+      // An action was refused: say why first (the reply box is one scroll away).
+      refused.scrollIntoView({ block: "center" });
+    } else if (form) {
       // The reply box at the bottom of the screen, the newest messages just above it.
       form.scrollIntoView({ block: "end" });
     } else if (last) {

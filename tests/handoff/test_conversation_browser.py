@@ -234,6 +234,13 @@ def test_phone_lands_on_the_reply_box_card_in_words_canned_at_cursor_code_masked
     shot(karim, "console-conversation-full-phone")
     assert karim.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
 
+    # A refused move (a day the lodge is closed) lands on the reason, not below it.
+    karim.goto(f"{server.url}/console/c/{conv.id}?error=req.not_working_day")
+    karim.wait_for_load_state("load")
+    karim.wait_for_timeout(300)
+    assert on_screen(karim, "main .error[role=alert]")
+    view_shot(karim, "console-conversation-refused-phone")
+
     # In English, from the same catalogue.
     karim.goto(f"{server.url}/console/lang/en?next=/console/c/{conv.id}")
     karim.wait_for_selector("#card-live")
