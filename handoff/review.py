@@ -27,6 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.status import Author, Direction
+from bot.dialogue import reading
 from bot.storage.models import Conversation, Handoff, Message, StaffUser, Tenant
 from handoff.reports import LOW_CONFIDENCE, Period
 from nlu.types import HAZARDS, INTENTS
@@ -116,13 +117,15 @@ def _ranking(nlu: dict[str, Any] | None) -> list[tuple[str, float]]:
     return out
 
 
-def _hazard(nlu: dict[str, Any] | None) -> str | None:
+def _hazard(nlu: dict[str, Any] | None, text: str = "") -> str | None:
+    """The danger named: the NLU's hazard (or risk) entity, else the dialogue's own reading
+    of the text (`bot.dialogue.reading.hazard`, which decides the safety text too)."""
     for e in (nlu or {}).get("entities") or []:
         if isinstance(e, dict) and e.get("type") in ("hazard", "risk"):
             value = str(e.get("value", ""))
             if value in HAZARDS:
                 return value
-    return None
+    return reading.hazard(text) if text else None
 
 
 def _tenant_name(tenant: Tenant | None) -> str:
@@ -221,7 +224,7 @@ def _item(
         m.confidence,
         m.corrected_intent,
         _ranking(m.nlu),
-        hazard=_hazard(m.nlu),
+        hazard=_hazard(m.nlu, m.text),
     )
     # The handoff this turn opened (or raised): created after the message, before the next.
     turn = [
