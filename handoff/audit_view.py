@@ -104,7 +104,7 @@ def _conversation(lang: str, cid: int | None, tenants: dict[int, str]) -> str:
 def _line(r: AuditRow, lang: str, staff: dict[str, str], tenants: dict[int, str]) -> AuditLine:
     who = r.staff_name or staff.get(r.actor) or r.actor or translate(lang, "mgr.audit.system")
     if r.actor == "relais":
-        who = translate(lang, "mgr.audit.system")
+        who = translate(lang, "app.name")  # the bot and its background jobs
     d = r.detail
     cid: int | None = None
     if r.target_type == "conversation" and r.target_id.isdigit():
@@ -145,6 +145,10 @@ def _line(r: AuditRow, lang: str, staff: dict[str, str], tenants: dict[int, str]
         reason = str(d.get("reason") or "other")
         key = f"audit.say.forbidden_{reason}"
         values["path"] = str(d.get("path") or r.target_id)
+    elif r.action == "alert":
+        values["n"] = d.get("alerts", 0)
+    elif r.action == "escalate":
+        values["n"] = len(d.get("to") or [])
     elif r.action == "edit_facts":
         key = "audit.say.reset_facts" if d.get("reset") else "audit.say.edit_facts"
     if key not in MESSAGES:

@@ -497,7 +497,7 @@ async def nlu_review(request: Request, staff: StaffUser = Depends(manager_only))
     period = parse_period(request, None)
     page = _page(request)
     async with runtime_of(request).db.session() as s:
-        items = await review.review_items(s, kind=kind, period=period)
+        items, capped = await review.review_items(s, kind=kind, period=period)
     return render(
         request,
         "manager/nlu.html",
@@ -510,7 +510,7 @@ async def nlu_review(request: Request, staff: StaffUser = Depends(manager_only))
             total=len(items),
             page=page,
             page_size=PAGE_SIZE,
-            scan=review.SCAN,
+            scan=f"{review.SCAN:,}".replace(",", "\u202f") if capped else "",
             threshold_pct=round(reports.LOW_CONFIDENCE * 100),
             quick_intents=quick_intents,
             other_intents=review.hazard_intents(),
@@ -525,9 +525,9 @@ async def emergency_verdict(
     message_id: DbId,
     staff: StaffUser = Depends(csrf_protect),  # noqa: B008
 ) -> Response:
-    """Managers' "Ce n'était pas une urgence" (verdict=no, optionally the right intent) on an emergency
-    decision, "C'était une urgence" (verdict=yes) on a miss: stored as the message's corrected
-    intent, which the training-data export reads."""
+    """A manager's "Ce n'était pas une urgence" (verdict=no, optionally the right intent) on
+    an emergency decision, or "C'était une urgence" (verdict=yes) on a miss: stored as the
+    message's corrected intent, which the training-data export reads."""
     form = await request.form()
     verdict = form.get("verdict")
     chosen = form.get("intent")

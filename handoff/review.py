@@ -141,8 +141,9 @@ async def review_items(
     kind: str = "todo",
     period: Period | None = None,
     threshold: float = LOW_CONFIDENCE,
-) -> list[ReviewItem]:
-    """The review's items of one kind (see KINDS), newest first."""
+) -> tuple[list[ReviewItem], bool]:
+    """The review's items of one kind (see KINDS), newest first, and whether the newest SCAN
+    messages of the period were not all of them (older ones were not looked at)."""
     conditions: list[Any] = [
         Message.direction == Direction.IN.value,
         Message.author == Author.TENANT.value,
@@ -204,7 +205,7 @@ async def review_items(
         _misses(messages, items)
     out = [it for it in items.values() if _in_kind(it, kind)]
     out.sort(key=lambda it: (it.created_at, it.id), reverse=True)
-    return out
+    return out, len(rows) >= SCAN
 
 
 def _item(

@@ -36,7 +36,11 @@ async def refusals(rt: Runtime) -> list[AuditLog]:
 
 
 def entries(html: str) -> str:
-    return html.split('<ol class="audit">')[1].split("</ol>")[0] if '<ol class="audit">' in html else ""
+    return (
+        html.split('<ol class="audit">')[1].split("</ol>")[0]
+        if '<ol class="audit">' in html
+        else ""
+    )
 
 
 @pytest.fixture
@@ -144,9 +148,7 @@ async def test_filters_by_person_and_action_and_pages(
                 target_id=convs["jean"],
             )
     c = await client_for("claire")
-    only_karim = entries(
-        (await c.get("/console/manager/audit", params={"staff": karim.id})).text
-    )
+    only_karim = entries((await c.get("/console/manager/audit", params={"staff": karim.id})).text)
     assert "Karim Benali a pris" in only_karim and "Sophie Lefebvre" not in only_karim
     takes = entries((await c.get("/console/manager/audit", params={"action": "take"})).text)
     assert "Karim Benali a pris" in takes and "Sophie Lefebvre a pris" in takes

@@ -58,9 +58,7 @@ async def story(runtime: Runtime) -> dict[str, int]:
     nadia = await conversation_of(runtime, NADIA)
     karim = await staff(runtime, "karim")
     await actions.take(runtime, karim, nadia)
-    await actions.close(
-        runtime, karim, nadia, "Pas une urgence : odeur de peinture chez le voisin"
-    )
+    await actions.close(runtime, karim, nadia, "Pas une urgence : odeur de peinture chez le voisin")
     await settled(runtime)
     await send(runtime, "4", address=NADIA)
     await settled(runtime)
@@ -163,9 +161,7 @@ async def test_not_an_emergency_reaches_the_export_under_the_right_intent(
             "emergency",
             "nuisance",
         )
-        entry = (
-            await s.execute(select(AuditLog).where(AuditLog.action == "relabel"))
-        ).scalar_one()
+        entry = (await s.execute(select(AuditLog).where(AuditLog.action == "relabel"))).scalar_one()
     assert entry.detail["verdict"] == "not_emergency" and entry.detail["corrected"] == "nuisance"
     # Reviewed: out of "to review", still listed as a (corrected) false alarm.
     assert not item_of((await c.get("/console/manager/nlu")).text, gas.id)
