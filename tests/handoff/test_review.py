@@ -215,3 +215,28 @@ async def test_not_an_emergency_without_an_intent_and_bad_requests(
     async with runtime.db.session() as s:
         fresh = await s.get(Message, gas.id)
         assert fresh is not None and fresh.corrected_intent not in (None, "emergency")
+
+
+async def test_staff_flagging_an_emergency_the_bot_did_not_raise_is_a_miss(
+    runtime: Runtime, client_for: ClientFactory
+) -> None:
+    await send(runtime, "je veux parler à un conseiller, vite", address=JEAN)
+    await settled(runtime)
+    jean = await conversation_of(runtime, JEAN)
+    sophie = await staff(runtime, "sophie")
+    await actions.take(runtime, sophie, jean)
+    await actions.close(runtime, sophie, jean, "C'était une urgence : odeur de gaz, GRDF appelé")
+    asked = await message(runtime, "je veux parler à un conseiller, vite")
+    c = await client_for("claire")
+    card = item_of((await c.get("/console/manager/nlu?kind=missed")).text, asked.id)
+    assert "Urgence manquée" in card and "transmis à une personne" in card
+    assert "clôturé par Sophie Lefebvre : « C&#39;était une urgence : odeur de gaz" in card
+    # Closed as an ordinary need: not a miss.
+    await send(runtime, "je veux parler à une personne", address=NADIA)
+    await settled(runtime)
+    nadia = await conversation_of(runtime, NADIA)
+    karim = await staff(runtime, "karim")
+    await actions.take(runtime, karim, nadia)
+    await actions.close(runtime, karim, nadia, "Rappel fait, rendez-vous pris")
+    other = await message(runtime, "je veux parler à une personne")
+    assert not item_of((await c.get("/console/manager/nlu?kind=all")).text, other.id)
