@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.status import Author, Direction
 from bot.dialogue import reading
+from bot.ops.gdpr import ERASED_TEXT
 from bot.storage.models import Conversation, Handoff, Message, StaffUser, Tenant
 from handoff.reports import LOW_CONFIDENCE, Period
 from nlu.types import HAZARDS, INTENTS
@@ -148,6 +149,7 @@ async def review_items(
         Message.direction == Direction.IN.value,
         Message.author == Author.TENANT.value,
         Message.intent.is_not(None),
+        Message.text != ERASED_TEXT,  # erased under the GDPR: nothing left to read
     ]
     if period is not None:
         conditions.append(period.contains(Message.created_at))

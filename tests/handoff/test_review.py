@@ -10,6 +10,7 @@ import yaml
 from sqlalchemy import select
 
 from bot.app.runtime import Runtime
+from bot.ops.gdpr import erase_tenant
 from bot.storage.models import AuditLog, Conversation, Handoff, Message, StaffUser
 from handoff import actions
 from handoff.review import not_nlu_answer, says_not_urgent, says_urgent
@@ -240,3 +241,19 @@ async def test_staff_flagging_an_emergency_the_bot_did_not_raise_is_a_miss(
     await actions.close(runtime, karim, nadia, "Rappel fait, rendez-vous pris")
     other = await message(runtime, "je veux parler à une personne")
     assert not item_of((await c.get("/console/manager/nlu?kind=all")).text, other.id)
+
+
+async def test_erased_messages_leave_the_review_and_the_export(
+    runtime: Runtime, client_for: ClientFactory, story: dict[str, int]
+) -> None:
+    gas = await message(runtime, GAS)
+    c = await client_for("claire")
+    token = csrf_of((await c.get("/console/manager/nlu")).text)
+    data = {"csrf": token, "verdict": "no", "intent": "repair"}
+    await c.post(f"/console/manager/nlu/{gas.id}/emergency", data=data)
+    assert f"- {GAS}" in (await c.get("/console/manager/nlu.yml")).text
+    await erase_tenant(runtime.db, "L-10231")
+    export = (await c.get("/console/manager/nlu.yml")).text
+    assert GAS not in export and "[effacé]" not in export
+    listed = (await c.get("/console/manager/nlu", params={"kind": "all"})).text
+    assert not item_of(listed, gas.id) and "[effacé]" not in listed
