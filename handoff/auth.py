@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import re
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -329,6 +330,55 @@ async def _audit(s: AsyncSession, staff: StaffUser, action: str, detail: dict[st
 
 def _minutes_left(until: datetime, now: datetime) -> int:
     return max(1, int((until - now).total_seconds() + 59) // 60)
+
+
+# -- refused access ------------------------------------------------------------------------
+
+FORBIDDEN = "forbidden"  # the audit action of a refused request (403)
+_CONVERSATION_PATH = re.compile(r"^/console/(?:api/)?(?:c|manager/conversations)/(\d+)(?:/|$)")
+
+
+def refusal_reason(request: Request, detail: object) -> str:
+    """Why a request was refused, in one word the audit log turns into a sentence."""
+    if detail == "csrf":
+        return "csrf"
+    if detail == "role not allowed" or request.url.path.startswith("/console/manager"):
+        return "role"
+    if _CONVERSATION_PATH.match(request.url.path):
+        return "residence"
+    return "other"
+
+
+async def record_refusal(request: Request, detail: object) -> None:
+    """One audit entry per refused request (403): who, which page, why. Never the request's
+    body nor its query string (a search may hold a name or a phone number); the log line
+    names the route's pattern only. Best effort: a refusal is answered even if not recorded."""
+    staff: StaffUser | None = getattr(request.state, "staff", None)
+    path = request.url.path
+    found = _CONVERSATION_PATH.match(path)
+    reason = refusal_reason(request, detail)
+    route = request.scope.get("route")
+    pattern = getattr(route, "path", "") or "?"
+    try:
+        async with runtime_of(request).db.transaction() as s:
+            await audit(
+                s,
+                FORBIDDEN,
+                staff_id=staff.id if staff else None,
+                actor=staff.login if staff else "",
+                target_type="conversation" if found else "page",
+                target_id=found.group(1) if found else path[:64],
+                detail={"method": request.method, "path": path[:200], "reason": reason},
+            )
+    except Exception as exc:
+        log.warning("refused access not recorded (%s)", type(exc).__name__)
+    log.info(
+        "403 %s %s (%s) for staff %s",
+        request.method,
+        pattern,
+        reason,
+        staff.id if staff else "-",
+    )
 
 
 # -- who sees what ------------------------------------------------------------------------

@@ -7,7 +7,6 @@ or exports is written to the audit log like the caretakers' actions. The figures
 
 from __future__ import annotations
 
-import json
 from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -31,7 +30,7 @@ from bot.storage.models import (
 )
 from bot.storage.models import Request as Ticket
 from bot.storage.store import audit
-from handoff import charts, reports
+from handoff import audit_view, charts, reports, review
 from handoff.auth import MAX_DB_ID, DbId, csrf_protect, require_role, runtime_of, safe_next
 from handoff.i18n import MESSAGES, request_language, translate
 from handoff.requests_console import late_context
@@ -480,7 +479,7 @@ def _query_of(back: str) -> str:
 # -- NLU review ---------------------------------------------------------------------------
 
 
-def quick_intents(row: reports.ReviewRow, limit: int = 6) -> list[str]:
+def quick_intents(row: review.ReviewItem, limit: int = 6) -> list[str]:
     """The one-click choices: the NLU's reading (to confirm it), its runners-up, then the
     topics, which most corrections are; the select offers the rest."""
     ordered = [row.intent, *(i for i, _ in row.ranking[:3]), *TOPIC_INTENTS]
@@ -494,13 +493,11 @@ def quick_intents(row: reports.ReviewRow, limit: int = 6) -> list[str]:
 @router.get("/nlu")
 async def nlu_review(request: Request, staff: StaffUser = Depends(manager_only)) -> Response:  # noqa: B008
     kind = request.query_params.get("kind", "todo")
-    kind = kind if kind in reports.REVIEW_KINDS else "todo"
+    kind = kind if kind in review.KINDS else "todo"
     period = parse_period(request, None)
     page = _page(request)
     async with runtime_of(request).db.session() as s:
-        rows, total = await reports.review_messages(
-            s, kind=kind, period=period, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE
-        )
+        items, capped = await review.review_items(s, kind=kind, period=period)
     return render(
         request,
         "manager/nlu.html",
@@ -508,16 +505,69 @@ async def nlu_review(request: Request, staff: StaffUser = Depends(manager_only))
             request,
             **_period_context(period),
             kind=kind,
-            kinds=reports.REVIEW_KINDS,
-            rows=rows,
-            total=total,
+            kinds=review.KINDS,
+            rows=review.page_of(items, page, PAGE_SIZE),
+            total=len(items),
             page=page,
             page_size=PAGE_SIZE,
+            scan=f"{review.SCAN:,}".replace(",", "\u202f") if capped else "",
             threshold_pct=round(reports.LOW_CONFIDENCE * 100),
             quick_intents=quick_intents,
+            other_intents=review.hazard_intents(),
             here=request.url.path + ("?" + request.url.query if request.url.query else ""),
         ),
     )
+
+
+@router.post("/nlu/{message_id}/emergency")
+async def emergency_verdict(
+    request: Request,
+    message_id: DbId,
+    staff: StaffUser = Depends(csrf_protect),  # noqa: B008
+) -> Response:
+    """A manager's "Ce n'était pas une urgence" (verdict=no, optionally the right intent) on
+    an emergency decision, or "C'était une urgence" (verdict=yes) on a miss: stored as the
+    message's corrected intent, which the training-data export reads."""
+    form = await request.form()
+    verdict = form.get("verdict")
+    chosen = form.get("intent")
+    if verdict not in ("yes", "no"):
+        raise HTTPException(status_code=400, detail="verdict")
+    intent = chosen if isinstance(chosen, str) else ""
+    if intent and (intent not in INTENTS or intent == review.EMERGENCY):
+        raise HTTPException(status_code=400, detail="unknown intent")
+    async with runtime_of(request).db.transaction() as s:
+        msg = await s.get(Message, message_id)
+        if msg is None or msg.direction != Direction.IN.value or msg.author != Author.TENANT.value:
+            raise HTTPException(status_code=404)
+        if verdict == "no":
+            if msg.intent != review.EMERGENCY:
+                raise HTTPException(status_code=400, detail="not an emergency decision")
+            corrected = intent or review.best_other(msg.nlu)
+        else:
+            corrected = review.EMERGENCY
+        previous = msg.corrected_intent
+        msg.corrected_intent = corrected
+        await audit(
+            s,
+            "relabel",
+            staff_id=staff.id,
+            actor=staff.login,
+            target_type="message",
+            target_id=msg.id,
+            detail={
+                "conversation_id": msg.conversation_id,
+                "predicted": msg.intent,
+                "previous": previous,
+                "corrected": corrected,
+                "verdict": "emergency" if verdict == "yes" else "not_emergency",
+            },
+        )
+    nxt = form.get("next")
+    target = safe_next(nxt if isinstance(nxt, str) else None)
+    if not target.startswith("/console/manager"):
+        target = "/console/manager/nlu"
+    return RedirectResponse(f"{target.split('#')[0]}#m{message_id}", status_code=303)
 
 
 @router.post("/nlu/{message_id}")
@@ -597,7 +647,8 @@ async def audit_log(request: Request, staff: StaffUser = Depends(manager_only)) 
     action = q.get("action", "")[:32]
     period = parse_period(request, None)
     page = _page(request)
-    size = 100
+    size = 50
+    lang = request_language(request)
     async with runtime_of(request).db.session() as s:
         rows, total = await reports.audit_entries(
             s,
@@ -607,7 +658,11 @@ async def audit_log(request: Request, staff: StaffUser = Depends(manager_only)) 
             limit=size,
             offset=(page - 1) * size,
         )
-        actions = await reports.audit_actions(s)
+        lines = await audit_view.audit_lines(s, rows, lang)
+        actions = sorted(
+            set(await reports.audit_actions(s)) | {action} - {""},
+            key=lambda a: audit_view.action_label(lang, a).casefold(),
+        )
         people = [
             (sid, name or login, role)
             for sid, name, login, role in await s.execute(
@@ -622,14 +677,13 @@ async def audit_log(request: Request, staff: StaffUser = Depends(manager_only)) 
         _context(
             request,
             **_period_context(period),
-            rows=rows,
+            rows=lines,
             total=total,
             page=page,
             page_size=size,
-            actions=actions,
+            actions=[(a, audit_view.action_label(lang, a)) for a in actions],
             people=people,
             staff_id=staff_id,
             action=action,
-            detail_text=lambda d: json.dumps(d, ensure_ascii=False, sort_keys=True)[:300],
         ),
     )

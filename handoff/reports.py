@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.ops.gdpr import ERASED_TEXT
 from bot.storage.models import (
     AuditLog,
     Author,
@@ -630,8 +631,9 @@ async def review_messages(
 async def corrected_examples(
     s: AsyncSession, period: Period | None = None
 ) -> list[tuple[str, str]]:
-    """(intent, text) of every re-labelled tenant message, oldest first."""
-    conditions = review_conditions("labelled", LOW_CONFIDENCE)
+    """(intent, text) of every re-labelled tenant message, oldest first; not the messages
+    erased under the GDPR (their text is only a marker now)."""
+    conditions = [*review_conditions("labelled", LOW_CONFIDENCE), Message.text != ERASED_TEXT]
     if period is not None:
         conditions.append(period.contains(Message.created_at))
     rows = await s.execute(

@@ -30,6 +30,7 @@ from handoff.auth import (
     current_staff,
     is_api,
     login_url,
+    record_refusal,
     runtime_of,
     safe_next,
     session_cookie_kwargs,
@@ -92,6 +93,8 @@ def install_console(app: FastAPI, runtime: Runtime) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 403 and request.url.path.startswith("/console"):
+            await record_refusal(request, exc.detail)
         if not request.url.path.startswith("/console") or is_api(request):
             return JSONResponse(
                 {"detail": exc.detail},

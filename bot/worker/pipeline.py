@@ -186,10 +186,10 @@ class Pipeline:
                 started = time.perf_counter()
                 parse = await self.engine.parse(msg.text)
                 nlu_ms = (time.perf_counter() - started) * 1000
-                msg.nlu = {**parse.to_dict(), "ms": round(nlu_ms, 3)}
+                conv = conversations[msg.conversation_id]
+                msg.nlu = {**parse.to_dict(), "ms": round(nlu_ms, 3), **_answering(conv)}
                 msg.intent = parse.intent
                 msg.confidence = parse.confidence
-                conv = conversations[msg.conversation_id]
                 if msg.created_at > conv.last_message_at:
                     # The gateway skips this update while a worker holds the conversation.
                     conv.last_message_at = msg.created_at
@@ -1312,3 +1312,12 @@ def _incident_view(i: Incident) -> dlg.IncidentView:
 def _identified_by_phone(channel: str, address: str) -> bool:
     """Senders whose address is their phone number (the terminal is used as a phone in demos)."""
     return channel in SMS_CHANNELS or (channel == "terminal" and address.startswith("+"))
+
+
+def _answering(conv: Conversation) -> dict[str, str]:
+    """The question this message may answer (the dialogue's `awaiting` or `asked` before the
+    turn), kept with the NLU result: the managers' NLU review leaves out what answered an
+    identification or a rating question, which the classifier did not decide."""
+    state = conv.dialogue or {}
+    asked = state.get("awaiting") or state.get("asked")
+    return {"answering": asked} if isinstance(asked, str) and asked else {}

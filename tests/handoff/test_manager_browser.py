@@ -209,8 +209,8 @@ def test_manager_finds_exports_and_sees_it_counted(server: Server, browser: Any)
     # The export and the reading are in the audit log.
     page.click("nav.subnav >> text=Journal")
     entries = page.locator("ol.audit").inner_text()
-    shot(page, "manager-audit-phone")
-    assert "export" in entries and "read" in entries and "Claire Dubois" in entries
+    shot(page, "manager-audit-export-phone")
+    assert "Claire Dubois a exporté" in entries and "Claire Dubois a lu la conversation" in entries
     assert page.dialogs == []
     assert conv_url.startswith(server.url + "/console/manager/conversations/")
 
