@@ -17,7 +17,7 @@
       send: "Envoyer", photo: "Joindre une photo", you: "Vous", bot: "Assistant", staff: "Équipe de proximité",
       typing: "L'assistant écrit…", welcome: "{hello} ! Décrivez votre demande : une panne, un souci avec un voisin, des encombrants, une question… Nous vous répondons ici.",
       sending: "envoi…", offline: "Reconnexion…", online: "Connecté",
-      today: "Aujourd'hui", yesterday: "Hier", unread: "{n} nouveau(x) message(s)", urgent: "Urgence",
+      today: "Aujourd'hui", yesterday: "Hier", unread: ["{n} nouveau message", "{n} nouveaux messages"], urgent: "Urgence",
       forget: "Oublier cet appareil", forgetAsk: "Effacer cette conversation de cet appareil ? Pour nous écrire à nouveau, il suffira de rouvrir la messagerie.",
       forgotten: "Conversation effacée de cet appareil.", erase: "Effacer", cancel: "Annuler",
       photoAlt: "Photo envoyée", tooBig: "Cette photo dépasse 5 Mo.", notImage: "Seules les photos sont acceptées.",
@@ -30,7 +30,7 @@
       send: "Send", photo: "Attach a photo", you: "You", bot: "Assistant", staff: "Local team",
       typing: "The assistant is typing…", welcome: "{hello}! Tell us what you need: a repair, a problem with a neighbour, bulky waste, a question… We answer here.",
       sending: "sending…", offline: "Reconnecting…", online: "Connected",
-      today: "Today", yesterday: "Yesterday", unread: "{n} new message(s)", urgent: "Emergency",
+      today: "Today", yesterday: "Yesterday", unread: ["{n} new message", "{n} new messages"], urgent: "Emergency",
       forget: "Forget this device", forgetAsk: "Erase this conversation from this device? To write to us again, just open the chat again.",
       forgotten: "Conversation erased from this device.", erase: "Erase", cancel: "Cancel",
       photoAlt: "Photo sent", tooBig: "This photo is over 5 MB.", notImage: "Only photos can be sent.",
@@ -134,6 +134,7 @@
     "li .who{display:block;font-size:11px;opacity:.75;margin-bottom:2px}",
     "li.emergency .who{display:flex;align-items:center;gap:5px;opacity:1;color:#b3261e;font-weight:700;font-size:13px;text-transform:uppercase}",
     "li a{color:inherit;font-weight:600;text-decoration:underline}",
+    "li a[href^='tel:']{white-space:nowrap}",
     "li.emergency a[href^='tel:']{display:inline-block;background:#b3261e;color:#fff;border-radius:6px;padding:1px 7px;text-decoration:none}",
     "li .at{display:block;text-align:right;font-size:11px;opacity:.7;margin-top:2px}",
     "li.pending{opacity:.7}",
@@ -276,7 +277,7 @@
     unread += 1;
     badge.textContent = unread > 9 ? "9+" : String(unread);
     badge.hidden = false;
-    bubble.setAttribute("aria-label", T.open + " — " + T.unread.replace("{n}", unread));
+    bubble.setAttribute("aria-label", T.open + " — " + T.unread[unread > 1 ? 1 : 0].replace("{n}", unread));
   }
 
   function render(m) {
