@@ -501,7 +501,7 @@ def router(channel: WebChatChannel, runtime: Runtime) -> APIRouter:
 
     @r.post(FORGET_PATH, include_in_schema=False)
     async def forget(request: Request) -> Response:
-        """"Oublier cet appareil": the session ends here; its open sockets are told and closed."""
+        """ "Oublier cet appareil": the session ends here; its open sockets are told and closed."""
         if not channel.origin_allowed(request.headers.get("origin")):
             return refuse(request, 403, "origin not allowed")
         address = await channel.revoke(request.headers.get(SESSION_HEADER, ""))

@@ -21,20 +21,73 @@ LANGUAGES = ("fr", "en")
 PLACES = ("residence", "agency", "landlord", "caretaker")
 # Common nouns a place's name may begin with, and their gender.
 _FEMININE = frozenset(
-    "résidence tour cité maison villa cour place agence halte ferme chaumière tuilerie"
-    " école caserne".split()
+    [
+        "résidence",
+        "tour",
+        "cité",
+        "maison",
+        "villa",
+        "cour",
+        "place",
+        "agence",
+        "halte",
+        "ferme",
+        "chaumière",
+        "école",
+        "caserne",
+    ]
 )
 _MASCULINE = frozenset(
-    "foyer domaine clos hameau square parc pavillon village quartier immeuble ensemble"
-    " bâtiment carré jardin mail moulin château verger bois".split()
+    [
+        "foyer",
+        "domaine",
+        "clos",
+        "hameau",
+        "square",
+        "parc",
+        "pavillon",
+        "village",
+        "quartier",
+        "immeuble",
+        "ensemble",
+        "bâtiment",
+        "carré",
+        "jardin",
+        "mail",
+        "moulin",
+        "château",
+        "verger",
+        "bois",
+    ]
 )
 # Nouns written lower case after their article ("l'agence Lille Centre"): part of a sentence,
 # not of the name. A residence's "Résidence" or "Tour" is kept as written.
 _LOWERED = frozenset({"agence"})
 # Words already bearing their determiner: nothing to add ("votre agence").
 _DETERMINED = frozenset(
-    "votre vos notre nos mon ma mes ton ta tes son sa ses leur leurs ce cet cette ces un une"
-    .split()
+    [
+        "votre",
+        "vos",
+        "notre",
+        "nos",
+        "mon",
+        "ma",
+        "mes",
+        "ton",
+        "ta",
+        "tes",
+        "son",
+        "sa",
+        "ses",
+        "leur",
+        "leurs",
+        "ce",
+        "cet",
+        "cette",
+        "ces",
+        "un",
+        "une",
+    ]
 )
 # Words beginning with an h that is not elided ("au Hameau", "de Hautmont").
 _H_ASPIRE = re.compile(r"^(ha(ut|mea|ll|ngar|ie|lle|rdi)|hé(ron|risson)|hon(te|grie)|hu(tte|ch))")
@@ -62,31 +115,25 @@ def place(name: str, prep: str = "") -> str:
         return ""
     first, _, rest = name.partition(" ")
     low = first.lower()
-    if low in _DETERMINED or low.startswith(("l'", "l’")):
-        article, noun = "", name  # already determined: "votre agence", "L'Oasis"
-        if low.startswith(("l'", "l’")):
-            article, noun = "l'", name[2:]
-    elif low in ("le", "la", "les") and rest:
+    if low in _DETERMINED:  # already determined: "votre agence"
+        return f"{prep} {name}".strip()
+    if low.startswith(("l'", "l’")):  # "L'Oasis"
+        article, noun = "l'", name[2:]
+    elif low in ("le", "la", "les") and rest:  # "Le Parc"
         article, noun = low + " ", rest
-    elif low in _FEMININE or low in _MASCULINE:
+    elif low in _FEMININE or low in _MASCULINE:  # "Résidence Les Fleurs", "Foyer Saint-Jean"
         word = first.lower() if low in _LOWERED else first
-        if _elides(first):
-            article = "l'"
-        else:
-            article = "la " if low in _FEMININE else "le "
+        article = "l'" if _elides(first) else "la " if low in _FEMININE else "le "
         noun = f"{word} {rest}".strip()
     else:  # a proper name ("Habitat Nord Solidaire", "Lille"): no article
         article, noun = "", name
-    if low in _DETERMINED:
-        return f"{prep} {name}".strip()
-    if prep == "à":
-        joined = {"le ": "au ", "les ": "aux "}.get(article, f"à {article}")
-    elif prep == "de":
-        joined = {"le ": "du ", "les ": "des "}.get(article)
-        if joined is None:
-            joined = "d'" if article == "" and _elides(noun) else f"de {article}"
-    else:
-        joined = article
+    contracted = {"à": {"le ": "au ", "les ": "aux "}, "de": {"le ": "du ", "les ": "des "}}
+    joined = contracted.get(prep, {}).get(article)
+    if joined is None:
+        if prep == "de" and article == "" and _elides(noun):
+            joined = "d'"
+        else:
+            joined = f"{prep} {article}" if prep else article
     return f"{joined}{noun}"
 
 
@@ -121,7 +168,8 @@ def good_day(now: datetime | None, lang: str = "fr") -> str:
     """The leave-taking for the hour: "Bonne soirée" from 18:00, "Bonne journée" by day."""
     if lang != "fr":
         return "Have a good day"
-    return "Bonne soirée" if now is not None and (now.hour >= 18 or now.hour < 5) else "Bonne journée"
+    evening = now is not None and (now.hour >= 18 or now.hour < 5)
+    return "Bonne soirée" if evening else "Bonne journée"
 
 
 class _Blank(dict[str, Any]):

@@ -486,7 +486,7 @@ async def test_a_safety_text_is_marked_as_an_emergency(gateway: Gateway, served:
 
 
 async def test_forgetting_the_device_ends_the_session(gateway: Gateway, served: str) -> None:
-    """"Oublier cet appareil": the token and every earlier one stop working, the session's
+    """ "Oublier cet appareil": the token and every earlier one stop working, the session's
     other tabs are told and closed, and the conversation stays for staff."""
     channel = gateway.runtime.channels["webchat"]
     assert isinstance(channel, WebChatChannel)

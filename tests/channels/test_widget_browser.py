@@ -73,7 +73,9 @@ class Gateway:
         install_channels(app, runtime)
         runtime.channels["webchat"].uploads = self.uploads  # type: ignore[attr-defined]
         await runtime.start(Roles(consume=True, outbox=True, recover=False))
-        config = uvicorn.Config(app, lifespan="off", log_level="warning", timeout_graceful_shutdown=1)
+        config = uvicorn.Config(
+            app, lifespan="off", log_level="warning", timeout_graceful_shutdown=1
+        )
         self.server = uvicorn.Server(config)
         serving = asyncio.create_task(self.server.serve(sockets=[self.sock]))
         while not self.server.started and not serving.done():
