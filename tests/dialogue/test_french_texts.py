@@ -118,3 +118,21 @@ def test_a_text_without_the_hour_still_greets() -> None:
         "Bonjour Nadia ! Je suis l'assistant d'Habitat Nord Solidaire."
     )
     assert NADIA.first_name == "Nadia"
+
+
+def test_the_shipped_answers_stay_editable() -> None:
+    """Every placeholder of the shipped FAQ answers ({at_agency}...) is one the facts page
+    accepts, or a manager could not save an answer unchanged."""
+    import string
+
+    from handoff.facts_pages import FAQ_PLACEHOLDERS
+
+    used = {
+        name
+        for entry in FAQ.entries
+        for text in entry.answer.values()
+        for _lit, name, _spec, _conv in string.Formatter().parse(text)
+        if name
+    }
+    assert {"at_agency", "the_agency", "of_caretaker"} <= used
+    assert used <= FAQ_PLACEHOLDERS
