@@ -125,18 +125,19 @@
     "@keyframes relais-spin{to{transform:rotate(360deg)}}",
     "ol{list-style:none;margin:0;padding:10px 12px;flex:1;overflow-y:auto;display:flex;flex-direction:column;gap:8px}",
     "li{max-width:82%;padding:8px 11px;border-radius:12px;word-wrap:break-word;font-size:15px;line-height:1.4}",
-    "li .text{white-space:pre-wrap}",
+    "li .text{white-space:pre-wrap;display:block}",
     "li.tenant{align-self:flex-end;background:#0b5cab;color:#fff;border-bottom-right-radius:3px}",
     "li.bot,li.staff,li.system{align-self:flex-start;background:#eef1f5;border-bottom-left-radius:3px}",
     "li.staff{background:#e5f4ea}",
     "li.day{align-self:center;background:none;color:#555;font-size:12px;padding:2px 8px;font-weight:600}",
     "li.emergency{background:#fdecea;color:#4a0a0a;border-left:5px solid #b3261e}",
-    "li .who{display:block;font-size:11px;opacity:.75;margin-bottom:2px}",
+    "li .head{display:flex;justify-content:space-between;align-items:center;gap:10px;margin-bottom:2px}",
+    "li .who{font-size:11px;opacity:.75}",
     "li.emergency .who{display:flex;align-items:center;gap:5px;opacity:1;color:#b3261e;font-weight:700;font-size:13px;text-transform:uppercase}",
     "li a{color:inherit;font-weight:600;text-decoration:underline}",
     "li a[href^='tel:']{white-space:nowrap}",
     "li.emergency a[href^='tel:']{display:inline-block;background:#b3261e;color:#fff;border-radius:6px;padding:1px 7px;text-decoration:none}",
-    "li .at{display:block;text-align:right;font-size:11px;opacity:.7;margin-top:2px}",
+    "li .at{font-size:11px;opacity:.7;white-space:nowrap}",
     "li.pending{opacity:.7}",
     "li img{display:block;max-width:100%;border-radius:8px;margin-top:4px}",
     ".sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}",
@@ -235,7 +236,7 @@
 
   function showImage(li, url, localUrl) {
     var img = el("img", { alt: T.photoAlt });
-    li.insertBefore(img, li.lastChild);
+    li.appendChild(img);
     if (localUrl) { img.src = localUrl; return; }
     // Photos are served only to their own session: fetched with its token, shown as a blob.
     fetch(base + url, { headers: { "X-Webchat-Session": load(KEY) || session || "" } })
@@ -248,16 +249,18 @@
     var d = dateOf(iso), urgent = kind === "emergency";
     dated(d);
     var li = el("li", { "class": author + (urgent ? " emergency" : "") });
+    var head = el("div", { "class": "head" });  // who, and when
     var name = el("span", { "class": "who" }, urgent ? T.urgent : who(author));
     if (urgent) name.insertBefore(icon("warn", 16), name.firstChild);
-    li.appendChild(name);
+    head.appendChild(name);
+    var hhmm = d.toLocaleTimeString(LOCALE, { hour: "2-digit", minute: "2-digit" });
+    head.appendChild(el("time", { "class": "at", datetime: d.toISOString() }, hhmm));
+    li.appendChild(head);
     if (text) {
       var body = el("span", { "class": "text" });
       body.appendChild(rich(text, author !== "tenant"));
       li.appendChild(body);
     }
-    var hhmm = d.toLocaleTimeString(LOCALE, { hour: "2-digit", minute: "2-digit" });
-    li.appendChild(el("time", { "class": "at", datetime: d.toISOString() }, hhmm));
     (media || []).forEach(function (m) { if (m.url) showImage(li, m.url, localUrl); });
     return li;
   }
