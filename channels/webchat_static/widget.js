@@ -287,11 +287,7 @@
     if (m.id && shown[m.id]) return;
     if (m.id) { shown[m.id] = true; if (m.id > lastId) lastId = m.id; }
     var mine = m.client_id && pending[m.client_id];
-    if (mine) {  // our own message, now stored: keep its bubble
-      mine.el.classList.remove("pending");
-      delete pending[m.client_id];
-      return;
-    }
+    if (mine) { stored(m.client_id); return; }  // our own message, now stored: keep its bubble
     if (m.author !== "tenant") {
       hideTyping();
       if (panel.hidden && m.id > seen) bump();
@@ -320,12 +316,20 @@
   function connect() {
     if (ws && ws.readyState <= 1) return;
     clearTimeout(timer);
-    var sock = ws = new WebSocket(wsUrl);
+    var sock = ws = new WebSocket(wsUrl), quiet = 0;
+    // A socket the network dropped without a word (a phone changing networks) is found
+    // by its silence: a ping every 20 s, given up when two go unanswered.
+    var beat = setInterval(function () {
+      if (sock.readyState !== 1) return;
+      if (++quiet > 2) { clearInterval(beat); lost(sock); return; }
+      sock.send('{"type":"ping"}');
+    }, 20000);
     sock.onopen = function () {
       session = load(KEY) || session;  // another tab may hold a newer token of the session
       sock.send(JSON.stringify({ type: "hello", session: session, since: lastId }));
     };
     sock.onmessage = function (ev) {
+      quiet = 0;
       var data;
       try { data = JSON.parse(ev.data); } catch (e) { return; }
       if (data.type === "welcome") {
@@ -351,8 +355,7 @@
       } else if (data.type === "message") {
         render(data.message);
       } else if (data.type === "ack") {
-        var p = pending[data.id];
-        if (p) { p.el.classList.remove("pending"); delete pending[data.id]; }
+        stored(data.id);
         if (data.message_id) shown[data.message_id] = true;
       } else if (data.type === "typing") {
         showTyping();
@@ -361,12 +364,17 @@
       }
     };
     sock.onclose = function (ev) {
-      if (ws !== sock) return;  // replaced or forgotten
-      ws = null;
-      if (ev.code === 4001) { wipe(); return; }
-      offline(true);
-      retry();
+      clearInterval(beat);
+      if (ev.code === 4001 && ws === sock) { ws = null; wipe(); return; }
+      lost(sock);
     };
+  }
+  function lost(sock) {  // then try again: 0.5 s, 1 s, 2 s, 4 s, every 5 s
+    if (ws !== sock) return;  // replaced or forgotten
+    ws = null;
+    try { sock.close(); } catch (e) { /* closed already */ }
+    offline(true);
+    retry();
   }
   function now() {  // back online or back on the page: no need to wait for the next try
     if (session && !ws && timer) connect();
@@ -383,10 +391,20 @@
     }
   }
 
+  function stored(id) {  // the server has it: its time instead of "envoi…"
+    var p = pending[id];
+    if (!p) return;
+    var at = p.el.querySelector(".at");
+    at.textContent = new Date(at.getAttribute("datetime")).toLocaleTimeString(LOCALE, { hour: "2-digit", minute: "2-digit" });
+    p.el.classList.remove("pending");
+    delete pending[id];
+  }
+
   function post(text, media, localUrl) {
     var id = uid();
     var li = bubbleFor("tenant", text, localUrl ? [{ url: "local" }] : [], localUrl);
     li.classList.add("pending");
+    li.querySelector(".at").textContent = T.sending;
     append(li);
     pending[id] = { text: text, media: media || [], el: li };
     transmit(id);

@@ -204,6 +204,12 @@ def wait_count(page: Any, selector: str, n: int, timeout: float = 15_000) -> Non
     )
 
 
+def open_chat(page: Any) -> None:
+    """Open the panel, and wait for the conversation to be there (the welcome, or history)."""
+    page.click(f"{W} .bubble")
+    wait_count(page, "li.bot", 1)
+
+
 def says(page: Any, text: str) -> None:
     """The tenant writes; returns once the bot answered."""
     before = count(page, "li.bot")
@@ -301,7 +307,7 @@ def test_the_emergency_message_stands_out_and_its_numbers_call(
     browser: Any, gateway: Gateway, viewport: dict[str, int]
 ) -> None:
     page = tenant_page(browser, gateway, viewport)
-    page.click(f"{W} .bubble")
+    open_chat(page)
     says(page, "il y a le feu dans le local poubelles, ça fume")
     wait_count(page, "li.emergency", 1)
     urgent = page.locator(f"{W} li.emergency").first
@@ -330,7 +336,7 @@ def test_the_closed_bubble_counts_replies(
     browser: Any, gateway: Gateway, viewport: dict[str, int]
 ) -> None:
     page = tenant_page(browser, gateway, viewport)
-    page.click(f"{W} .bubble")
+    open_chat(page)
     says(page, "Bonjour")
     page.click(f"{W} .close")
     badge = page.locator(f"{W} .badge")
@@ -368,7 +374,7 @@ def test_the_widget_reconnects_after_a_server_restart(
     typed meanwhile is sent once, and a reply written while it was down arrives once."""
     first = Gateway(settings, tmp_path / "uploads").start()
     page = tenant_page(browser, first, PHONE)
-    page.click(f"{W} .bubble")
+    open_chat(page)
     says(page, "Bonjour")
     assert not page.locator(f"{W} .panel.off").count()
     old_token = token(page)
@@ -380,6 +386,7 @@ def test_the_widget_reconnects_after_a_server_restart(
     # Typed while the server is away: kept, sent on return.
     page.fill("#relais-input", "Vous êtes là ?")
     page.press("#relais-input", "Enter")
+    assert q(page, "root.querySelector('li.tenant.pending .at').textContent") == "envoi…"
     shot(page, "widget-reconnecting-phone")
     second = Gateway(settings, tmp_path / "uploads", port=first.port)
     try:
@@ -408,7 +415,7 @@ def test_the_widget_reconnects_after_a_server_restart(
 @pytest.mark.parametrize("viewport", SIZES)
 def test_forget_this_device(browser: Any, gateway: Gateway, viewport: dict[str, int]) -> None:
     page = tenant_page(browser, gateway, viewport)
-    page.click(f"{W} .bubble")
+    open_chat(page)
     says(page, "Bonjour")
     old = token(page)
     assert gateway.run(gateway.channel.current(old)) is not None
