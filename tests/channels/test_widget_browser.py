@@ -439,3 +439,17 @@ def test_forget_this_device(browser: Any, gateway: Gateway, viewport: dict[str, 
     page.reload()
     wait_count(page, "li.tenant", 1)
     assert count(page, "li.tenant") == 1
+
+
+@pytest.mark.parametrize(("hour", "greeting"), [(10, "Bonjour"), (20, "Bonsoir")])
+def test_the_welcome_fits_the_hour_in_paris(
+    browser: Any, gateway: Gateway, hour: int, greeting: str
+) -> None:
+    """By Paris time, as the bot greets, wherever the browser's clock is set (here New York)."""
+    context = browser.new_context(viewport=PHONE, locale="fr-FR", timezone_id="America/New_York")
+    page = context.new_page()
+    page.clock.set_fixed_time(datetime(2026, 3, 3, hour, 0, tzinfo=ZoneInfo("Europe/Paris")))
+    page.goto(gateway.url + "/webchat/")
+    open_chat(page)
+    welcome = q(page, "root.querySelector('li.bot .text').textContent")
+    assert welcome.startswith(f"{greeting} ! Décrivez votre demande"), welcome
