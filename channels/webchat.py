@@ -342,7 +342,7 @@ class TokenLedger:
     async def record(self, sid: str, issued: int) -> None:
         if self.redis is None:
             if len(self._memory) > 100_000:  # forget sessions past their idle time
-                cutoff = issued - self.ttl
+                cutoff = min(issued, int(time.time())) - self.ttl  # (a revocation is ahead)
                 self._memory = {k: v for k, v in self._memory.items() if v >= cutoff}
             self._memory[sid] = max(issued, self._memory.get(sid, 0))
             return
