@@ -26,7 +26,7 @@ from bot.core.channel import Channel
 from bot.core.errors import Malformed, RelaisError, TooLarge, Unavailable
 from bot.core.types import Inbound, Media, Outbound, SendResult
 from bot.messaging.alerts import report_flood
-from bot.storage.models import Conversation, Direction, Message
+from bot.storage.models import Conversation, Direction, Message, Outbox
 from bot.storage.uploads import KEY, LocalUploads, UploadStore, build_upload_store
 from channels.clients import Decision, WebChatLimits, client_address
 from channels.payloads import WebChatHello, WebChatMessage, depth_check, web_chat_frame
@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "webchat_static"
 WS_PATH = "/channels/webchat/ws"
 UPLOAD_PATH = "/channels/webchat/upload"
+FORGET_PATH = "/channels/webchat/forget"
 MEDIA_PATH = "/channels/webchat/media"
 SESSION_HEADER = "x-webchat-session"
 MAX_FRAME = 16 * 1024  # one WebSocket message from the widget
@@ -192,6 +193,18 @@ class WebChatChannel(Channel):
         sid = await self.current(session)
         return await self.issue(sid) if sid else None
 
+    async def revoke(self, session: Any) -> str | None:
+        """End a session ("forget this device"): every token of it, this one and any issued
+        before, is refused from now on. Its conversation stays, for staff. The address of the
+        session ended, or None if `session` was not a current token."""
+        sid = await self.current(session)
+        if sid is None:
+            return None
+        # Newest "issued" beyond anything the session could hold: `current` refuses them all
+        # until the ledger forgets the session, when every token of it is past its idle time.
+        await self.ledger.record(sid, int(self.clock() + self.idle) + ROTATION_GRACE + 1)
+        return f"{ADDRESS_PREFIX}{self._owner_of(sid)}"
+
     def _sign(self, body: str) -> str:
         return hmac.new(self._key, body.encode(), hashlib.sha256).hexdigest()[:32]
 
@@ -225,19 +238,17 @@ class WebChatChannel(Channel):
                 msg = await s.get(Message, outbound.message_id)
                 if msg is not None:
                     author, created = msg.author, msg.created_at.isoformat()
-        await self.bus.publish(
-            {
-                "type": "webchat",
-                "session": outbound.address,
-                "message": {
-                    "id": outbound.message_id,
-                    "text": outbound.text,
-                    "author": author,
-                    "created_at": created,
-                    "media": [_media_view(m.url, m.content_type) for m in outbound.media if m.url],
-                },
-            }
-        )
+        message: dict[str, Any] = {
+            "id": outbound.message_id,
+            "text": outbound.text,
+            "author": author,
+            "created_at": created,
+            "media": [_media_view(m.url, m.content_type) for m in outbound.media if m.url],
+        }
+        if outbound.extra.get("kind") == "emergency":
+            # A safety text: the widget shows it as one (added field; older widgets ignore it).
+            message["kind"] = "emergency"
+        await self.bus.publish({"type": "webchat", "session": outbound.address, "message": message})
         return SendResult(provider_id=f"webchat-{outbound.outbox_id}", status="sent")
 
     # -- uploads ---------------------------------------------------------------------------
@@ -331,7 +342,7 @@ class TokenLedger:
     async def record(self, sid: str, issued: int) -> None:
         if self.redis is None:
             if len(self._memory) > 100_000:  # forget sessions past their idle time
-                cutoff = issued - self.ttl
+                cutoff = min(issued, int(time.time())) - self.ttl  # (a revocation is ahead)
                 self._memory = {k: v for k, v in self._memory.items() if v >= cutoff}
             self._memory[sid] = max(issued, self._memory.get(sid, 0))
             return
@@ -400,7 +411,20 @@ async def history(db: Database, address: str, since: int) -> list[dict[str, Any]
                 .limit(HISTORY)
             )
         ).scalars()
-        return [_message_view(m) for m in reversed(list(rows))]
+        messages = list(reversed(list(rows)))
+        # Which of the bot's messages were safety texts: their outbox rows say so.
+        sent = [m.id for m in messages if m.direction == Direction.OUT.value]
+        urgent: set[int] = set()
+        if sent:
+            extras = await s.execute(
+                select(Outbox.message_id, Outbox.extra).where(Outbox.message_id.in_(sent))
+            )
+            urgent = {mid for mid, extra in extras if (extra or {}).get("kind") == "emergency"}
+        views = [_message_view(m) for m in messages]
+        for view in views:
+            if view["id"] in urgent:
+                view["kind"] = "emergency"
+        return views
 
 
 def router(channel: WebChatChannel, runtime: Runtime) -> APIRouter:
@@ -428,6 +452,7 @@ def router(channel: WebChatChannel, runtime: Runtime) -> APIRouter:
         return response
 
     @r.options(UPLOAD_PATH, include_in_schema=False)
+    @r.options(FORGET_PATH, include_in_schema=False)
     @r.options(MEDIA_PATH + "/{owner}/{name}", include_in_schema=False)
     async def preflight(request: Request) -> Response:
         return cors(request, Response(status_code=204))
@@ -473,6 +498,20 @@ def router(channel: WebChatChannel, runtime: Runtime) -> APIRouter:
             request,
             JSONResponse({"ref": ref, "url": f"{MEDIA_PATH}/{ref}", "content_type": ctype}),
         )
+
+    @r.post(FORGET_PATH, include_in_schema=False)
+    async def forget(request: Request) -> Response:
+        """ "Oublier cet appareil": the session ends here; its open sockets are told and closed."""
+        if not channel.origin_allowed(request.headers.get("origin")):
+            return refuse(request, 403, "origin not allowed")
+        address = await channel.revoke(request.headers.get(SESSION_HEADER, ""))
+        if address is None:
+            return refuse(request, 403, "unknown session")
+        try:
+            await runtime.bus.publish({"type": "webchat_forget", "session": address})
+        except Exception as exc:  # the other tabs' sockets find out at their next hello
+            log.warning("web chat event not published (%s)", type(exc).__name__)
+        return cors(request, Response(status_code=204))
 
     @r.get(MEDIA_PATH + "/{owner}/{name}", include_in_schema=False)
     async def media(owner: str, name: str, request: Request) -> Response:
@@ -596,6 +635,10 @@ class WebChatSocket:
                 await self.ws.send_json({"type": "message", "message": event["message"]})
             elif event.get("type") == "webchat_typing":
                 await self.ws.send_json({"type": "typing"})
+            elif event.get("type") == "webchat_forget":  # the session ended (another tab)
+                await self.ws.send_json({"type": "forgotten"})
+                await self.ws.close(code=4001)
+                return
 
     async def on_message(self, data: dict[str, Any]) -> None:
         fields: WebChatMessage = web_chat_frame(WebChatMessage, data)

@@ -30,6 +30,7 @@ from bot import dialogue as dlg
 from bot.core.phones import to_e164
 from bot.dialogue.content import CONTENT_CHANGED, save_override
 from bot.dialogue.faq import FaqEntry
+from bot.dialogue.texts import PLACES, with_places
 from bot.ops.importer import parse_collection_rule
 from bot.storage.models import Residence, StaffUser
 from bot.storage.store import audit
@@ -55,6 +56,8 @@ FAQ_PLACEHOLDERS = frozenset(
         "agency", "agency_address", "agency_phone", "agency_email", "agency_hours",
         "caretaker", "caretaker_hours", "residence", "landlord", "website",
     }
+    # A name with its French article: {at_agency} "à l'agence Lille Centre" (bot.dialogue.texts)
+    | {f"{form}_{name}" for form in ("at", "of", "the") for name in PLACES}
 )  # fmt: skip
 # Example values of the placeholders of texts, for the preview only.
 SAMPLE = {
@@ -750,7 +753,7 @@ def _placeholders(entry: dict[str, str]) -> frozenset[str]:
 
 
 def _sample(text: str) -> str:
-    values = {**SAMPLE}
+    values = with_places({**SAMPLE, "hello": "Bonjour", "good_day": "Bonne journée"})
     return string.Formatter().vformat(text, (), _Sample(values)).strip()
 
 

@@ -23,6 +23,7 @@ import yaml
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from bot.core.datadir import DataDir
+from bot.dialogue.texts import with_places
 from nlu.normalize import normalize
 
 METHODS = ("hybrid", "tfidf_word", "tfidf_char", "bm25")
@@ -130,7 +131,8 @@ class Faq:
 
 def render(entry: FaqEntry, lang: str, params: dict[str, Any]) -> str:
     template = entry.answer.get(lang) or entry.answer.get("fr") or ""
-    return string.Formatter().vformat(template, (), _Blank(params)).strip()
+    filled = _Blank(with_places(params, "fr" if lang not in entry.answer else lang))
+    return string.Formatter().vformat(template, (), filled).strip()
 
 
 class _Blank(dict[str, Any]):

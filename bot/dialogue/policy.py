@@ -34,7 +34,7 @@ from bot.dialogue.schedule import (
     next_opening,
     residence_region,
 )
-from bot.dialogue.texts import Texts
+from bot.dialogue.texts import Texts, good_day, hello
 from bot.dialogue.types import (
     PRIORITY_EMERGENCY,
     PRIORITY_NORMAL,
@@ -139,6 +139,9 @@ class _Policy:
     # -- helpers ---------------------------------------------------------------------------
 
     def t(self, key: str, **params: Any) -> str:
+        # "Bonjour" or "Bonsoir", "Bonne journée" or "Bonne soirée": by the landlord's clock.
+        params.setdefault("hello", hello(self.turn.now, self.lang))
+        params.setdefault("good_day", good_day(self.turn.now, self.lang))
         return self.texts.get(key, self.lang, **params)
 
     def say(self, key: str, **params: Any) -> None:
@@ -623,6 +626,7 @@ class _Policy:
         if kind == "trapped_lift" and reading.vulnerable_person(text):
             lines.append(self.t("emergency_person_at_risk"))
         self.d.replies[:0] = lines
+        self.d.urgent.extend(lines)
         self.d.intent = "emergency"
         earlier = self.state.get("slots", {}).get("text") if self.state.get("topic") else None
         details: dict[str, Any] = {"hazard": kind, "kind": key, "text": text[:1000]}

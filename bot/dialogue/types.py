@@ -182,6 +182,9 @@ class Decision:
     updates: list[RequestUpdate] = field(default_factory=list)
     # The language to show staff when the tenant writes one the bot does not ("tr"...).
     language: str | None = None
+    # The safety texts among `replies` (what to do now, whom to call): channels that can
+    # show them as such (the web chat) mark them.
+    urgent: list[str] = field(default_factory=list)
 
     @property
     def request(self) -> RequestSpec | None:

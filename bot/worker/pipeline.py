@@ -760,10 +760,12 @@ class Pipeline:
             # Channels that can (Telegram) show a button to share the phone number.
             extra["request_contact"] = True
         for i, text in enumerate(decision.replies):
+            # A safety text goes out marked: the web chat shows it as an emergency message.
+            kind = {"kind": "emergency"} if text in decision.urgent else {}
             for token, reference in references.items():
                 text = text.replace(token, reference)
             if text:
-                fx.reply(text, f"{key}:{i}", extra)
+                fx.reply(text, f"{key}:{i}", {**extra, **kind})
 
     async def _hand_off(
         self,

@@ -464,3 +464,63 @@ def lambda_blob() -> Any:
     import re
 
     return re.compile(r"^blob:")
+
+
+async def test_a_safety_text_is_marked_as_an_emergency(gateway: Gateway, served: str) -> None:
+    """The bot's safety text goes out with `"kind": "emergency"` (live and in the history),
+    so the widget shows it as one; its other replies carry no kind (older widgets ignore it)."""
+    tab = await Tab.open(served)
+    await tab.say("ça sent le gaz dans la cage d'escalier", "gas-00000001")
+    safety = await tab.reply()
+    assert safety.get("kind") == "emergency" and "0 800 47 33 33" in safety["text"]
+    question = await tab.reply()  # where are you? (an unknown sender): an ordinary reply
+    assert "kind" not in question and question["id"] > safety["id"]
+    await gateway.settled()
+    await tab.close()
+    back = await Tab.open(served, session=tab.session)
+    kinds = {m["id"]: m.get("kind") for m in back.history if m["author"] == "bot"}
+    assert kinds[safety["id"]] == "emergency" and kinds[question["id"]] is None
+    await back.say("Bonjour", "gas-00000002")
+    assert "kind" not in await back.reply()
+    await back.close()
+
+
+async def test_forgetting_the_device_ends_the_session(gateway: Gateway, served: str) -> None:
+    """ "Oublier cet appareil": the token and every earlier one stop working, the session's
+    other tabs are told and closed, and the conversation stays for staff."""
+    channel = gateway.runtime.channels["webchat"]
+    assert isinstance(channel, WebChatChannel)
+    tab = await Tab.open(served)
+    await tab.say("Bonjour", "forget-00001")
+    await tab.reply()
+    await gateway.settled()
+    earlier = tab.session
+    other = await Tab.open(served, session=tab.session)  # a second tab, a newer token
+    token = other.session
+    async with httpx.AsyncClient(base_url=f"http://{served}", headers={"Origin": ORIGIN}) as http:
+        refused = await http.post("/channels/webchat/forget", headers={"X-Webchat-Session": "x.y"})
+        assert refused.status_code == 403
+        gone = await http.post("/channels/webchat/forget", headers={"X-Webchat-Session": token})
+        assert gone.status_code == 204 and gone.headers["access-control-allow-origin"] == ORIGIN
+        # The tabs still open are told, and closed.
+        assert (await tab.next("forgotten"))["type"] == "forgotten"
+        await other.next("forgotten")
+        with pytest.raises(websockets.exceptions.ConnectionClosed) as closed:
+            await tab.next("message", timeout=5)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4001
+        # Neither token works any more: not for a socket, an upload, or a second forget.
+        for old in (token, earlier):
+            assert await channel.current(old) is None
+            again = await Tab.open(served, session=old)
+            assert again.history == [] and again.session != old
+            assert channel.address_of(again.session) != channel.address_of(old)
+            await again.close()
+            up = await http.post(
+                "/channels/webchat/upload",
+                content=PNG,
+                headers={"Content-Type": "image/png", "X-Webchat-Session": old},
+            )
+            assert up.status_code == 403
+        second = await http.post("/channels/webchat/forget", headers={"X-Webchat-Session": token})
+        assert second.status_code == 403
+    assert len(await gateway.messages("in")) == 1  # staff keep the conversation

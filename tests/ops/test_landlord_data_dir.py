@@ -55,7 +55,7 @@ def test_a_landlords_own_folder_seeds_exports_and_imports(tmp_path: Path) -> Non
     faq = yaml.safe_load(relais(["export", "faq"], env).stdout)
     assert [e["id"] for e in faq["faq"]] == ["bin_days"]
     texts = yaml.safe_load(relais(["export", "texts"], env).stdout)
-    assert texts["greet"]["fr"].startswith("Bonjour{name}")
+    assert texts["greet"]["fr"].startswith("{hello}{name}")
     # The import works on the residences of that install, phones read as La Réunion's.
     tenants = tmp_path / "locataires.csv"
     tenants.write_text(

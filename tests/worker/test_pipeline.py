@@ -329,7 +329,7 @@ async def test_replies_leave_as_the_turn_commits_without_the_dispatcher(
     await settled(runtime)
     await send(runtime, "merci", pid="D2")
     await settled(runtime)
-    assert recording.sent[0].text.startswith("Bonjour")
+    assert recording.sent[0].text.startswith(("Bonjour", "Bonsoir"))  # by the hour
     assert len(recording.sent) == 2 and claimed == []
     async with runtime.db.session() as s:
         rows = (await s.execute(select(Outbox).order_by(Outbox.id))).scalars().all()
@@ -359,7 +359,8 @@ async def test_a_reply_waits_behind_an_undelivered_one_of_its_conversation(
         await settled(rt)
     finally:
         await rt.stop()
-    assert [o.text.split()[0] for o in flaky.sent] == ["Bonjour", flaky.sent[1].text.split()[0]]
+    assert flaky.sent[0].text.split()[0] in ("Bonjour", "Bonsoir")  # by the hour
+    assert len(flaky.sent) == 2
     assert [o.idempotency_key for o in flaky.sent] == [f"reply:{first}:0", f"reply:{second}:0"]
 
 
