@@ -16,7 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from markupsafe import Markup
-from sqlalchemy import exists, func, select
+from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.status import ACTIVE_REQUESTS, RequestStatus, Role
@@ -37,9 +37,10 @@ from handoff.auth import visible_residence_ids
 from handoff.i18n import translate
 from handoff.reports import CLOSED_REQUEST_STATUSES, Period, bucket_of, percentile
 
-# What the bot answers by itself: a FAQ or information question, the bulky-waste collection
-# day, where a request stands.
-BOT_ANSWERED_INTENTS = ("question", "bulky_waste", "status_request")
+# What the bot answers by itself: a FAQ or information question, where a request stands, and
+# a bulky-waste message asked as a question (the collection day; not a pickup request).
+BOT_ANSWERED_INTENTS = ("question", "status_request")
+ASKED_INTENTS = ("bulky_waste",)
 # The bot's answer counts as resolving the question when nothing follows within these days.
 BOT_RESOLUTION_DAYS = 3
 # A bot reply this soon after the tenant's message is the answer to it.
@@ -74,7 +75,8 @@ def _conv_scope(residence_id: int | None) -> list[Any]:
 
 @dataclass(frozen=True, slots=True)
 class BotResolution:
-    """Questions the bot answered (FAQ, collection day, information, a request's status),
+    """Questions the bot answered (FAQ, information, a request's status, the collection day:
+    a bulky-waste message with a question mark),
     grouped per conversation into one episode per `days` days. An episode is resolved by the
     bot when, within `days` days of the question, the conversation had no handoff to a person,
     no request opened and no tenant asking for a person. Episodes less than `days` days old
@@ -111,7 +113,10 @@ async def bot_resolution(
             .where(
                 Message.direction == Direction.IN.value,
                 Message.author == Author.TENANT.value,
-                effective.in_(BOT_ANSWERED_INTENTS),
+                or_(
+                    effective.in_(BOT_ANSWERED_INTENTS),
+                    and_(effective.in_(ASKED_INTENTS), Message.text.contains("?")),
+                ),
                 period.contains(Message.created_at),
                 *_conv_scope(residence_id),
             )
@@ -201,10 +206,11 @@ class ResidenceFigures:
 
 
 async def residences(s: AsyncSession, ids: set[int] | None = None) -> list[Residence]:
-    stmt = select(Residence).order_by(Residence.name)
+    """By name, in the same order on every database (not their collations')."""
+    stmt = select(Residence)
     if ids is not None:
         stmt = stmt.where(Residence.id.in_(sorted(ids) or [-1]))
-    return list((await s.execute(stmt)).scalars())
+    return sorted((await s.execute(stmt)).scalars(), key=lambda r: (r.name.casefold(), r.id))
 
 
 async def per_residence(
@@ -226,7 +232,7 @@ async def per_residence(
                 .where(wrote, *scope)
                 .group_by(Conversation.residence_id)
             )
-        ).tuples()
+        ).tuples().all()
     )
     handed_off = dict(
         (
@@ -235,7 +241,7 @@ async def per_residence(
                 .where(wrote, handed, *scope)
                 .group_by(Conversation.residence_id)
             )
-        ).tuples()
+        ).tuples().all()
     )
     waits: dict[int | None, list[float]] = defaultdict(list)
     for rid, created, replied in await s.execute(
@@ -253,7 +259,7 @@ async def per_residence(
                 .where(period.contains(Request.created_at), *req_scope)
                 .group_by(Request.residence_id)
             )
-        ).tuples()
+        ).tuples().all()
     )
     still_open = [Request.closed_at.is_(None), Request.status.not_in(CLOSED_REQUEST_STATUSES)]
     open_now = dict(
@@ -263,7 +269,7 @@ async def per_residence(
                 .where(*still_open, *req_scope)
                 .group_by(Request.residence_id)
             )
-        ).tuples()
+        ).tuples().all()
     )
     late = dict(
         (
@@ -277,7 +283,7 @@ async def per_residence(
                 )
                 .group_by(Request.residence_id)
             )
-        ).tuples()
+        ).tuples().all()
     )
     when = func.coalesce(Conversation.closed_at, Conversation.last_message_at)
     scores: dict[int | None, list[float]] = defaultdict(list)
@@ -353,7 +359,7 @@ async def per_caretaker(
                     )
                     .group_by(Handoff.taken_by)
                 )
-            ).tuples()
+            ).tuples().all()
         )
     )
     r_scope = [Request.residence_id == residence_id] if residence_id is not None else []
@@ -375,7 +381,7 @@ async def per_caretaker(
                     )
                     .group_by(RequestEvent.staff_id)
                 )
-            ).tuples()
+            ).tuples().all()
         )
     )
     when = func.coalesce(Conversation.closed_at, Conversation.last_message_at)
@@ -396,12 +402,12 @@ async def per_caretaker(
             await s.execute(
                 select(StaffUser)
                 .where(StaffUser.role.in_([Role.CARETAKER.value, Role.ONCALL.value]))
-                .order_by(StaffUser.display_name, StaffUser.login)
             )
         )
         .scalars()
         .all()
     )
+    staff = sorted(staff, key=lambda st: ((st.display_name or st.login).casefold(), st.id))
     out = []
     for st in staff:
         covers = residence_id is None or any(r.id == residence_id for r in st.residences)
@@ -725,6 +731,8 @@ async def figures(
         "backlog": await backlog(s, now, residence_id=residence_id),
         "backlog_ages": [k for k, _ in BACKLOG_AGES],
         "demo_data": await history_present(s),
+        "trend_first": weeks[0].monday.strftime("%d/%m/%Y"),
+        "trend_last": (weeks[-1].monday + timedelta(days=6)).strftime("%d/%m/%Y"),
         "short_duration": lambda seconds: short_duration(seconds, lang),
         "score_text": lambda value: score_text(value, lang),
         **trend_charts(lang, weeks),

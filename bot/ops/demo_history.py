@@ -117,7 +117,7 @@ PROBLEMS = {
     ),
     "bulky_waste": (
         "Je voudrais faire enlever un vieux canapé",
-        "Un matelas à jeter, vous pouvez passer ?",
+        "Un matelas à jeter, il faut le descendre",
         "Une armoire cassée à descendre",
     ),
     "emergency": (
