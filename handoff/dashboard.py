@@ -62,6 +62,11 @@ def _chunks(ids: Sequence[int]) -> Iterable[list[int]]:
         yield list(ids[i : i + _CHUNK])
 
 
+async def _grouped(s: AsyncSession, stmt: Any) -> dict[Any, int]:
+    """{key: count} of a `select(key, count).group_by(key)`."""
+    return {key: int(n) for key, n in await s.execute(stmt)}
+
+
 def _mean(values: Sequence[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
@@ -225,23 +230,17 @@ async def per_residence(
         Handoff.conversation_id == Conversation.id, period.contains(Handoff.created_at)
     )
     scope = _conv_scope(residence_id)
-    active = dict(
-        (
-            await s.execute(
-                select(Conversation.residence_id, func.count(Conversation.id))
-                .where(wrote, *scope)
-                .group_by(Conversation.residence_id)
-            )
-        ).tuples().all()
+    active = await _grouped(
+        s,
+        select(Conversation.residence_id, func.count(Conversation.id))
+        .where(wrote, *scope)
+        .group_by(Conversation.residence_id),
     )
-    handed_off = dict(
-        (
-            await s.execute(
-                select(Conversation.residence_id, func.count(Conversation.id))
-                .where(wrote, handed, *scope)
-                .group_by(Conversation.residence_id)
-            )
-        ).tuples().all()
+    handed_off = await _grouped(
+        s,
+        select(Conversation.residence_id, func.count(Conversation.id))
+        .where(wrote, handed, *scope)
+        .group_by(Conversation.residence_id),
     )
     waits: dict[int | None, list[float]] = defaultdict(list)
     for rid, created, replied in await s.execute(
@@ -252,38 +251,29 @@ async def per_residence(
         if replied is not None:
             waits[rid].append(max(0.0, (replied - created).total_seconds()))
     req_scope = [Request.residence_id == residence_id] if residence_id is not None else []
-    opened = dict(
-        (
-            await s.execute(
-                select(Request.residence_id, func.count(Request.id))
-                .where(period.contains(Request.created_at), *req_scope)
-                .group_by(Request.residence_id)
-            )
-        ).tuples().all()
+    opened = await _grouped(
+        s,
+        select(Request.residence_id, func.count(Request.id))
+        .where(period.contains(Request.created_at), *req_scope)
+        .group_by(Request.residence_id),
     )
     still_open = [Request.closed_at.is_(None), Request.status.not_in(CLOSED_REQUEST_STATUSES)]
-    open_now = dict(
-        (
-            await s.execute(
-                select(Request.residence_id, func.count(Request.id))
-                .where(*still_open, *req_scope)
-                .group_by(Request.residence_id)
-            )
-        ).tuples().all()
+    open_now = await _grouped(
+        s,
+        select(Request.residence_id, func.count(Request.id))
+        .where(*still_open, *req_scope)
+        .group_by(Request.residence_id),
     )
-    late = dict(
-        (
-            await s.execute(
-                select(Request.residence_id, func.count(Request.id))
-                .where(
-                    Request.due_at.is_not(None),
-                    Request.due_at < now,
-                    Request.status.in_(_ACTIVE),
-                    *req_scope,
-                )
-                .group_by(Request.residence_id)
-            )
-        ).tuples().all()
+    late = await _grouped(
+        s,
+        select(Request.residence_id, func.count(Request.id))
+        .where(
+            Request.due_at.is_not(None),
+            Request.due_at < now,
+            Request.status.in_(_ACTIVE),
+            *req_scope,
+        )
+        .group_by(Request.residence_id),
     )
     when = func.coalesce(Conversation.closed_at, Conversation.last_message_at)
     scores: dict[int | None, list[float]] = defaultdict(list)
@@ -349,40 +339,24 @@ async def per_caretaker(
         taken[staff_id] += 1
         if replied is not None:
             waits[staff_id].append(max(0.0, (replied - created).total_seconds()))
-    closed = Counter(
-        dict(
-            (
-                await s.execute(
-                    select(Handoff.taken_by, func.count(Handoff.id))
-                    .where(
-                        Handoff.taken_by.is_not(None), period.contains(Handoff.closed_at), *h_scope
-                    )
-                    .group_by(Handoff.taken_by)
-                )
-            ).tuples().all()
-        )
+    closed = await _grouped(
+        s,
+        select(Handoff.taken_by, func.count(Handoff.id))
+        .where(Handoff.taken_by.is_not(None), period.contains(Handoff.closed_at), *h_scope)
+        .group_by(Handoff.taken_by),
     )
     r_scope = [Request.residence_id == residence_id] if residence_id is not None else []
-    done = Counter(
-        dict(
-            (
-                await s.execute(
-                    select(
-                        RequestEvent.staff_id, func.count(func.distinct(RequestEvent.request_id))
-                    )
-                    .join(Request, Request.id == RequestEvent.request_id)
-                    .where(
-                        RequestEvent.staff_id.is_not(None),
-                        RequestEvent.to_status.in_(
-                            [RequestStatus.DONE.value, RequestStatus.CLOSED.value]
-                        ),
-                        period.contains(RequestEvent.at),
-                        *r_scope,
-                    )
-                    .group_by(RequestEvent.staff_id)
-                )
-            ).tuples().all()
+    done = await _grouped(
+        s,
+        select(RequestEvent.staff_id, func.count(func.distinct(RequestEvent.request_id)))
+        .join(Request, Request.id == RequestEvent.request_id)
+        .where(
+            RequestEvent.staff_id.is_not(None),
+            RequestEvent.to_status.in_([RequestStatus.DONE.value, RequestStatus.CLOSED.value]),
+            period.contains(RequestEvent.at),
+            *r_scope,
         )
+        .group_by(RequestEvent.staff_id),
     )
     when = func.coalesce(Conversation.closed_at, Conversation.last_message_at)
     scores: dict[int, list[float]] = defaultdict(list)
@@ -400,8 +374,9 @@ async def per_caretaker(
     staff = (
         (
             await s.execute(
-                select(StaffUser)
-                .where(StaffUser.role.in_([Role.CARETAKER.value, Role.ONCALL.value]))
+                select(StaffUser).where(
+                    StaffUser.role.in_([Role.CARETAKER.value, Role.ONCALL.value])
+                )
             )
         )
         .scalars()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -160,7 +161,7 @@ async def test_history_is_plausible_marked_and_reproducible(database_url: str) -
             for r in requests:
                 steps = by_request[r.id]
                 assert steps[0] == ("", "received")
-                assert all(a[1] == b[0] for a, b in zip(steps, steps[1:], strict=False))
+                assert all(a[1] == b[0] for a, b in pairwise(steps))
                 assert steps[-1][1] == r.status
             # Staff who took handoffs are caretakers or on call, never the manager.
             takers = set(
