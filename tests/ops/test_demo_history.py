@@ -7,10 +7,13 @@ without touching real rows.
 
 from __future__ import annotations
 
+import asyncio
+import re
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -33,6 +36,7 @@ from bot.storage.models import (
     StaffUser,
     Tenant,
 )
+from tests.cli.test_cli import relais
 
 NOW = datetime(2026, 3, 18, 10, 0, tzinfo=UTC)  # a Wednesday
 PARIS = ZoneInfo("Europe/Paris")
@@ -208,3 +212,42 @@ async def test_history_needs_the_demo_tenants(sqlite_url: str) -> None:
             await load_history(db, now=NOW)
     finally:
         await db.dispose()
+
+
+def test_cli_demo_load_history_and_clear(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'demo.sqlite3'}"
+    env = {"RELAIS_DATABASE_URL": url, "RELAIS_REDIS_URL": ""}
+    loaded = relais(["demo", "load", "--history", "--weeks", "3", "--seed", "5"], env)
+    assert loaded.returncode == 0, loaded.stderr
+    assert "Demo data loaded" in loaded.stdout
+    m = re.search(r"Demo history .*seed 5\): (\d+) conversations, (\d+) messages", loaded.stdout)
+    assert m, loaded.stdout
+    conversations = int(m.group(1))
+    assert conversations > 100
+    assert "relais demo clear" in loaded.stdout
+
+    async def count() -> int:
+        db = Database(url)
+        try:
+            async with db.session() as s:
+                return int(
+                    (
+                        await s.execute(
+                            select(func.count(Conversation.id)).where(
+                                Conversation.address.like(ADDRESS_PREFIX + "%")
+                            )
+                        )
+                    ).scalar_one()
+                )
+        finally:
+            await db.dispose()
+
+    assert asyncio.run(count()) == conversations
+    # Without --history, the demo load leaves the history as it is.
+    assert relais(["demo", "load"], env).returncode == 0
+    assert asyncio.run(count()) == conversations
+    cleared = relais(["demo", "clear"], env)
+    assert cleared.returncode == 0, cleared.stderr
+    assert f"{conversations} conversations" in cleared.stdout
+    assert asyncio.run(count()) == 0
+    assert relais(["demo", "load", "--history", "--weeks", "0"], env).returncode != 0
