@@ -420,3 +420,39 @@ async def test_dashboard_banner_with_demo_history(
     assert 'id="demo-banner"' in html and "Données de démonstration" in html
     assert int(kpi(html, "conversations")) > 50
     assert kpi(html, "bot-resolved").endswith("%") and kpi(html, "bot-resolved") != "0 %"
+
+
+async def test_report_figures_filtered_by_residence(world: World) -> None:
+    from handoff import reports
+
+    fleurs, canal = world.res["FLEURS"], world.res["CANAL"]
+    async with world.db.session() as s:
+        volume = await reports.messages_per_day(s, PERIOD, residence_id=fleurs)
+        # Fleurs' tenant messages: faq 1, faq-then-person 2, staff-answered 1.
+        assert volume.total() == 4 and volume.channels == ["sms", "webchat"]
+        auto = await reports.automation(s, PERIOD, residence_id=canal)
+        assert (auto.conversations, auto.handed_off) == (4, 1)
+        handoffs = await reports.handoffs_by_intent_and_residence(s, PERIOD, residence_id=canal)
+        assert handoffs.cells == {("repair", "Résidence du Canal"): 1}
+        waits = await reports.wait_times(s, PERIOD, residence_id=fleurs)
+        assert waits.waits == [600.0]
+        sat = await reports.satisfaction(s, PERIOD, residence_id=canal)
+        assert sat.counts[2] == 1 and sat.total == 1
+        ages = dict(await reports.open_requests_by_age(s, NOW, residence_id=canal))
+        assert sum(ages.values()) == 2 and ages["lt1"] == 0 and ages["7to30"] == 1
+        # Canal's: collection 2, pickup 1, recent 1, leak 1; unfiltered, both add up.
+        assert (await reports.messages_per_day(s, PERIOD, residence_id=canal)).total() == 5
+        assert (await reports.messages_per_day(s, PERIOD)).total() == 4 + 5
+
+
+async def test_dashboard_in_english_has_every_text(
+    world: World, runtime: Runtime, client_for: ClientFactory
+) -> None:
+    runtime.clock = lambda: NOW
+    claire = await client_for("claire")
+    claire.cookies.set("relais_lang", "en")
+    html = (await claire.get(f"/console/manager?{QUERY}&residence=CANAL")).text
+    assert "Questions resolved by the bot" in html and "Open requests by kind and age" in html
+    assert "W11" in html and "By caretaker" in html
+    assert not re.search(r">\s*mgr\.[a-z_.]+", html)  # no key left untranslated
+    assert "Résolues" not in html and "Passées à un humain" not in html
