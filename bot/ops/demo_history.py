@@ -383,6 +383,10 @@ class _Generator:
             "scheduled_for": None,
             "scheduled_slot": "",
             "contractor": "",
+            # Already reminded to caretakers and managers (in the story): the follow-up job
+            # sends no alert about a demo request.
+            "reminded_level": 2,
+            "reminded_at": t + timedelta(days=DEADLINE_DAYS[kind]),
         }
         events = [self.event(t, "system:bot", None, "", "received")]
         conv.requests.append((request, events))
@@ -493,7 +497,11 @@ class _Generator:
             request["scheduled_for"] = done_at.replace(hour=8, minute=0, second=0)
             request["scheduled_slot"] = "morning"
         steps.append((done_at, "done", actor, staff))
-        steps.append((done_at + self.minutes(60 * 20, 0.9), "closed", "tenant", None))
+        closed_at = done_at + self.minutes(60 * 20, 0.9)
+        if done_at < until <= closed_at:
+            # Never left "done": the follow-up job would close it later, webhook and all.
+            closed_at = done_at + (until - done_at) / 2
+        steps.append((closed_at, "closed", "tenant", None))
         status = "received"
         for at, to, actor, staff_id in steps:
             if at >= until:

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import delete, func, select
 
+from bot.app.runtime import Runtime
 from bot.ops.demo_history import (
     ADDRESS_PREFIX,
     REFERENCE_PREFIX,
@@ -31,6 +32,7 @@ from bot.storage.models import (
     Conversation,
     Handoff,
     Message,
+    Outbox,
     Request,
     RequestEvent,
     StaffUser,
@@ -251,3 +253,25 @@ def test_cli_demo_load_history_and_clear(tmp_path: Path) -> None:
     assert f"{conversations} conversations" in cleared.stdout
     assert asyncio.run(count()) == 0
     assert relais(["demo", "load", "--history", "--weeks", "0"], env).returncode != 0
+
+
+async def test_the_follow_up_job_leaves_demo_requests_alone(runtime: Runtime) -> None:
+    """No late-request alert to real staff, no closing (and webhook) of a demo request."""
+    from handoff import followup
+
+    await load_history(runtime.db, weeks=6, seed=11, timezone=runtime.settings.timezone)
+    async with runtime.db.session() as s:
+        statuses = set((await s.execute(select(Request.status))).scalars())
+        late = (
+            await s.execute(
+                select(func.count(Request.id)).where(
+                    Request.due_at < datetime.now(UTC), Request.closed_at.is_(None)
+                )
+            )
+        ).scalar_one()
+    assert "done" not in statuses
+    assert late > 0  # the backlog shows late requests...
+    assert await followup.remind_late(runtime) == 0  # ...that alert nobody
+    assert await followup.close_unanswered(runtime) == 0
+    async with runtime.db.session() as s:
+        assert (await s.execute(select(func.count(Outbox.id)))).scalar_one() == 0
