@@ -226,6 +226,9 @@ def demo_load(
     ] = False,
     weeks: Annotated[int, typer.Option(min=1, max=52, help="Weeks of history.")] = DEFAULT_WEEKS,
     seed: Annotated[int, typer.Option(help="Same seed, same day: same history.")] = DEFAULT_SEED,
+    force: Annotated[
+        bool, typer.Option("--force", help="Add the history even beside real conversations.")
+    ] = False,
 ) -> None:
     """Load (or refresh) the demo residences, tenants and staff from data/."""
     settings = Settings()
@@ -241,7 +244,13 @@ def demo_load(
             )
             if history:
                 started = time.monotonic()
-                h = await load_history(db, weeks=weeks, seed=seed, timezone=settings.timezone)
+                try:
+                    h = await load_history(
+                        db, weeks=weeks, seed=seed, timezone=settings.timezone, beside_real=force
+                    )
+                except ValueError as e:
+                    typer.echo(f"Demo history not loaded: {e}", err=True)
+                    raise typer.Exit(1) from e
                 typer.echo(
                     f"Demo history ({h.first_day:%d/%m/%Y}–{h.last_day:%d/%m/%Y}, seed {seed}): "
                     f"{h.conversations} conversations, {h.messages} messages, "

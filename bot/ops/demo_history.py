@@ -178,6 +178,12 @@ async def history_present(s: AsyncSession) -> bool:
     return row is not None
 
 
+async def real_conversations(s: AsyncSession) -> int:
+    """Conversations that are not demo history (tenants really wrote)."""
+    n = await s.execute(select(func.count(Conversation.id)).where(~demo_conversation()))
+    return int(n.scalar_one())
+
+
 async def clear_history(db: Database) -> int:
     """Delete the demo history (and only it); the number of conversations deleted."""
     async with db.transaction() as s:
@@ -566,10 +572,12 @@ async def load_history(
     seed: int = DEFAULT_SEED,
     now: datetime | None = None,
     timezone: str = "Europe/Paris",
+    beside_real: bool = True,
 ) -> HistorySummary:
     """Replace the demo history with `weeks` weeks up to yesterday evening (local time).
 
-    Needs the demo residences, tenants and staff (`load_demo`). Bulk inserts: a few seconds."""
+    Needs the demo residences, tenants and staff (`load_demo`). Bulk inserts: a few seconds.
+    `beside_real=False` refuses a database where tenants really wrote (ValueError)."""
     if weeks < 1:
         raise ValueError("weeks must be at least 1")
     tz = ZoneInfo(timezone)
@@ -578,6 +586,11 @@ async def load_history(
     until = datetime.combine(today, time(0), tz).astimezone(UTC)
     first_day = today - timedelta(days=7 * weeks)
     async with db.transaction() as s:
+        if not beside_real and (n := await real_conversations(s)):
+            raise ValueError(
+                f"{n} real conversations in this database: demo history is for a demo database "
+                "(--force to add it anyway; the dashboard then shows a demo banner)"
+            )
         await _clear(s)
         residences = {
             r.id: r for r in (await s.execute(select(Residence).order_by(Residence.id))).scalars()

@@ -88,6 +88,9 @@ async def test_history_is_plausible_marked_and_reproducible(database_url: str) -
             s.add(Request(kind="repair", reference="R-2026-000001", conversation_id=real.id))
             assert not await history_present(s)
 
+        # Asked to keep away from real conversations, it refuses.
+        with pytest.raises(ValueError, match="1 real conversations"):
+            await load_history(db, now=NOW, beside_real=False)
         started = time.monotonic()
         summary = await load_history(db, weeks=6, seed=7, now=NOW, timezone="Europe/Paris")
         elapsed = time.monotonic() - started
@@ -253,6 +256,19 @@ def test_cli_demo_load_history_and_clear(tmp_path: Path) -> None:
     assert f"{conversations} conversations" in cleared.stdout
     assert asyncio.run(count()) == 0
     assert relais(["demo", "load", "--history", "--weeks", "0"], env).returncode != 0
+
+    async def a_tenant_writes() -> None:
+        db = Database(url)
+        try:
+            async with db.transaction() as s:
+                s.add(Conversation(channel="sms", address="+33612345600", state="bot"))
+        finally:
+            await db.dispose()
+
+    asyncio.run(a_tenant_writes())
+    refused = relais(["demo", "load", "--history"], env)
+    assert refused.returncode == 1 and "1 real conversations" in refused.stderr
+    assert asyncio.run(count()) == 0
 
 
 async def test_the_follow_up_job_leaves_demo_requests_alone(runtime: Runtime) -> None:
