@@ -456,3 +456,24 @@ async def test_dashboard_in_english_has_every_text(
     assert "W11" in html and "By caretaker" in html
     assert not re.search(r">\s*mgr\.[a-z_.]+", html)  # no key left untranslated
     assert "Résolues" not in html and "Passées à un humain" not in html
+
+
+def test_line_chart_breaks_on_missing_weeks_and_escapes() -> None:
+    from handoff import charts
+
+    svg = str(
+        charts.line_chart(
+            ["S1", "S2", "<S3>", "S4", "S5"],
+            [10, 20, None, 5, 15],
+            shown=["10 min", "20 min", "–", "5 min", "<b>"],
+            label="Attente & co",
+        )
+    )
+    # Two pieces of line around the missing week, a point and its value for each other week.
+    assert svg.count("<polyline") == 2
+    assert svg.count("<circle") == 4
+    assert ">20 min</text>" in svg and "&lt;b&gt;" in svg and "&lt;S3&gt;" in svg
+    assert "<b>" not in svg and 'aria-label="Attente &amp; co"' in svg
+    # The highest value is drawn higher (smaller y) than the lowest.
+    ys = [float(y) for y in re.findall(r'<circle cx="[\d.]+" cy="([\d.]+)"', svg)]
+    assert ys[1] == min(ys) and ys[2] == max(ys)
