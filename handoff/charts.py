@@ -183,3 +183,68 @@ def share_bar(share: float | None, *, label: str, fill: str = "#009E73") -> Mark
         f'<rect x="2" y="2" width="{w:.2f}" height="{bar_h}" rx="4" fill="{escape(fill)}"/>',
     ]
     return _svg(height, label, body)
+
+
+def line_chart(
+    labels: Sequence[str],
+    values: Sequence[float | None],
+    *,
+    label: str,
+    shown: Sequence[str] | None = None,
+    fill: str = "#0072B2",
+    height: float = 150,
+    width: float = WIDTH,
+    vmax: float | None = None,
+    css: str = "",
+) -> Markup:
+    """A line through one value per label (a week), each point with its value written above
+    it (`shown`: the text for each, default the number); a missing value (None) breaks the
+    line. At most a dozen points: every label and value stays readable at 360 px."""
+    top, bottom, left, right = 18.0, 20.0, 18.0, 18.0
+    plot_h = height - top - bottom
+    n = max(1, len(labels))
+    step = (width - left - right) / max(1, n - 1)
+    present = [v for v in values if v is not None]
+    top_value = vmax if vmax is not None else nice_ceiling(max(present, default=0))
+    body = [
+        f'<line class="axis" x1="{left - 8}" y1="{top + plot_h}" x2="{width - right + 8}" '
+        f'y2="{top + plot_h}"/>',
+        f'<line class="grid" x1="{left - 8}" y1="{top}" x2="{width - right + 8}" y2="{top}"/>',
+    ]
+    points: list[tuple[float, float] | None] = []
+    for i, v in enumerate(values):
+        if v is None:
+            points.append(None)
+            continue
+        x = left + i * step if n > 1 else width / 2
+        y = top + plot_h - plot_h * min(v, top_value) / (top_value or 1)
+        points.append((x, y))
+    path: list[str] = []
+    for p in points:
+        if p is None:
+            if len(path) > 1:
+                body.append(
+                    f'<polyline class="line" points="{" ".join(path)}" stroke="{escape(fill)}"/>'
+                )
+            path = []
+        else:
+            path.append(f"{p[0]:.2f},{p[1]:.2f}")
+    if len(path) > 1:
+        body.append(f'<polyline class="line" points="{" ".join(path)}" stroke="{escape(fill)}"/>')
+    for i, name in enumerate(labels):
+        x = left + i * step if n > 1 else width / 2
+        p = points[i] if i < len(points) else None
+        if p is not None:
+            v = values[i]
+            text = shown[i] if shown is not None else _num(round(v or 0, 1))
+            body.append(
+                f'<circle cx="{p[0]:.2f}" cy="{p[1]:.2f}" r="3" fill="{escape(fill)}">'
+                f"<title>{escape(name)} : {escape(text)}</title></circle>"
+                f'<text class="value" x="{p[0]:.2f}" y="{p[1] - 6:.2f}" text-anchor="middle">'
+                f"{escape(text)}</text>"
+            )
+        body.append(
+            f'<text class="tick" x="{x:.2f}" y="{height - 5}" text-anchor="middle">'
+            f"{escape(name)}</text>"
+        )
+    return _svg(height, label, body, width, css)

@@ -31,6 +31,7 @@ from bot.storage.models import (
 from bot.storage.models import Request as Ticket
 from bot.storage.store import audit
 from handoff import audit_view, charts, reports, review
+from handoff import dashboard as dash
 from handoff.auth import MAX_DB_ID, DbId, csrf_protect, require_role, runtime_of, safe_next
 from handoff.i18n import MESSAGES, request_language, translate
 from handoff.requests_console import late_context
@@ -165,14 +166,20 @@ async def dashboard(request: Request, staff: StaffUser = Depends(manager_only)) 
     period = parse_period(request, 30)
     assert period is not None
     lang = request_language(request)
+    now = rt.clock()
     async with rt.db.session() as s:
-        volume = await reports.messages_per_day(s, period)
-        auto = await reports.automation(s, period)
-        handoffs = await reports.handoffs_by_intent_and_residence(s, period)
-        waits = await reports.wait_times(s, period)
-        sat = await reports.satisfaction(s, period)
-        ages = await reports.open_requests_by_age(s, rt.clock())
-        late = await late_context(s, None, rt.clock(), rt.settings.timezone)
+        scope = await dash.residence_scope(s, staff, request.query_params.get("residence", ""))
+        rid = scope.residence_id
+        volume = await reports.messages_per_day(s, period, residence_id=rid)
+        auto = await reports.automation(s, period, residence_id=rid)
+        handoffs = await reports.handoffs_by_intent_and_residence(s, period, residence_id=rid)
+        waits = await reports.wait_times(s, period, residence_id=rid)
+        sat = await reports.satisfaction(s, period, residence_id=rid)
+        ages = await reports.open_requests_by_age(s, now, residence_id=rid)
+        late = await late_context(s, None, now, rt.settings.timezone)
+        extra = await dash.figures(s, lang, period, now, rid)
+    if rid is not None:
+        late["late"] = [r for r in late["late"] if r.residence_id == rid]
     return render(
         request,
         "manager/dashboard.html",
@@ -187,6 +194,8 @@ async def dashboard(request: Request, staff: StaffUser = Depends(manager_only)) 
             ages=ages,
             open_requests=sum(n for _, n in ages),
             charts=_dashboard_charts(lang, volume, auto, handoffs, waits, sat, ages),
+            scope=scope,
+            **extra,
             **late,
         ),
     )

@@ -121,15 +121,21 @@ class DailyVolume:
         return sum(self.counts.values())
 
 
-async def messages_per_day(s: AsyncSession, period: Period) -> DailyVolume:
-    """Messages received from tenants, per local day and channel."""
-    rows = await s.execute(
-        select(Message.created_at, Message.channel).where(
-            Message.direction == Direction.IN.value,
-            Message.author == Author.TENANT.value,
-            period.contains(Message.created_at),
-        )
+async def messages_per_day(
+    s: AsyncSession, period: Period, *, residence_id: int | None = None
+) -> DailyVolume:
+    """Messages received from tenants, per local day and channel (of one residence's
+    conversations when `residence_id` is given)."""
+    stmt = select(Message.created_at, Message.channel).where(
+        Message.direction == Direction.IN.value,
+        Message.author == Author.TENANT.value,
+        period.contains(Message.created_at),
     )
+    if residence_id is not None:
+        stmt = stmt.join(Conversation, Conversation.id == Message.conversation_id).where(
+            Conversation.residence_id == residence_id
+        )
+    rows = await s.execute(stmt)
     counts: Counter[tuple[date, str]] = Counter()
     for created_at, channel in rows:
         counts[(period.local_day(created_at), channel)] += 1
@@ -151,7 +157,9 @@ class Automation:
         return self.bot_only / self.conversations if self.conversations else None
 
 
-async def automation(s: AsyncSession, period: Period) -> Automation:
+async def automation(
+    s: AsyncSession, period: Period, *, residence_id: int | None = None
+) -> Automation:
     """Share of active conversations the bot answered alone (no handoff in the period)."""
     wrote = exists().where(
         Message.conversation_id == Conversation.id,
@@ -161,9 +169,14 @@ async def automation(s: AsyncSession, period: Period) -> Automation:
     handed = exists().where(
         Handoff.conversation_id == Conversation.id, period.contains(Handoff.created_at)
     )
-    active = int((await s.execute(select(func.count(Conversation.id)).where(wrote))).scalar_one())
+    scope = [Conversation.residence_id == residence_id] if residence_id is not None else []
+    active = int(
+        (await s.execute(select(func.count(Conversation.id)).where(wrote, *scope))).scalar_one()
+    )
     handed_off = int(
-        (await s.execute(select(func.count(Conversation.id)).where(wrote, handed))).scalar_one()
+        (
+            await s.execute(select(func.count(Conversation.id)).where(wrote, handed, *scope))
+        ).scalar_one()
     )
     return Automation(active, handed_off)
 
@@ -191,11 +204,14 @@ class HandoffCounts:
         return sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
-async def handoffs_by_intent_and_residence(s: AsyncSession, period: Period) -> HandoffCounts:
+async def handoffs_by_intent_and_residence(
+    s: AsyncSession, period: Period, *, residence_id: int | None = None
+) -> HandoffCounts:
+    scope = [Handoff.residence_id == residence_id] if residence_id is not None else []
     rows = await s.execute(
         select(Handoff.intent, Residence.name, func.count(Handoff.id))
         .outerjoin(Residence, Residence.id == Handoff.residence_id)
-        .where(period.contains(Handoff.created_at))
+        .where(period.contains(Handoff.created_at), *scope)
         .group_by(Handoff.intent, Residence.name)
     )
     return HandoffCounts({(intent, name or ""): int(n) for intent, name, n in rows})
@@ -222,11 +238,14 @@ class WaitStats:
         return percentile(self.waits, 90)
 
 
-async def wait_times(s: AsyncSession, period: Period) -> WaitStats:
+async def wait_times(
+    s: AsyncSession, period: Period, *, residence_id: int | None = None
+) -> WaitStats:
+    scope = [Handoff.residence_id == residence_id] if residence_id is not None else []
     rows = (
         await s.execute(
             select(Handoff.created_at, Handoff.first_reply_at).where(
-                period.contains(Handoff.created_at)
+                period.contains(Handoff.created_at), *scope
             )
         )
     ).all()
@@ -255,12 +274,15 @@ class Satisfaction:
         return sum(score * n for score, n in self.counts.items()) / self.total
 
 
-async def satisfaction(s: AsyncSession, period: Period) -> Satisfaction:
+async def satisfaction(
+    s: AsyncSession, period: Period, *, residence_id: int | None = None
+) -> Satisfaction:
     """Scores 1-5 given by tenants, dated by the conversation's close (else its last message)."""
     when = func.coalesce(Conversation.closed_at, Conversation.last_message_at)
+    scope = [Conversation.residence_id == residence_id] if residence_id is not None else []
     rows = await s.execute(
         select(Conversation.satisfaction, func.count(Conversation.id))
-        .where(Conversation.satisfaction.between(1, 5), period.contains(when))
+        .where(Conversation.satisfaction.between(1, 5), period.contains(when), *scope)
         .group_by(Conversation.satisfaction)
     )
     counts = dict.fromkeys(range(1, 6), 0)
@@ -270,11 +292,14 @@ async def satisfaction(s: AsyncSession, period: Period) -> Satisfaction:
     return Satisfaction(counts)
 
 
-async def open_requests_by_age(s: AsyncSession, now: datetime) -> list[tuple[str, int]]:
+async def open_requests_by_age(
+    s: AsyncSession, now: datetime, *, residence_id: int | None = None
+) -> list[tuple[str, int]]:
     """Requests still open now, by age in days (buckets <1, 1-3, 3-7, 7-30, >30)."""
+    scope = [Request.residence_id == residence_id] if residence_id is not None else []
     rows = await s.execute(
         select(Request.created_at).where(
-            Request.closed_at.is_(None), Request.status.not_in(CLOSED_REQUEST_STATUSES)
+            Request.closed_at.is_(None), Request.status.not_in(CLOSED_REQUEST_STATUSES), *scope
         )
     )
     counts = Counter(

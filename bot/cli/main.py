@@ -7,6 +7,7 @@ import gc
 import logging
 import signal
 import sys
+import time
 import uuid
 from typing import Annotated
 
@@ -23,6 +24,7 @@ from bot.cli.ops import install_ops_commands
 from bot.cli.telegram import cli as telegram_cli
 from bot.core.settings import Settings
 from bot.ops.demo import _load, load_demo
+from bot.ops.demo_history import DEFAULT_SEED, DEFAULT_WEEKS, clear_history, load_history
 from bot.ops.logs import setup_logging as configure
 from bot.ops.users import UserError, add_user
 from bot.storage.db import Database, upgrade
@@ -213,7 +215,21 @@ def db_upgrade(revision: str = "head") -> None:
 
 
 @demo_app.command("load")
-def demo_load() -> None:
+def demo_load(
+    history: Annotated[
+        bool,
+        typer.Option(
+            "--history",
+            help="Also generate weeks of demo activity for the dashboard (marked as demo; "
+            "replaces the previous demo history; `relais demo clear` removes it).",
+        ),
+    ] = False,
+    weeks: Annotated[int, typer.Option(min=1, max=52, help="Weeks of history.")] = DEFAULT_WEEKS,
+    seed: Annotated[int, typer.Option(help="Same seed, same day: same history.")] = DEFAULT_SEED,
+    force: Annotated[
+        bool, typer.Option("--force", help="Add the history even beside real conversations.")
+    ] = False,
+) -> None:
     """Load (or refresh) the demo residences, tenants and staff from data/."""
     settings = Settings()
     upgrade(settings.database_url)
@@ -222,14 +238,46 @@ def demo_load() -> None:
         db = Database(settings.database_url)
         try:
             summary = await load_demo(db, settings.data)
+            typer.echo(
+                f"Demo data loaded: {summary.residences} residences, {summary.tenants} tenants, "
+                f"{summary.staff} staff accounts (password '{summary.password}')."
+            )
+            if history:
+                started = time.monotonic()
+                try:
+                    h = await load_history(
+                        db, weeks=weeks, seed=seed, timezone=settings.timezone, beside_real=force
+                    )
+                except ValueError as e:
+                    typer.echo(f"Demo history not loaded: {e}", err=True)
+                    raise typer.Exit(1) from e
+                typer.echo(
+                    f"Demo history ({h.first_day:%d/%m/%Y}–{h.last_day:%d/%m/%Y}, seed {seed}): "
+                    f"{h.conversations} conversations, {h.messages} messages, "
+                    f"{h.handoffs} handoffs, {h.requests} requests, {h.ratings} ratings "
+                    f"in {time.monotonic() - started:.1f} s. "
+                    "Remove it with `relais demo clear`."
+                )
         finally:
             await db.dispose()
-        typer.echo(
-            f"Demo data loaded: {summary.residences} residences, {summary.tenants} tenants, "
-            f"{summary.staff} staff accounts (password '{summary.password}')."
-        )
 
     asyncio.run(run())
+
+
+@demo_app.command("clear")
+def demo_clear() -> None:
+    """Delete the demo history (conversations `demo-...`, requests `DEMO-...`), nothing else."""
+    settings = Settings()
+
+    async def run() -> int:
+        db = Database(settings.database_url)
+        try:
+            return await clear_history(db)
+        finally:
+            await db.dispose()
+
+    n = asyncio.run(run())
+    typer.echo(f"Demo history removed: {n} conversations.")
 
 
 @users_app.command("add")

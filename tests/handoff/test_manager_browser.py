@@ -204,7 +204,7 @@ def test_manager_finds_exports_and_sees_it_counted(server: Server, browser: Any)
     assert today_bar.endswith(": 2")  # Nadia's two messages today, by SMS
     assert page.locator("#chart-wait svg").count() == 1
     assert fits_the_width(page)
-    shot(page, "manager-dashboard-phone")
+    shot(page, "manager-dashboard-story-phone")
 
     # The export and the reading are in the audit log.
     page.click("nav.subnav >> text=Journal")
@@ -218,7 +218,7 @@ def test_manager_finds_exports_and_sees_it_counted(server: Server, browser: Any)
 def test_desktop_screenshots_and_escaping(server: Server, browser: Any) -> None:
     page = sign_in(browser, server, DESKTOP)
     page.wait_for_selector("#chart-volume svg.wide-only")
-    shot(page, "manager-dashboard-desktop")
+    shot(page, "manager-dashboard-story-desktop")
     page.goto(server.url + "/console/manager/conversations?channel=sms")
     page.wait_for_selector("ol.results li")
     assert XSS in page.locator("ol.results").inner_text()  # shown as text, not run
