@@ -324,6 +324,7 @@ def transcript_filters(request: Request) -> reports.TranscriptFilters:
         residence_id=_int(q.get("residence")),
         state=state if state in STATES else "",
         period=parse_period(request, None),
+        region=runtime_of(request).settings.phone_region,
     )
 
 
