@@ -618,7 +618,7 @@ def participants(
         out.append(
             Participant(
                 (tenant.display_name if tenant else "") or translate(lang, "mgr.conv.tenant"),
-                translate(lang, "mgr.conv.tenant_author"),
+                translate(lang, "mgr.tx.tenant_role"),
                 translate(lang, "mgr.tx.messages", n=wrote["tenant"]),
             )
         )

@@ -81,7 +81,7 @@ async def test_transcript_shows_photos_events_and_who_took_part(
     # Who took part, with their roles.
     people = visible(html.split('id="participants"')[1].split("</section>")[0])
     for words in (
-        "Nadia Haddad · Locataire",
+        "Nadia Haddad · locataire",
         "Robot · réponses automatiques",
         "Karim Benali · gardien",
         "a pris la conversation, l'a transférée",
