@@ -74,6 +74,7 @@ async def convs(runtime: Runtime) -> dict[str, int]:
                     author=author,
                     text=text,
                     created_at=now - timedelta(minutes=minutes),
+                    processed_at=now,  # not for the worker
                 )
             )
 

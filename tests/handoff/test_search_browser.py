@@ -148,6 +148,7 @@ async def tell_the_story(rt: Runtime) -> dict[str, int]:
                     author="tenant",
                     text=text,
                     created_at=old.created_at,
+                    processed_at=old.created_at,  # answered long ago: not for the worker
                 )
             )
             s.add(
@@ -208,8 +209,8 @@ def fits_the_width(page: Any) -> bool:
 
 def search(page: Any, q: str) -> list[str]:
     page.fill("#find-q", q)
-    page.click("form.find button[type=submit]")
-    page.wait_for_selector("#found")
+    with page.expect_navigation():
+        page.click("form.find button[type=submit]")
     return [str(x) for x in page.locator("ol.results li").all_inner_texts()]
 
 
@@ -236,8 +237,8 @@ def test_caretaker_searches_and_reads_the_history(
     assert page.inner_text("p.empty") == "Aucune conversation ne correspond."
 
     # The history of closed conversations, newest first.
-    page.click("text=Conversations closes")
-    page.wait_for_selector("ol.history li")
+    with page.expect_navigation(url="**/console/history"):
+        page.click("text=Conversations closes")
     items = [str(x) for x in page.locator("ol.history li").all_inner_texts()]
     assert len(items) == 4
     assert "Close par Astreinte technique" in items[0] and "Note du locataire : 5/5" in items[0]
@@ -265,8 +266,9 @@ def test_manager_finds_and_reads_a_transcript(
     page = sign_in(browser, server, viewport, "claire")
     page.goto(server.url + "/console/manager/conversations")
     page.fill("input[name=q]", "EVIER")
-    page.click("form.filters button[type=submit]")
-    page.wait_for_selector("p.found >> text=2 conversation(s)")
+    with page.expect_navigation():
+        page.click("form.filters button[type=submit]")
+    assert page.inner_text("p.found") == "2 conversation(s)"
     texts = page.locator("ol.results").inner_text()
     assert "Nadia Haddad" in texts and "Jean Dupont" in texts
     assert fits_the_width(page)
