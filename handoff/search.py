@@ -29,6 +29,8 @@ from bot.storage.models import Conversation, Message, Request, Tenant
 
 MAX_QUERY = 200
 MAX_WORDS = 6
+# "L-10231", "R-2026-000012" are references; "bat 3" or "A 12" (a building, a flat) are words.
+MIN_REFERENCE_DIGITS = 4
 
 
 def _contains(column: Any, word: str) -> Any:
@@ -70,7 +72,7 @@ def parse(text: str, region: str = DEFAULT_REGION) -> Query:
             phone = to_e164(text, region, international=True)
         if phone is not None:
             return Query(phone=phone)
-    if _REFERENCE.match(text):
+    if _REFERENCE.match(text) and digits >= MIN_REFERENCE_DIGITS:
         return Query(reference=_reference_key(text))
     words = tuple(dict.fromkeys(w for w in fold(text).split() if w))[:MAX_WORDS]
     return Query(words=words)
@@ -94,7 +96,7 @@ def conditions(text: str, region: str = DEFAULT_REGION) -> list[Any]:
         return [
             or_(
                 _tenants(Tenant.phone == q.phone),
-                Conversation.address.in_((q.phone, f"whatsapp:{q.phone}")),
+                Conversation.address == q.phone,  # an SMS or WhatsApp conversation
             )
         ]
     if q.reference is not None:
@@ -123,14 +125,3 @@ def message_match(text: str, region: str = DEFAULT_REGION) -> Any | None:
     if not q.words:
         return None
     return or_(*(_contains(Message.text, w) for w in q.words))
-
-
-def describe(text: str, region: str = DEFAULT_REGION) -> str:
-    """How the query was read, for the page's "found" line: 'phone', 'reference', 'words'
-    or '' (a message key suffix)."""
-    q = parse(text, region)
-    if q.phone:
-        return "phone"
-    if q.reference:
-        return "reference"
-    return "words" if q.words else ""

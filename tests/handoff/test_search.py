@@ -225,4 +225,5 @@ def test_how_a_query_is_read() -> None:
     assert search.parse("R-2026-000777").reference == "r2026000777"
     assert search.parse("  Évier   CUISINE ") == search.Query(words=("evier", "cuisine"))
     assert search.parse("06 12") == search.Query(words=("06", "12"))  # too short for a phone
+    assert search.parse("bat 3") == search.Query(words=("bat", "3"))  # a building, not a ref
     assert search.parse("").is_empty()
