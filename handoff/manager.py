@@ -7,6 +7,8 @@ or exports is written to the audit log like the caretakers' actions. The figures
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -18,6 +20,7 @@ from markupsafe import Markup
 from sqlalchemy import select
 
 from bot.storage.models import (
+    AuditLog,
     Author,
     Conversation,
     ConversationState,
@@ -332,6 +335,7 @@ def transcript_filters(request: Request) -> reports.TranscriptFilters:
         residence_id=_int(q.get("residence")),
         state=state if state in STATES else "",
         period=parse_period(request, None),
+        region=runtime_of(request).settings.phone_region,
     )
 
 
@@ -441,11 +445,9 @@ async def transcript(
                 )
             ).scalars()
         )
-        staff_names = {
-            sid: name or login
-            for sid, name, login in await s.execute(
-                select(StaffUser.id, StaffUser.display_name, StaffUser.login)
-            )
+        people = {
+            p.id: p
+            for p in (await s.execute(select(StaffUser).order_by(StaffUser.id))).unique().scalars()
         }
         handoffs = list(
             (
@@ -461,7 +463,23 @@ async def transcript(
                 )
             ).scalars()
         )
+        entries = list(
+            (
+                await s.execute(
+                    select(AuditLog)
+                    .where(
+                        AuditLog.target_type == "conversation",
+                        AuditLog.target_id == str(conv.id),
+                        AuditLog.action.in_(TRANSCRIPT_ACTIONS),
+                    )
+                    .order_by(AuditLog.id)
+                )
+            ).scalars()
+        )
     await _audit(request, staff, "read", "conversation", conv.id)
+    lang = request_language(request)
+    staff_names = {sid: p.display_name or p.login for sid, p in people.items()}
+    events = transcript_events(lang, handoffs, [e for e in entries if e.action != "read"], people)
     back = request.query_params.get("back", "")
     return render(
         request,
@@ -472,12 +490,185 @@ async def transcript(
             tenant=tenant,
             residence=residence,
             messages=messages,
+            timeline=timeline(messages, events),
+            participants=participants(lang, tenant, messages, entries, people),
+            resolution=lambda text: resolution_words(lang, text),
             staff_names=staff_names,
             handoffs=handoffs,
             tickets=tickets,
+            telegram_media=getattr(
+                runtime_of(request).channels.get("telegram"), "download_file", None
+            )
+            is not None,
             back=_query_of(back),
         ),
     )
+
+
+# What a transcript tells besides the messages (replies and notes are messages already).
+TRANSCRIPT_ACTIONS = (
+    "take",
+    "transfer",
+    "close",
+    "give_back",
+    "close_incident",
+    "alert",
+    "escalate",
+    "read",  # not in the thread: in who took part
+)
+# What a staff member did, in the order the page says it.
+PARTS = ("take", "received", "transfer", "alerted", "close", "give_back", "close_incident", "read")
+RESOLUTION_WORDS = {"returned_to_bot": "mgr.tx.returned"}
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptEvent:
+    at: datetime
+    text: str  # in words, in the page's language
+    kind: str  # handoff, take, transfer, close, give_back, close_incident, alert, escalate
+
+
+def _person(people: dict[int, StaffUser], staff_id: int | None, login: str = "") -> str:
+    if staff_id is not None and staff_id in people:
+        p = people[staff_id]
+        return p.display_name or p.login
+    by_login = next((p for p in people.values() if p.login == login), None)
+    return (by_login.display_name or by_login.login) if by_login else login or "?"
+
+
+def resolution_words(lang: str, resolution: str) -> str:
+    """A handoff's resolution as people read it: the code words the system stores
+    ("returned_to_bot", "R-2026-000012: done") said in words, a person's text as written."""
+    if resolution in RESOLUTION_WORDS:
+        return translate(lang, RESOLUTION_WORDS[resolution])
+    reference, _, tail = resolution.rpartition(": ")
+    if reference and tail == "done":
+        return translate(lang, "mgr.tx.request_done", reference=reference)
+    return resolution
+
+
+def transcript_events(
+    lang: str,
+    handoffs: list[Handoff],
+    entries: list[AuditLog],
+    people: dict[int, StaffUser],
+) -> list[TranscriptEvent]:
+    """Handoffs to a person and what staff and the escalation did, in words, oldest first."""
+    out = [
+        TranscriptEvent(
+            h.created_at,
+            translate(
+                lang,
+                "mgr.tx.handoff",
+                need=_label(lang, "intent", h.intent),
+            )
+            + (f" ({h.reason})" if h.reason else ""),
+            "handoff",
+        )
+        for h in handoffs
+    ]
+    for e in entries:
+        who = _person(people, e.staff_id, e.actor)
+        detail = e.detail or {}
+        if e.action == "transfer":
+            text = translate(
+                lang, "mgr.tx.transfer", who=who, to=_person(people, None, str(detail.get("to")))
+            )
+        elif e.action == "close":
+            text = translate(lang, "mgr.tx.close", who=who)
+            if detail.get("resolution"):
+                text += f" « {resolution_words(lang, str(detail['resolution']))} »"
+        elif e.action == "alert":
+            key = "mgr.tx.alert_oncall" if detail.get("to") == "oncall" else "mgr.tx.alert"
+            text = translate(lang, key, n=detail.get("alerts", 0))
+        elif e.action == "escalate":
+            names = ", ".join(_person(people, None, str(x)) for x in detail.get("to") or [])
+            text = translate(lang, "mgr.tx.escalate", who=names or "–")
+        else:
+            text = translate(lang, f"mgr.tx.{e.action}", who=who)
+        out.append(TranscriptEvent(e.at, text, e.action))
+    out.sort(key=lambda ev: ev.at)
+    return out
+
+
+def timeline(messages: list[Message], events: list[TranscriptEvent]) -> list[tuple[str, Any]]:
+    """Messages and events in one thread, by time (messages keep their order):
+    ("message", Message) and ("event", TranscriptEvent) pairs."""
+    out: list[tuple[str, Any]] = []
+    pending = list(events)
+    for m in messages:
+        while pending and pending[0].at <= m.created_at:
+            out.append(("event", pending.pop(0)))
+        out.append(("message", m))
+    return out + [("event", e) for e in pending]
+
+
+@dataclass(frozen=True, slots=True)
+class Participant:
+    name: str
+    role: str  # translated
+    what: str  # translated: "3 messages", "alerted"...
+
+
+def participants(
+    lang: str,
+    tenant: Tenant | None,
+    messages: list[Message],
+    entries: list[AuditLog],
+    people: dict[int, StaffUser],
+) -> list[Participant]:
+    """Who took part: the tenant, the bot, each staff member who wrote, took, transferred,
+    closed, was alerted or read it, with their role."""
+    wrote = Counter(m.author for m in messages if not m.internal and m.author != "staff")
+    staff_messages = Counter(m.staff_id for m in messages if m.staff_id is not None)
+    out: list[Participant] = []
+    if wrote.get("tenant"):
+        out.append(
+            Participant(
+                (tenant.display_name if tenant else "") or translate(lang, "mgr.conv.tenant"),
+                translate(lang, "mgr.tx.tenant_role"),
+                translate(lang, "mgr.tx.messages", n=wrote["tenant"]),
+            )
+        )
+    if wrote.get("bot"):
+        out.append(
+            Participant(
+                translate(lang, "mgr.conv.bot_author"),
+                translate(lang, "mgr.tx.bot_role"),
+                translate(lang, "mgr.tx.messages", n=wrote["bot"]),
+            )
+        )
+    involved: dict[int, set[str]] = {}
+    for sid in staff_messages:
+        involved.setdefault(sid, set()).add("wrote")
+    logins = {p.login: sid for sid, p in people.items()}
+    for e in entries:
+        if e.staff_id is not None:
+            involved.setdefault(e.staff_id, set()).add(e.action)
+        targets = (e.detail or {}).get("to")
+        for login in targets if isinstance(targets, list) else [targets]:
+            if e.action in ("transfer", "escalate") and login in logins:
+                involved.setdefault(logins[login], set()).add(
+                    "received" if e.action == "transfer" else "alerted"
+                )
+    for sid, what in involved.items():
+        person = people.get(sid)
+        if person is None:
+            continue
+        parts = []
+        if staff_messages.get(sid):
+            parts.append(translate(lang, "mgr.tx.messages", n=staff_messages[sid]))
+        for key in PARTS:
+            if key in what:
+                parts.append(translate(lang, f"mgr.tx.did.{key}"))
+        out.append(
+            Participant(
+                person.display_name or person.login,
+                translate(lang, f"role.{person.role}"),
+                ", ".join(dict.fromkeys(parts)),
+            )
+        )
+    return out
 
 
 def _query_of(back: str) -> str:

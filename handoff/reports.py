@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.core.phones import DEFAULT_REGION
 from bot.ops.gdpr import ERASED_TEXT
 from bot.storage.models import (
     AuditLog,
@@ -34,6 +35,7 @@ from bot.storage.models import (
     StaffUser,
     Tenant,
 )
+from handoff import search
 
 LOW_CONFIDENCE = 0.6
 CLOSED_REQUEST_STATUSES = ("closed", "done", "resolved", "cancelled")
@@ -319,6 +321,7 @@ class TranscriptFilters:
     residence_id: int | None = None
     state: str = ""
     period: Period | None = None
+    region: str = DEFAULT_REGION  # how a national phone number in `text` is read
 
     def is_empty(self) -> bool:
         return not (
@@ -331,11 +334,6 @@ class TranscriptFilters:
         )
 
 
-def like_pattern(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 def effective_intent() -> Any:
     """A message's intent as a person corrected it, else as the NLU read it."""
     return func.coalesce(Message.corrected_intent, Message.intent)
@@ -343,13 +341,8 @@ def effective_intent() -> Any:
 
 def transcript_conditions(f: TranscriptFilters) -> list[Any]:
     conditions: list[Any] = []
-    if f.text.strip():
-        conditions.append(
-            exists().where(
-                Message.conversation_id == Conversation.id,
-                Message.text.ilike(like_pattern(f.text.strip()), escape="\\"),
-            )
-        )
+    # Names, references, phone numbers in any form, words without regard to accents.
+    conditions.extend(search.conditions(f.text, f.region))
     if f.intent:
         conditions.append(
             or_(
@@ -399,10 +392,18 @@ class SearchPage:
 
 
 async def search_conversations(
-    s: AsyncSession, f: TranscriptFilters, *, limit: int = 50, offset: int = 0
+    s: AsyncSession,
+    f: TranscriptFilters,
+    *,
+    limit: int = 50,
+    offset: int = 0,
+    scope: Any = None,
 ) -> SearchPage:
-    """Conversations matching every filter, most recently active first."""
+    """Conversations matching every filter, most recently active first; `scope`: a further
+    condition on `Conversation` (the residences a caretaker may see)."""
     conditions = transcript_conditions(f)
+    if scope is not None:
+        conditions.append(scope)
     total = int(
         (await s.execute(select(func.count(Conversation.id)).where(*conditions))).scalar_one()
     )
@@ -413,8 +414,9 @@ async def search_conversations(
         .scalar_subquery()
     )
     snippet_where = [Message.conversation_id == Conversation.id]
-    if f.text.strip():
-        snippet_where.append(Message.text.ilike(like_pattern(f.text.strip()), escape="\\"))
+    matching = search.message_match(f.text, f.region)
+    if matching is not None:
+        snippet_where.append(matching)
     else:
         snippet_where.append(Message.author == Author.TENANT.value)
     snippet = (

@@ -41,6 +41,7 @@ from handoff.broadcasts import router as broadcasts_router
 from handoff.console import router as console_router
 from handoff.facts_pages import router as facts_router
 from handoff.headers import ConsoleHeaders, origin_of
+from handoff.history import router as history_router
 from handoff.i18n import LANG_COOKIE, LANGUAGES, request_language, translate
 from handoff.manager import router as manager_router
 from handoff.requests_console import router as requests_router
@@ -60,6 +61,7 @@ def install_console(app: FastAPI, runtime: Runtime) -> None:
     app.mount("/console/static", StaticFiles(directory=STATIC_DIR), name="console-static")
     app.include_router(router)
     app.include_router(console_router)
+    app.include_router(history_router)
     app.include_router(requests_router)
     app.include_router(broadcasts_router)
     app.include_router(manager_router)

@@ -24,6 +24,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import QueryableAttribute
 
+from bot.storage.fold import SQLITE_FUNCTION, fold
+
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -68,6 +70,8 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
+            # Case- and accent-blind comparison for searches (bot.storage.fold).
+            dbapi_conn.create_function(SQLITE_FUNCTION, 1, fold, deterministic=True)
 
         return engine
     # Kept open: a burst needs about twenty at once in a worker (a transaction per partition,
