@@ -29,6 +29,7 @@ from handoff.i18n import request_language, translate
 from handoff.queue import (
     WAITING,
     closed_residences,
+    load_alert_failures,
     load_attachment,
     load_conversation,
     load_queue,
@@ -56,7 +57,8 @@ async def _queue_context(request: Request, staff: StaffUser) -> dict[str, Any]:
         items = await load_queue(s, staff, now)
         oncall = await closed_residences(s, staff, now, ZoneInfo(rt.settings.timezone), rt.landlord)
         late = await late_context(s, staff, now, rt.settings.timezone)
-    return {"items": items, "oncall": oncall, "now": now, **late}
+        failures = await load_alert_failures(s, staff, {i.conversation_id: i.summary for i in items})
+    return {"items": items, "oncall": oncall, "now": now, "alert_failures": failures, **late}
 
 
 @router.get("/console")
