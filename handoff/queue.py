@@ -83,6 +83,9 @@ def first_words(text: str, limit: int = FIRST_WORDS) -> str:
 _WORDS = re.compile(r"[^\W\d_]{2,}")
 SHORT_ANSWERS = frozenset(
     "oui non ok okay merci yes no thanks bonjour bonsoir salut hello rien personne".split()
+    # the little words around an answer ("dans le salon", "depuis hier")
+    + "le la les de du des un une dans sur sous au aux en mon ma mes il elle et ou".split()
+    + "depuis hier matin soir the an in on my is it".split()
 )
 RECENT_TENANT_MESSAGES = 12  # the first meaningful one is looked for among these
 
@@ -91,7 +94,7 @@ def meaningful(text: str) -> bool:
     """A message that tells something ("le chauffage ne marche plus"), not an answer to a
     question ("non", "4", "L-10231", "oui merci")."""
     words = [w.lower() for w in _WORDS.findall(text)]
-    return len([w for w in words if w not in SHORT_ANSWERS]) >= 3
+    return len(words) >= 3 and len([w for w in words if w not in SHORT_ANSWERS]) >= 2
 
 
 def request_summary(request: Request) -> str:
