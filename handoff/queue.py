@@ -178,6 +178,7 @@ async def _summaries(
             summary = handoff_summary(reason)
         if not summary:
             summary = first_words(last_texts.get(c.id, ""))
+        summary = summary[:1].upper() + summary[1:]  # a line of its own: "Gaz · ça sent…"
         result[c.id] = (summary, (request.reference or "") if request is not None else "")
     return result
 
