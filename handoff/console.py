@@ -57,7 +57,8 @@ async def _queue_context(request: Request, staff: StaffUser) -> dict[str, Any]:
         items = await load_queue(s, staff, now)
         oncall = await closed_residences(s, staff, now, ZoneInfo(rt.settings.timezone), rt.landlord)
         late = await late_context(s, staff, now, rt.settings.timezone)
-        failures = await load_alert_failures(s, staff, {i.conversation_id: i.summary for i in items})
+        summaries = {i.conversation_id: i.summary for i in items}
+        failures = await load_alert_failures(s, staff, summaries)
     return {"items": items, "oncall": oncall, "now": now, "alert_failures": failures, **late}
 
 

@@ -82,10 +82,14 @@ def first_words(text: str, limit: int = FIRST_WORDS) -> str:
 # Answers to the bot's questions, which say nothing of the problem on their own.
 _WORDS = re.compile(r"[^\W\d_]{2,}")
 SHORT_ANSWERS = frozenset(
-    "oui non ok okay merci yes no thanks bonjour bonsoir salut hello rien personne".split()
-    # the little words around an answer ("dans le salon", "depuis hier")
-    + "le la les de du des un une dans sur sous au aux en mon ma mes il elle et ou".split()
-    + "depuis hier matin soir the an in on my is it".split()
+    " ".join(
+        [
+            "oui non ok okay merci yes no thanks bonjour bonsoir salut hello rien personne",
+            # the little words around an answer ("dans le salon", "depuis hier matin")
+            "le la les de du des un une dans sur sous au aux en mon ma mes il elle et ou",
+            "depuis hier matin soir the an in on my is it",
+        ]
+    ).split()
 )
 RECENT_TENANT_MESSAGES = 12  # the first meaningful one is looked for among these
 

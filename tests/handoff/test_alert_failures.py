@@ -126,15 +126,11 @@ async def test_a_provider_refusal_is_said(runtime: Runtime, client_for: Any) -> 
 @pytest.mark.parametrize("senders", [{"sms": RecordingChannel("sms")}], indirect=True)
 async def test_nobody_to_reach_is_recorded_and_said(runtime: Runtime, client_for: Any) -> None:
     async with runtime.db.transaction() as s:
-        await s.execute(
-            update(StaffUser).where(StaffUser.login == "astreinte").values(phone=None)
-        )
+        await s.execute(update(StaffUser).where(StaffUser.login == "astreinte").values(phone=None))
     conv, _events = await emergency(runtime)
     async with runtime.db.session() as s:
         audits = list(
-            (
-                await s.execute(select(AuditLog).where(AuditLog.action == "alert_failed"))
-            ).scalars()
+            (await s.execute(select(AuditLog).where(AuditLog.action == "alert_failed"))).scalars()
         )
     assert [a.target_id for a in audits] == [str(conv)]
     assert audits[0].detail["why"] == "no_contact"

@@ -60,7 +60,16 @@ async def attach_request(rt: Runtime, conv_id: int, summary: str = LEAK) -> None
 def test_what_says_something_and_what_does_not() -> None:
     assert meaningful("mon chauffage ne marche plus")
     assert meaningful("Il y a une fuite sous l'évier")
-    for answer in ("non", "4", "oui merci", "L-10231", "ok", "dans le salon", "depuis hier matin", "123456"):
+    for answer in (
+        "non",
+        "4",
+        "oui merci",
+        "L-10231",
+        "ok",
+        "dans le salon",
+        "depuis hier matin",
+        "123456",
+    ):
         assert not meaningful(answer), answer
     r = Request(kind="repair", summary=LEAK, details={})
     assert request_summary(r) == "Fuite sous l'évier · cuisine"
