@@ -107,7 +107,8 @@ def request_summary(request: Request) -> str:
     parts = [p.strip() for p in (request.summary or "").split(" · ")]
     parts = [p for p in parts if p and p.lower() != "photo"]
     if parts:
-        return first_words(" · ".join(parts[:2]))
+        line = " · ".join(parts[:2])
+        return first_words(line[:1].upper() + line[1:])  # a line of its own: "Gaz · ça sent…"
     text = (request.details or {}).get("text") or (request.details or {}).get("what") or ""
     return first_words(str(text))
 
@@ -182,7 +183,6 @@ async def _summaries(
             summary = handoff_summary(reason)
         if not summary:
             summary = first_words(last_texts.get(c.id, ""))
-        summary = summary[:1].upper() + summary[1:]  # a line of its own: "Gaz · ça sent…"
         result[c.id] = (summary, (request.reference or "") if request is not None else "")
     return result
 
