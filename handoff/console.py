@@ -103,6 +103,7 @@ async def _conversation_context(request: Request, staff: StaffUser, conv_id: int
     async with rt.db.session() as s:
         view = await load_view(s, conv, staff)
         card = await request_card(s, rt, conv, lang)
+        failures = await load_alert_failures(s, staff, conversation_id=conv.id)
     acting = can_act(staff, conv)
     waiting = conv.state in WAITING
     mine = conv.assigned_to == staff.id
@@ -119,6 +120,7 @@ async def _conversation_context(request: Request, staff: StaffUser, conv_id: int
         "canned": canned_replies(rt.settings.data, staff_lang=lang, tenant_lang=conv.language),
         "nonce": uuid.uuid4().hex,
         "telegram_media": _telegram_download(rt) is not None,
+        "alert_failures": failures,  # staff alerts about it that did not go (issue 19)
         **card,
         **_moved_error(request, lang),
     }

@@ -287,16 +287,22 @@ def _why(error: str | None) -> str:
 
 
 async def load_alert_failures(
-    s: AsyncSession, staff: StaffUser, summaries: dict[int, str] | None = None
+    s: AsyncSession,
+    staff: StaffUser,
+    summaries: dict[int, str] | None = None,
+    *,
+    conversation_id: int | None = None,
 ) -> list[AlertFailure]:
     """Staff alerts that failed for good (the outbox's `failed` staff alerts, and alerts
     nobody could be reached for, kept in the audit log) about conversations still waiting
-    that this person may see: the caretakers and on-call staff concerned, and managers."""
-    result = await s.execute(
-        select(Conversation.id, Conversation.queued_at).where(
-            Conversation.state.in_(WAITING), visible_clause(staff)
-        )
+    that this person may see: the caretakers and on-call staff concerned, and managers
+    (with `conversation_id`, about that one only)."""
+    stmt = select(Conversation.id, Conversation.queued_at).where(
+        Conversation.state.in_(WAITING), visible_clause(staff)
     )
+    if conversation_id is not None:
+        stmt = stmt.where(Conversation.id == conversation_id)
+    result = await s.execute(stmt)
     waiting: dict[int, datetime | None] = {i: at for i, at in result.tuples()}
     if not waiting:
         return []

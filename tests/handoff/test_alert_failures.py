@@ -91,6 +91,12 @@ async def test_no_sms_sender_configured_is_said_to_those_concerned(
         page = (await (await client_for(login)).get("/console")).text
         assert said in banner(page), (login, banner(page))
         assert f'href="/console/c/{conv}"' in BANNER.search(page).group(1)
+    # On the conversation itself too (the live part of the page), without a link to itself.
+    page = (await (await client_for("karim")).get(f"/console/c/{conv}")).text
+    assert said in banner(page)
+    assert f'href="/console/c/{conv}"' not in BANNER.search(page).group(1)
+    live = (await (await client_for("karim")).get(f"/console/api/c/{conv}/live")).text
+    assert said in banner(live)
     # Not to the caretaker of another residence.
     sophie = (await (await client_for("sophie")).get("/console")).text
     assert banner(sophie) == ""

@@ -243,3 +243,8 @@ def test_a_failed_alert_is_said_on_the_queue_live(
         assert queue_above_the_fold(karim, viewport)
         karim.wait_for_timeout(2100)
         shot(karim, f"console-notification-failed-{label}")
+        if label == "phone":
+            karim.click("#alert-failures a")  # to the conversation: said there too
+            karim.wait_for_selector("#thread")
+            assert karim.locator("#alert-failures").inner_text().startswith("L'alerte SMS")
+            shot(karim, "console-notification-failed-conversation-phone")
