@@ -100,20 +100,41 @@
     document.addEventListener(type, function () { if (soundOn()) { context(); } }, { once: true });
   });
 
+  function blocked() {
+    // The browser holds the sound until the page is touched (its autoplay rule).
+    return soundOn() && audio !== null && audio.state === "suspended";
+  }
+
   function bindToggle() {
     var button = document.getElementById("sound-toggle");
     if (!button) { return; }
     function show() {
       var on = soundOn();
       button.setAttribute("aria-pressed", on ? "true" : "false");
-      button.textContent = button.getAttribute(on ? "data-on" : "data-off");
+      button.classList.toggle("blocked", blocked());
+      button.textContent = button.getAttribute(blocked() ? "data-blocked" : on ? "data-on" : "data-off");
     }
     button.hidden = false;
+    // Held when pressed: this tap is the one that lets the sound out, not a switch-off (the
+    // page-wide listener below resumes the audio on the same press, before the click).
+    var heldAtPress = false;
+    ["pointerdown", "keydown"].forEach(function (type) {
+      button.addEventListener(type, function () { heldAtPress = blocked(); });
+    });
     button.addEventListener("click", function () {
+      if (heldAtPress || blocked()) {
+        heldAtPress = false;
+        audio.resume().then(function () { chime(false); show(); }).catch(show);
+        return;
+      }
       try { window.localStorage.setItem(KEY, soundOn() ? "off" : "on"); } catch (err) { /* private mode */ }
       show();
       if (soundOn()) { chime(false); }
     });
+    if (soundOn()) {
+      context();
+      if (audio && audio.addEventListener) { audio.addEventListener("statechange", show); }
+    }
     show();
   }
 

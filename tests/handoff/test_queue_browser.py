@@ -15,7 +15,14 @@ import pytest
 from bot.app.factory import create_app
 from bot.app.runtime import Runtime
 from bot.core.types import Inbound
-from tests.browser import DESKTOP, PHONE, launch, need_chromium, serve_in_thread, watch_csp
+from tests.browser import (
+    DESKTOP,
+    PHONE,
+    launch,
+    need_chromium,
+    serve_in_thread,
+    watch_csp,
+)
 from tests.browser import Server as LiveServer
 from tests.conftest import make_settings
 from tests.fakes import KeywordEngine, RecordingChannel
@@ -174,6 +181,56 @@ def test_a_live_arrival_rings_and_counts_in_the_title(
     karim.reload()
     karim.wait_for_selector(".live.on")
     assert karim.locator("#sound-toggle").inner_text() == "Son coupé"
+
+
+# A phone's browser plays nothing before the page is touched (its autoplay rule). Chromium
+# under Playwright counts the test's own evaluations as touches, so the rule is played here:
+# an AudioContext stays suspended until a real press reaches the page.
+HELD = """
+(function () {
+  var Real = window.AudioContext;
+  var touched = false;
+  document.addEventListener("pointerdown", function (e) { touched = e.isTrusted; }, true);
+  window.AudioContext = function () {
+    var ctx = new Real();
+    var held = true;
+    Object.defineProperty(ctx, "state", { get: function () { return held ? "suspended" : "running"; } });
+    var resume = ctx.resume.bind(ctx);
+    ctx.resume = function () {
+      if (!touched) { return new Promise(function () {}); }
+      return resume().then(function () {
+        if (held) { held = false; setTimeout(function () { ctx.dispatchEvent(new Event("statechange")); }, 0); }
+      });
+    };
+    return ctx;
+  };
+})();
+"""
+
+
+def test_where_the_browser_holds_the_sound_one_tap_lets_it_out(
+    server: LiveServer, browser: Any
+) -> None:
+    """Held, the console says so ("Activer le son") instead of staying silent without a word;
+    the tap on it is what lets the sound out, not a switch-off."""
+    context = browser.new_context(viewport=PHONE)
+    context.add_init_script(SPY)
+    context.add_init_script(HELD)
+    karim = watch_csp(context.new_page())
+    karim.goto(server.url + "/console")
+    karim.fill("input[name=login]", "karim")
+    karim.fill("input[name=password]", "relais-demo")
+    karim.click("button[type=submit]")
+    karim.wait_for_url(server.url + "/console")
+    karim.wait_for_selector(".live.on")
+    toggle = karim.locator("#sound-toggle")
+    assert toggle.inner_text() == "Activer le son"
+    shot(karim, "console-queue-sound-held-phone")
+    toggle.click()
+    until(karim, lambda: toggle.inner_text() == "Son activé", "the sound let out")
+    assert len(karim.evaluate("window.__sounds")) == 2  # the sample chime
+    toggle.click()  # and now the same button switches it off
+    assert toggle.inner_text() == "Son coupé"
 
 
 def test_on_call_sees_the_queue_above_four_folded_notices(server: LiveServer, browser: Any) -> None:
