@@ -30,6 +30,7 @@ from handoff.i18n import request_language, translate
 from handoff.queue import (
     WAITING,
     closed_residences,
+    load_alert_failures,
     load_attachment,
     load_conversation,
     load_queue,
@@ -57,7 +58,9 @@ async def _queue_context(request: Request, staff: StaffUser) -> dict[str, Any]:
         items = await load_queue(s, staff, now)
         oncall = await closed_residences(s, staff, now, ZoneInfo(rt.settings.timezone), rt.landlord)
         late = await late_context(s, staff, now, rt.settings.timezone)
-    return {"items": items, "oncall": oncall, "now": now, **late}
+        summaries = {i.conversation_id: i.summary for i in items}
+        failures = await load_alert_failures(s, staff, summaries)
+    return {"items": items, "oncall": oncall, "now": now, "alert_failures": failures, **late}
 
 
 @router.get("/console")
@@ -110,6 +113,7 @@ async def _conversation_context(request: Request, staff: StaffUser, conv_id: int
         values = await placeholder_values(
             s, rt, conv, view.tenant, card.get("track") or view.request, lang
         )
+        failures = await load_alert_failures(s, staff, conversation_id=conv.id)
     acting = can_act(staff, conv)
     groups = [
         (role, [p for p in people if p.role == role])
@@ -136,6 +140,7 @@ async def _conversation_context(request: Request, staff: StaffUser, conv_id: int
         "mask": CODE_MASK,
         "nonce": uuid.uuid4().hex,
         "telegram_media": _telegram_download(rt) is not None,
+        "alert_failures": failures,  # staff alerts about it that did not go (issue 19)
         **card,
         **_moved_error(request, lang),
     }

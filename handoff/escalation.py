@@ -24,8 +24,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.core import periodic
 from bot.core.status import OutboxStatus
 from bot.dialogue.schedule import is_open
-from bot.messaging.alerts import contact_of, queue_flood_report
+from bot.messaging.alerts import ALERT_FAILED, contact_of, queue_flood_report
 from bot.storage.models import (
+    AuditLog,
     Conversation,
     ConversationState,
     Handoff,
@@ -88,6 +89,17 @@ async def notify_staff(
     contact = contact_of(rt, staff)
     if contact is None:
         log.warning("staff %s has no phone nor Telegram: alert not sent", staff.login)
+        # Kept, so that the console says it (handoff.queue.load_alert_failures).
+        s.add(
+            AuditLog(
+                at=rt.clock(),
+                actor="relais",
+                action=ALERT_FAILED,
+                target_type="conversation",
+                target_id=str(conv.id),
+                detail={"staff_id": staff.id, "to": staff.role, "kind": kind, "why": "no_contact"},
+            )
+        )
         return False
     lang = staff.language or "fr"
     where = await _where(s, conv, lang)
@@ -115,11 +127,13 @@ async def notify_staff(
             "staff_alert": kind,
             "conversation_id": conv.id,
             "to": staff.role,
+            "staff_id": staff.id,  # who was not reached, should it fail
             "reason": reason or kind,
         },
         idempotency_key=key[:128],
         status=OutboxStatus.PENDING,
         next_attempt_at=now,
+        created_at=now,
     )
     if kind in UNGROUPED:
         s.add(row)
@@ -155,6 +169,8 @@ async def notify_staff(
                 extra={
                     "staff_alert": kind,
                     "conversation_id": conv.id,
+                    "to": staff.role,
+                    "staff_id": staff.id,
                     **_group_extra(group, due, [key], [conv.id]),
                 },
                 idempotency_key=f"alertgroup:{staff.id}:{group}:{due.isoformat()}"[:128],

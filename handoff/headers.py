@@ -38,6 +38,9 @@ def content_security_policy(media_origins: Iterable[str] = ()) -> str:
             f"img-src {images}",
             "connect-src 'self'",
             "font-src 'self'",
+            # The installable app (issue 19): its manifest and its service worker, from here.
+            "manifest-src 'self'",
+            "worker-src 'self'",
             "form-action 'self'",
             "frame-ancestors 'none'",
             "base-uri 'none'",

@@ -19,6 +19,8 @@ from bot.storage.db import upgrade_async
 from channels.registry import install_channels
 from channels.routes import RelaisApp
 from handoff.api import build_api
+from handoff.app_shell import favicon
+from handoff.app_shell import router as app_shell_router
 from handoff.web import install_console
 
 log = logging.getLogger(__name__)
@@ -61,12 +63,18 @@ def create_app(
     install_channels(app, rt)
     attach_handoff(rt)
     install_console(app, rt)
+    app.include_router(app_shell_router)  # manifest, service worker, offline page
     # The landlord's systems: /api/v1/..., documented at /api/docs.
     app.mount("/api", build_api(rt))
 
     @app.get("/", include_in_schema=False)
     async def index() -> RedirectResponse:
         return RedirectResponse("/webchat/")
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon_ico() -> Response:
+        # One icon for the console, the manager pages and the web-chat demo page.
+        return favicon()
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

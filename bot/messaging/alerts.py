@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -39,6 +39,21 @@ FLOOD_TEXTS = {
         "queue. {url}",
     },
 }
+
+
+# The audit action recording a staff alert that could not even be queued (nobody to reach);
+# an alert the provider refused stays in the outbox as `failed`. The console shows both.
+ALERT_FAILED = "alert_failed"
+
+
+def failed_alert_events(extra: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The console's live events for a staff alert that failed for good: one per
+    conversation it was about (ids only, as every console event)."""
+    extra = extra or {}
+    if not extra.get("staff_alert"):
+        return []
+    ids = extra.get("conversations") or [extra.get("conversation_id")]
+    return [{"type": ALERT_FAILED, "conversation_id": i} for i in ids if isinstance(i, int)]
 
 
 def contact_of(rt: Runtime, staff: StaffUser) -> tuple[str, str] | None:

@@ -30,6 +30,7 @@ from bot.core.channel import Channel
 from bot.core.errors import PermanentSendError, TransientSendError
 from bot.core.status import OUTBOX_WAITING, OutboxStatus
 from bot.core.types import Media, Outbound, SendResult
+from bot.messaging.alerts import failed_alert_events
 from bot.messaging.batching import GroupCommit
 from bot.messaging.bus import Bus
 from bot.messaging.webhooks import CHANNEL as WEBHOOK
@@ -395,6 +396,12 @@ class OutboxDispatcher:
         )
         if row.conversation_id is not None:
             await self._announce([(row, status)])
+        elif status == OutboxStatus.FAILED and self.bus is not None:
+            # A staff alert nobody received: the console says so, live (issue 19).
+            events = failed_alert_events(row.extra)
+            if events:
+                with contextlib.suppress(Exception):
+                    await self.bus.publish_many(events)
 
 
 @dataclass(frozen=True, slots=True)

@@ -238,6 +238,9 @@
   function onEvent(e) {
     var data = {};
     try { data = JSON.parse(e.data); } catch (err) { return; }
+    // -- issue 19: every live event, for notify.js (sound, unread count in the title) ------
+    document.dispatchEvent(new CustomEvent("relais:event", { detail: { type: e.type, data: data } }));
+    // -- end issue 19 ----------------------------------------------------------------------
     if (conversationId !== null && data.conversation_id !== conversationId) { return; }
     schedule();
   }
@@ -248,7 +251,7 @@
     var wasDown = false;
     source.onopen = function () { setLive(true); if (wasDown) { schedule(); } wasDown = false; };
     source.onerror = function () { setLive(false); wasDown = true; };
-    ["handoff", "message", "delivery", "assignment"].forEach(function (type) {
+    ["handoff", "message", "delivery", "assignment", "alert_failed"].forEach(function (type) {
       source.addEventListener(type, onEvent);
     });
     source.onmessage = onEvent;
