@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.dialogue.texts import place
 from bot.storage.models import Conversation, Message, StaffUser, Tenant
 from handoff.auth import FORBIDDEN
 from handoff.i18n import MESSAGES, translate
@@ -49,10 +50,11 @@ def _shorten(text: str) -> str:
 
 async def _names(s: AsyncSession, rows: list[AuditRow]) -> tuple[dict[str, str], dict[int, str]]:
     """Staff names by login, and tenants' "Name (reference)" by conversation id."""
-    staff = {
-        login: name or login
-        for login, name in await s.execute(select(StaffUser.login, StaffUser.display_name))
-    }
+    staff: dict[str, str] = {}
+    for sid, login, name in await s.execute(
+        select(StaffUser.id, StaffUser.login, StaffUser.display_name)
+    ):
+        staff[login] = staff[f"id:{sid}"] = name or login  # by login, and by id for alerts
     conv_ids: set[int] = set()
     message_ids: set[int] = set()
     for r in rows:
@@ -97,7 +99,7 @@ def _conversation(lang: str, cid: int | None, tenants: dict[int, str]) -> str:
         return translate(lang, "audit.a_conversation")
     name = tenants.get(cid)
     if name:
-        return translate(lang, "audit.conv_of", name=name)
+        return translate(lang, "audit.conv_of", name=name, of_name=place(name, "de"))
     return translate(lang, "audit.conv_n", n=cid)
 
 
@@ -147,6 +149,10 @@ def _line(r: AuditRow, lang: str, staff: dict[str, str], tenants: dict[int, str]
         values["path"] = str(d.get("path") or r.target_id)
     elif r.action == "alert":
         values["n"] = d.get("alerts", 0)
+    elif r.action == "alert_failed":
+        values["to"] = staff.get(f"id:{d.get('staff_id')}") or translate(
+            lang, f"role.{d.get('to')}"
+        )
     elif r.action == "escalate":
         values["n"] = len(d.get("to") or [])
     elif r.action == "edit_facts":

@@ -145,6 +145,13 @@ async def test_nobody_to_reach_is_recorded_and_said(runtime: Runtime, client_for
         "L'alerte à l'astreinte (Astreinte technique) n'a pas pu être envoyée : "
         "ni téléphone ni Telegram enregistré pour cette personne" in banner(page)
     )
+    # The managers' audit log says it in words, with the person's name.
+    audit_page = html.unescape(
+        (await (await client_for("claire")).get("/console/manager/audit")).text
+    )
+    assert "L'alerte à Astreinte technique pour la conversation d'Aïcha Benmoussa" in audit_page
+    assert "n'a pas pu être envoyée : ni téléphone ni Telegram sur sa fiche" in audit_page
+    assert "alert_failed</" not in audit_page and ">alert_failed<" not in audit_page
 
 
 @pytest.mark.parametrize("senders", [{"sms": RecordingChannel("sms")}], indirect=True)

@@ -174,11 +174,6 @@ async def story(runtime: Runtime, client_for: ClientFactory) -> dict[str, int]:
     return {"nadia": nadia, "jean": convs[JEAN]}
 
 
-# The console's conversation page shows the NLU's intent name beside its label (the
-# "Compréhension" card of handoff/templates/conversation.html, reworked elsewhere in issue 19).
-RAW_INTENT_SHOWN = pytest.mark.xfail(
-    strict=True, reason="conversation.html shows '(out_of_scope)' beside the intent's label"
-)
 PAGES = {
     # (who, path) — "{nadia}" and "{jean}" are the story's conversations
     "queue": ("sophie", "/console"),
@@ -197,10 +192,7 @@ PAGES = {
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-@pytest.mark.parametrize(
-    "page",
-    [pytest.param(p, marks=RAW_INTENT_SHOWN) if p.endswith("conversation") else p for p in PAGES],
-)
+@pytest.mark.parametrize("page", list(PAGES))
 async def test_french_pages_show_no_raw_english_words(
     page: str, story: dict[str, int], client_for: ClientFactory
 ) -> None:
