@@ -605,14 +605,17 @@ class Pipeline:
         state.pop("awaiting", None)
         conv.dialogue = state
         lang = tenant.language or lang
+        # Already with a person (asked for one, or handed over meanwhile): what was written
+        # before went with the handoff, so it is not read again; the tenant is told who answers.
+        held = conv.state in (ConversationState.QUEUED, ConversationState.ASSIGNED)
         greeting = self.texts.get(
-            "linked_short" if pending else "linked",
+            "linked_waiting" if held else "linked_short" if pending else "linked",
             lang,
             first_name=tenant.first_name,
             residence=residence.name if residence else "",
             building=tenant.building,
         )
-        if not pending:
+        if held or not pending:
             return dlg.Decision(replies=[greeting], state=conv.dialogue)
         again = await self.engine.parse(pending)
         turn = await self._turn(

@@ -194,3 +194,22 @@ async def test_typed_codes_are_kept_masked_in_the_thread(webchat: TraceSession) 
     for m in rows:
         for kept in (m.text, m.raw, m.nlu):
             assert code not in str(kept or "") and wrong not in str(kept or ""), m.id
+
+
+async def test_proving_identity_while_waiting_for_a_person_keeps_the_handoff(
+    webchat: TraceSession,
+) -> None:
+    """Asked for a person first, then proved who she is: the bot does not read her first
+    message again (it went with the handoff) and says who will answer, not "I did not
+    understand"."""
+    asked = await webchat.line("Bonjour, je veux parler à un conseiller, mon évier fuit")
+    assert asked["handoff"]["status"] == "queued"
+    await webchat.line("L-10243")
+    [code] = await sms_codes(webchat)
+    hit = await webchat.line(code)
+    said = "\n".join(hit["replies"])
+    assert hit["replies"][0].startswith("Merci Samira")
+    assert "vous répond ici" in said
+    assert "compris" not in said and "Depuis quand" not in said
+    assert hit["handoff"]["status"] == "queued"
+    assert await linked(webchat) is not None
