@@ -493,6 +493,8 @@ async def transcript(
             timeline=timeline(messages, events),
             participants=participants(lang, tenant, messages, entries, people),
             resolution=lambda text: resolution_words(lang, text),
+            # Answers to identification and rating questions carry no reading worth showing.
+            nlu_decision=lambda m: not review.not_nlu_answer(m.nlu, m.text),
             staff_names=staff_names,
             handoffs=handoffs,
             tickets=tickets,

@@ -580,22 +580,6 @@ def to_csv(header: Iterable[str], rows: Iterable[Iterable[Any]], *, delimiter: s
 # -- NLU review -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class ReviewRow:
-    id: int
-    conversation_id: int
-    created_at: datetime
-    channel: str
-    text: str
-    intent: str
-    confidence: float | None
-    corrected_intent: str | None
-    ranking: list[tuple[str, float]]
-
-
-REVIEW_KINDS = ("todo", "labelled", "all")
-
-
 def review_conditions(kind: str, threshold: float) -> list[Any]:
     low = or_(Message.confidence < threshold, Message.intent == "out_of_scope")
     base = [
@@ -608,51 +592,6 @@ def review_conditions(kind: str, threshold: float) -> list[Any]:
     if kind == "labelled":
         return [*base, Message.corrected_intent.is_not(None)]
     return [*base, or_(low, Message.corrected_intent.is_not(None))]
-
-
-async def review_messages(
-    s: AsyncSession,
-    *,
-    kind: str = "todo",
-    period: Period | None = None,
-    threshold: float = LOW_CONFIDENCE,
-    limit: int = 50,
-    offset: int = 0,
-) -> tuple[list[ReviewRow], int]:
-    """Tenant messages the NLU was unsure of, or that a person re-labelled; newest first."""
-    conditions = review_conditions(kind, threshold)
-    if period is not None:
-        conditions.append(period.contains(Message.created_at))
-    total = int((await s.execute(select(func.count(Message.id)).where(*conditions))).scalar_one())
-    rows = await s.execute(
-        select(Message)
-        .where(*conditions)
-        .order_by(Message.created_at.desc(), Message.id.desc())
-        .limit(limit)
-        .offset(offset)
-    )
-    out = []
-    for m in rows.scalars():
-        ranking: list[tuple[str, float]] = []
-        for item in (m.nlu or {}).get("ranking") or []:
-            if isinstance(item, list | tuple) and len(item) == 2:
-                ranking.append((str(item[0]), float(item[1])))
-            elif isinstance(item, dict) and "intent" in item:
-                ranking.append((str(item["intent"]), float(item.get("confidence", 0))))
-        out.append(
-            ReviewRow(
-                m.id,
-                m.conversation_id,
-                m.created_at,
-                m.channel,
-                m.text,
-                m.intent or "",
-                m.confidence,
-                m.corrected_intent,
-                ranking,
-            )
-        )
-    return out, total
 
 
 async def corrected_examples(

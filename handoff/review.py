@@ -17,7 +17,6 @@ examples for the intent chosen.
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -29,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.core.status import Author, Direction
 from bot.dialogue import reading
 from bot.ops.gdpr import ERASED_TEXT
+from bot.storage.fold import fold
 from bot.storage.models import Conversation, Handoff, Message, StaffUser, Tenant
 from handoff.reports import LOW_CONFIDENCE, Period
 from nlu.types import HAZARDS, INTENTS
@@ -85,11 +85,6 @@ def best_other(nlu: dict[str, Any] | None) -> str:
         if intent in INTENTS and intent != EMERGENCY:
             return intent
     return "repair" if _hazard(nlu) in ("flooding", "water_electric") else "out_of_scope"
-
-
-def fold(text: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(c for c in decomposed if not unicodedata.combining(c)).replace("’", "'")
 
 
 def not_nlu_answer(nlu: dict[str, Any] | None, text: str) -> bool:

@@ -421,9 +421,9 @@ def test_quick_intents_confirm_then_runners_up_then_topics() -> None:
     from datetime import UTC, datetime
 
     from handoff.manager import quick_intents
-    from handoff.reports import ReviewRow
+    from handoff.review import ReviewItem
 
-    row = ReviewRow(
+    row = ReviewItem(
         1,
         1,
         datetime.now(UTC),
@@ -442,5 +442,5 @@ def test_quick_intents_confirm_then_runners_up_then_topics() -> None:
         "bulky_waste",
         "question",
     ]
-    relabelled = ReviewRow(1, 1, datetime.now(UTC), "sms", "x", "question", 0.5, "repair", [])
+    relabelled = ReviewItem(1, 1, datetime.now(UTC), "sms", "x", "question", 0.5, "repair", [])
     assert quick_intents(relabelled) == ["question", "nuisance", "bulky_waste", "emergency"]

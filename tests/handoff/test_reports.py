@@ -613,47 +613,6 @@ async def test_transcript_rows_for_csv(world: World) -> None:
 # -- NLU review ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("kind", "expected"),
-    [
-        (
-            "todo",
-            {"Quels sont les horaires de l'agence ?", '=HYPERLINK("http://evil.example";"clic")'},
-        ),
-        ("labelled", {"merci\nà demain", "<img src=x onerror=alert(1)>"}),
-        (
-            "all",
-            {
-                "Quels sont les horaires de l'agence ?",
-                '=HYPERLINK("http://evil.example";"clic")',
-                "merci\nà demain",
-                "<img src=x onerror=alert(1)>",
-            },
-        ),
-    ],
-)
-async def test_review_lists(world: World, kind: str, expected: set[str]) -> None:
-    async with world.db.session() as s:
-        rows, total = await reports.review_messages(s, kind=kind)
-    assert {r.text for r in rows} == expected
-    assert total == len(expected)
-    # confidence exactly at the threshold (anon, 0.6) is not low.
-    assert "je veux parler à quelqu'un" not in {r.text for r in rows}
-
-
-async def test_review_rows_carry_the_ranking_and_the_period_filters(world: World) -> None:
-    async with world.db.session() as s:
-        rows, _ = await reports.review_messages(s, kind="all")
-        in_march_5, n = await reports.review_messages(
-            s, kind="all", period=Period(date(2026, 3, 5), date(2026, 3, 5), PARIS)
-        )
-    by_text = {r.text: r for r in rows}
-    row = by_text["<img src=x onerror=alert(1)>"]
-    assert (row.intent, row.confidence, row.corrected_intent) == ("out_of_scope", 0.2, "repair")
-    assert row.ranking == [("out_of_scope", 0.2)]
-    assert n == 1 and in_march_5[0].text.startswith("Quels sont")
-
-
 async def test_corrected_examples_make_rasa_yaml(world: World) -> None:
     async with world.db.session() as s:
         examples = await reports.corrected_examples(s)

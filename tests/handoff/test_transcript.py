@@ -57,6 +57,8 @@ async def test_transcript_shows_photos_events_and_who_took_part(
         f"/console/c/{conv_id}/close", data={"csrf": csrf, "resolution": "Joint changé"}
     )
     assert r.status_code == 303
+    await send(runtime, "4", address=NADIA)  # the rating the bot asked for
+    await settled(runtime)
 
     claire = await client_for("claire")
     await claire.get(f"/console/manager/conversations/{conv_id}")  # a first reading
@@ -78,6 +80,13 @@ async def test_transcript_shows_photos_events_and_who_took_part(
     positions = [text.find(words) for words in order]
     assert -1 not in positions, list(zip(order, positions, strict=True))
     assert positions == sorted(positions)
+    # A rating is an answer, not something the NLU read: no intent badge on it.
+    rating = next(
+        li
+        for li in html.split("<li ")
+        if li.rstrip().endswith("4\n      </li>") or re.search(r"</span>\s*4\s*</li>", li)
+    )
+    assert 'class="badge' not in rating, rating
     # Who took part, with their roles.
     people = visible(html.split('id="participants"')[1].split("</section>")[0])
     for words in (
