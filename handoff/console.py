@@ -102,7 +102,7 @@ async def _conversation_context(request: Request, staff: StaffUser, conv_id: int
     conv = await _visible(request, staff, conv_id)
     lang = request_language(request)
     async with rt.db.session() as s:
-        view = await load_view(s, conv, staff)
+        view = await load_view(s, conv)
         card = await request_card(s, rt, conv, lang)
         req_facts = (
             await request_facts(s, rt, view.request, conv, lang)

@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 from markupsafe import Markup
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.storage.models import (
     AuditLog,
@@ -721,6 +722,44 @@ async def nlu_review(request: Request, staff: StaffUser = Depends(manager_only))
     )
 
 
+async def _tenant_message(s: AsyncSession, message_id: int) -> Message:
+    msg = await s.get(Message, message_id)
+    if msg is None or msg.direction != Direction.IN.value or msg.author != Author.TENANT.value:
+        raise HTTPException(status_code=404)
+    return msg
+
+
+async def _relabel(
+    s: AsyncSession, staff: StaffUser, msg: Message, corrected: str | None, **verdict: str
+) -> None:
+    """Store a manager's reading of a tenant message (what the training export reads), audited."""
+    previous = msg.corrected_intent
+    msg.corrected_intent = corrected
+    await audit(
+        s,
+        "relabel",
+        staff_id=staff.id,
+        actor=staff.login,
+        target_type="message",
+        target_id=msg.id,
+        detail={
+            "conversation_id": msg.conversation_id,
+            "predicted": msg.intent,
+            "previous": previous,
+            "corrected": corrected,
+            **verdict,
+        },
+    )
+
+
+def _back_to_review(form: Any, message_id: int) -> Response:
+    nxt = form.get("next")
+    target = safe_next(nxt if isinstance(nxt, str) else None)
+    if not target.startswith("/console/manager"):
+        target = "/console/manager/nlu"
+    return RedirectResponse(f"{target.split('#')[0]}#m{message_id}", status_code=303)
+
+
 @router.post("/nlu/{message_id}/emergency")
 async def emergency_verdict(
     request: Request,
@@ -739,37 +778,21 @@ async def emergency_verdict(
     if intent and (intent not in INTENTS or intent == review.EMERGENCY):
         raise HTTPException(status_code=400, detail="unknown intent")
     async with runtime_of(request).db.transaction() as s:
-        msg = await s.get(Message, message_id)
-        if msg is None or msg.direction != Direction.IN.value or msg.author != Author.TENANT.value:
-            raise HTTPException(status_code=404)
+        msg = await _tenant_message(s, message_id)
         if verdict == "no":
             if msg.intent != review.EMERGENCY:
                 raise HTTPException(status_code=400, detail="not an emergency decision")
             corrected = intent or review.best_other(msg.nlu)
         else:
             corrected = review.EMERGENCY
-        previous = msg.corrected_intent
-        msg.corrected_intent = corrected
-        await audit(
+        await _relabel(
             s,
-            "relabel",
-            staff_id=staff.id,
-            actor=staff.login,
-            target_type="message",
-            target_id=msg.id,
-            detail={
-                "conversation_id": msg.conversation_id,
-                "predicted": msg.intent,
-                "previous": previous,
-                "corrected": corrected,
-                "verdict": "emergency" if verdict == "yes" else "not_emergency",
-            },
+            staff,
+            msg,
+            corrected,
+            verdict="emergency" if verdict == "yes" else "not_emergency",
         )
-    nxt = form.get("next")
-    target = safe_next(nxt if isinstance(nxt, str) else None)
-    if not target.startswith("/console/manager"):
-        target = "/console/manager/nlu"
-    return RedirectResponse(f"{target.split('#')[0]}#m{message_id}", status_code=303)
+    return _back_to_review(form, message_id)
 
 
 @router.post("/nlu/{message_id}")
@@ -786,30 +809,8 @@ async def relabel(
     if intent and intent not in INTENTS:
         raise HTTPException(status_code=400, detail="unknown intent")
     async with runtime_of(request).db.transaction() as s:
-        msg = await s.get(Message, message_id)
-        if msg is None or msg.direction != Direction.IN.value or msg.author != Author.TENANT.value:
-            raise HTTPException(status_code=404)
-        previous = msg.corrected_intent
-        msg.corrected_intent = intent or None
-        await audit(
-            s,
-            "relabel",
-            staff_id=staff.id,
-            actor=staff.login,
-            target_type="message",
-            target_id=msg.id,
-            detail={
-                "conversation_id": msg.conversation_id,
-                "predicted": msg.intent,
-                "previous": previous,
-                "corrected": intent or None,
-            },
-        )
-    nxt = form.get("next")
-    target = safe_next(nxt if isinstance(nxt, str) else None)
-    if not target.startswith("/console/manager"):
-        target = "/console/manager/nlu"
-    return RedirectResponse(f"{target.split('#')[0]}#m{message_id}", status_code=303)
+        await _relabel(s, staff, await _tenant_message(s, message_id), intent or None)
+    return _back_to_review(form, message_id)
 
 
 @router.get("/nlu.yml")

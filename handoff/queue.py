@@ -4,7 +4,7 @@ and who is on call when a residence's caretaker lodge is closed."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -434,7 +434,6 @@ class ConversationView:
     open_requests: list[Request]
     authors: dict[int, str]  # staff id -> name
     nlu: dict[str, Any] | None  # the latest reading of a tenant message
-    colleagues: list[StaffUser] = field(default_factory=list)
     incident: Incident | None = None  # the shared building problem this request joined
     incident_reports: int = 0
 
@@ -473,28 +472,7 @@ async def latest_handoff(s: AsyncSession, conv_id: int) -> Handoff | None:
     ).scalar_one_or_none()
 
 
-async def colleagues_of(s: AsyncSession, conv: Conversation, me: StaffUser) -> list[StaffUser]:
-    """Who a conversation may be transferred to: caretakers and on-call staff of its
-    residence (on call only, for a tenant nobody identified)."""
-    people = list(
-        (
-            await s.execute(
-                select(StaffUser)
-                .where(
-                    StaffUser.active.is_(True),
-                    StaffUser.role.in_((Role.CARETAKER.value, Role.ONCALL.value)),
-                    StaffUser.id != me.id,
-                )
-                .order_by(StaffUser.display_name)
-            )
-        ).scalars()
-    )
-    if conv.residence_id is None:
-        return [p for p in people if p.role == Role.ONCALL.value]
-    return [p for p in people if any(r.id == conv.residence_id for r in p.residences)]
-
-
-async def load_view(s: AsyncSession, conv: Conversation, me: StaffUser) -> ConversationView:
+async def load_view(s: AsyncSession, conv: Conversation) -> ConversationView:
     messages = await load_thread(s, conv)
     handoff = await latest_handoff(s, conv.id)
     request = await s.get(Request, handoff.request_id) if handoff and handoff.request_id else None
@@ -541,7 +519,6 @@ async def load_view(s: AsyncSession, conv: Conversation, me: StaffUser) -> Conve
         open_requests=open_requests,
         authors=authors,
         nlu=nlu,
-        colleagues=await colleagues_of(s, conv, me),
         incident=incident,
         incident_reports=reports,
     )
