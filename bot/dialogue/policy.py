@@ -534,9 +534,21 @@ class _Policy:
         active = self.state.get("emergency") or {}
         asked = self.state.get("asked")
         if asked == "emergency_address" and self.tenant is None and not reading.hazard(text):
+            follow = reading.follow_up(text)
+            if follow is None and not reading.asks_instead_of_answering(text):
+                self.state.pop("asked", None)
+                self.emergency_address(text)
+                return True
+            if active and not active.get("over"):
+                # News or a question instead of the address: answered as news for on-call,
+                # and the address asked for again while the danger lasts.
+                self.emergency_follow_up(follow or "noted", active)
+                if follow == "over":
+                    self.state.pop("asked", None)
+                else:
+                    self.say("emergency_address_again")
+                return True
             self.state.pop("asked", None)
-            self.emergency_address(text)
-            return True
         kind = self.danger()
         if active and not active.get("over"):
             follow = reading.follow_up(text)

@@ -558,6 +558,25 @@ _SAFE = re.compile(
 )
 
 
+# What an answer to "where are you?" holds: a number, or a word of an address.
+_ADDRESS_CUE = re.compile(
+    r"\d|\b(rue|avenue|av|bd|boulevard|allee|chemin|impasse|place|quai|route|square|cite|"
+    r"residence|res|batiment|bat|bt|etage|porte|appart\w*|apt|escalier|esc|hall|logement|"
+    r"lotissement|tour|immeuble|rdc|rez)\b"
+)
+_ASKING = re.compile(
+    r"\?|^(c'?est grave|est.ce|quoi|comment|pourquoi|quand|qui\b|que\b|qu'|je fais quoi|"
+    r"on fait quoi|vous venez|ils? (arrive|vien)|combien|ou\b|what|how|when|why|is it)"
+)
+
+
+def asks_instead_of_answering(text: str) -> bool:
+    """A reply to "what is your address?" that is a question of its own ("c'est grave ?",
+    "vous venez quand ?") and holds nothing of an address."""
+    t = fold(text).strip()
+    return bool(_ASKING.search(t)) and not _ADDRESS_CUE.search(t)
+
+
 def follow_up(text: str) -> str | None:
     """An emergency's follow-up: "over" (the danger is gone), "arrived", "called", "safe"
     (the tenant is out of the way), or None."""
