@@ -3,6 +3,7 @@ escaping, the SMS counter; screenshots at phone and desktop widths in artifacts/
 
 from __future__ import annotations
 
+import asyncio
 import re
 import struct
 import threading
@@ -87,13 +88,20 @@ def sign_in(browser: Any, server: Server, login: str, viewport: dict[str, int] =
 
 
 async def _newest_code(runtime: Runtime) -> str:
-    async with runtime.db.session() as s:
-        texts = (
-            await s.execute(
-                select(Outbox.text).where(Outbox.channel == "sms").order_by(Outbox.id.desc())
-            )
-        ).scalars()
-        return next(m.group(1) for t in texts if (m := re.search(r"\b(\d{6})\b", t)))
+    """Waits (up to 20 s) for the worker to have stored the code: the tenant's message that
+    asks for it is answered in the background."""
+    for _ in range(200):
+        async with runtime.db.session() as s:
+            texts = (
+                await s.execute(
+                    select(Outbox.text).where(Outbox.channel == "sms").order_by(Outbox.id.desc())
+                )
+            ).scalars()
+            code = next((m.group(1) for t in texts if (m := re.search(r"\b(\d{6})\b", t))), None)
+        if code is not None:
+            return code
+        await asyncio.sleep(0.1)
+    raise AssertionError("no one-time code was sent by SMS")
 
 
 def sms_code(server: LiveServer) -> str:
